@@ -1,0 +1,59 @@
+# ldx — build, test, and prove against real kernel memory.
+#
+#   make demo   extract the bundled sample device image and show the result
+#   make test   unit tests, vet, gofmt, short fuzz runs (no network, no QEMU)
+#   make e2e    real Debian kernels under QEMU → emulated livedump devices →
+#               ldx extract → crash, makedumpfile and drgn read the result
+#   make bench  throughput, output size and peak RSS against dd and makedumpfile
+
+GO        ?= go
+BIN       := bin/ldx
+export PATH := $(PATH):/usr/local/go/bin
+# Downloads (kernels, debug vmlinux) and guest dumps are cached here.
+LDX_CACHE ?= $(HOME)/.cache/ldx
+export LDX_CACHE
+FUZZTIME  ?= 10s
+
+.PHONY: all build test vet fmt-check unit fuzz-short e2e e2e-deps bench demo clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/ldx
+
+test: fmt-check vet unit fuzz-short
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+# Each fuzz target runs briefly; `make fuzz FUZZTIME=10m` for a sustained run.
+FUZZ_TARGETS := ./elfcore:FuzzNewFile ./elfcore:FuzzParseNotes ./vmcoreinfo:FuzzParse
+fuzz-short fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+e2e-deps:
+	./.ci/deps-e2e
+
+e2e: e2e-deps build
+	$(GO) test -count=1 -tags e2e -timeout 80m -run 'E2E' -v ./extract/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+e2e_)' ; \
+		exit $${PIPESTATUS[0]}
+
+bench: e2e-deps build
+	$(GO) test -count=1 -tags e2e -timeout 60m -run '^$$' -bench 'E2E' -benchtime 1x ./extract/
+
+demo: build
+	./testdata/sample/demo.sh
+
+clean:
+	rm -rf bin e2e.log

@@ -1,0 +1,95 @@
+// Command ldx turns Linux livedump block devices into ELF vmcores and
+// checks and reads kernel dumps.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes. They are part of the interface: scripts branch on them.
+const (
+	exitOK          = 0
+	exitFailure     = 1   // I/O errors and everything not listed below
+	exitUsage       = 2   // bad command line
+	exitBadInput    = 3   // the input is not usable (no header, truncated, not a dump)
+	exitOutputExist = 4   // the output exists and --force was not given
+	exitInterrupted = 130 // SIGINT/SIGTERM
+)
+
+// exitError carries an exit code chosen by a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+var version = "dev"
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ldx",
+		Short: "Kernel memory dumps taken without rebooting: capture, extract, verify, read",
+		Long: `ldx works with the Linux livedump facility, which snapshots kernel memory
+copy-on-write while the machine keeps running and writes it to a raw block
+device. ldx turns that device into a compact, correct ELF vmcore for crash,
+makedumpfile and drgn, repairing what the kernel side gets wrong.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	// Flag and argument mistakes exit with exitUsage, not exitFailure.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{exitUsage, err} })
+	root.AddCommand(newExtractCmd())
+	return root
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "ldx: %v\n", err)
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	}
+	return exitFailure
+}
+
+// exactArgs is cobra.ExactArgs with the usage exit code.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return &exitError{exitUsage, fmt.Errorf("%s: %w", cmd.CommandPath(), err)}
+		}
+		return nil
+	}
+}
+
+func init() {
+	cobra.EnableCommandSorting = false
+}

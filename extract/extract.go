@@ -1,0 +1,468 @@
+// Package extract turns a livedump block device (or an image of one, or
+// another ELF vmcore) into a compact ELF vmcore that crash, makedumpfile
+// and drgn open.
+//
+// The livedump v1 kernel code writes memory page by page at byte offset =
+// physical address, page 0 an ELF header, page 1 the first 4 KiB of the
+// notes. What it gets wrong (livedump-format.md §7) is repaired here:
+// VMCOREINFO cut at one page is recovered from the dumped memory; CPU
+// notes lost with it are rebuilt; the single RAM range over MMIO holes and
+// one page past RAM is replaced by the capture-time RAM map; pages the
+// kernel never wrote are presented as zeros, never as the stale bytes the
+// device held; all-zero memory is not stored. Everything repaired is said
+// in the Summary.
+package extract
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"ldx/elfcore"
+	"ldx/kmod/manifest"
+)
+
+// Options configure an extraction.
+type Options struct {
+	Input  string // block device, raw image, xz-compressed raw image, or ELF vmcore
+	Output string
+	Force  bool // replace an existing output
+
+	// MaxSegments bounds the number of RAM PT_LOADs (default 8192).
+	MaxSegments int
+	// MinZeroRun is the shortest run of zero pages that ends a segment
+	// rather than staying inside it as a hole (default 16 pages).
+	MinZeroRun int
+	// TempDir receives the decompressed copy of an xz input (default: the
+	// output's directory).
+	TempDir string
+
+	// Progress, if set, is called as work advances.
+	Progress func(Progress)
+}
+
+// Progress reports how far a phase has got.
+type Progress struct {
+	Phase       string // "decompress", "scan", "copy"
+	Done, Total int64  // bytes
+}
+
+// Summary says what extract read, wrote, repaired and could not repair.
+type Summary struct {
+	Input      string        `json:"input"`
+	InputKind  SourceKind    `json:"input_kind"`
+	InputSize  int64         `json:"input_size"`
+	Format     string        `json:"format"`
+	Output     string        `json:"output"`
+	Release    string        `json:"release,omitempty"`
+	CPUs       int           `json:"cpus"`
+	CrashTime  *time.Time    `json:"crash_time,omitempty"`
+	Manifest   bool          `json:"manifest"`
+	Prepared   string        `json:"device_prepared,omitempty"`
+	VMCOREINFO string        `json:"vmcoreinfo_source"`
+	CPUNotes   NoteCounts    `json:"cpu_notes"`
+	Segments   int           `json:"segments"`
+	RAMRanges  int           `json:"ram_ranges"`
+	Memory     uint64        `json:"memory_bytes"`  // memory the PT_LOADs cover
+	Read       uint64        `json:"read_bytes"`    // bytes read from the input
+	Written    uint64        `json:"written_bytes"` // data bytes written
+	OutputSize int64         `json:"output_size"`   // apparent size of the vmcore
+	ZeroPages  uint64        `json:"zero_pages"`    // not stored
+	Unwritten  uint64        `json:"unwritten_pages"`
+	Repairs    []string      `json:"repairs"`
+	Warnings   []string      `json:"warnings"`
+	Duration   time.Duration `json:"duration_ns"`
+}
+
+// NoteCounts counts CPU notes.
+type NoteCounts struct {
+	Kept    int `json:"kept"`
+	Rebuilt int `json:"rebuilt"`
+}
+
+func (s *Summary) repair(format string, a ...any) { s.Repairs = append(s.Repairs, fmt.Sprintf(format, a...)) }
+func (s *Summary) warn(format string, a ...any)   { s.Warnings = append(s.Warnings, fmt.Sprintf(format, a...)) }
+
+func (o *Options) defaults() {
+	if o.MaxSegments <= 0 {
+		o.MaxSegments = 8192
+	}
+	if o.MinZeroRun <= 0 {
+		o.MinZeroRun = 16
+	}
+	if o.TempDir == "" {
+		o.TempDir = tempDirFor(o.Output)
+	}
+}
+
+func (o *Options) progress(phase string, done, total int64) {
+	if o.Progress != nil {
+		o.Progress(Progress{Phase: phase, Done: done, Total: total})
+	}
+}
+
+// plan is what analysis decided: where memory is, what the notes are.
+type plan struct {
+	phys       io.ReaderAt // physical memory, by physical address
+	raw        bool        // phys is the input itself (offset = physical address)
+	ram        []manifest.Range
+	image      manifest.Range // kernel image, page-aligned
+	imageVirt  uint64
+	pageOffset uint64
+	notes      []elfcore.Note
+	unwritten  func(pfn uint64, page []byte) bool // a page the kernel never wrote
+}
+
+// Run performs an extraction.
+func Run(ctx context.Context, opt Options) (sum *Summary, err error) {
+	start := time.Now()
+	opt.defaults()
+	sum = &Summary{Input: opt.Input, Output: opt.Output, Repairs: []string{}, Warnings: []string{}}
+	src, err := OpenSource(ctx, opt.Input, opt.TempDir, func(d, t int64) { opt.progress("decompress", d, t) })
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return sum, err
+		}
+		return sum, &InputError{Path: opt.Input, Off: -1, What: err.Error()}
+	}
+	defer src.Close()
+	sum.InputKind, sum.InputSize = src.Kind, src.Size
+
+	out, err := createOutput(opt.Output, opt.Force, src)
+	if err != nil {
+		return sum, err
+	}
+	defer func() {
+		if err != nil {
+			out.abort()
+		}
+	}()
+
+	p, err := analyse(ctx, src, &opt, sum)
+	if err != nil {
+		return sum, err
+	}
+	if err := write(ctx, src, out, p, &opt, sum); err != nil {
+		return sum, err
+	}
+	sum.Duration = time.Since(start)
+	return sum, nil
+}
+
+// analyse reads the headers, the manifest and the notes, and decides the
+// layout of the output.
+func analyse(ctx context.Context, src *Source, opt *Options, sum *Summary) (*plan, error) {
+	man, err := manifest.Read(src)
+	switch {
+	case errors.Is(err, manifest.ErrNone):
+		man = nil
+	case err != nil:
+		sum.warn("ignoring the capture manifest: %v", err)
+		man = nil
+	}
+	if man != nil {
+		sum.Manifest, sum.Prepared = true, string(man.Prepared)
+	}
+	page0 := make([]byte, pageSize)
+	if n, err := src.ReadAt(page0, 0); n < pageSize {
+		return nil, &InputError{Path: src.Path, Off: int64(n), What: fmt.Sprintf("the input is only %d bytes; a livedump device holds at least the header and notes pages (%v)", src.Size, err)}
+	}
+	core, err := elfcore.NewFile(src, src.Size)
+	if errors.Is(err, elfcore.ErrNotELF) {
+		return nil, noHeaderError(src, page0, man)
+	}
+	if err != nil {
+		return nil, &InputError{Path: src.Path, Off: -1, What: err.Error()}
+	}
+	if !isLivedumpLayout(core) {
+		return nil, &InputError{Path: src.Path, Off: -1, What: "this ELF core does not have the livedump layout (3 program headers, notes at 4096, offset = physical address); normalising other ELF vmcores is not supported yet"}
+	}
+	sum.Format = "livedump raw device"
+	return planLivedump(ctx, src, core, man, opt, sum)
+}
+
+func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *manifest.Manifest, opt *Options, sum *Summary) (*plan, error) {
+	h, err := checkLivedumpHeader(src, core)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{phys: src, raw: true, pageOffset: h.pageOffset}
+	p.image = manifest.Range{Start: pageDown(h.text.Paddr), End: pageUp(h.text.End())}
+	p.imageVirt = h.text.Vaddr - (h.text.Paddr - p.image.Start)
+
+	// Where memory is: the capture-time RAM map, or the kernel's range.
+	kernelEnd := h.maxPFN * pageSize // the kernel's range covers one page more (§2)
+	sum.repair("left out the page past the end of RAM (pfn %#x) that the kernel's RAM PT_LOAD covers but never writes", h.maxPFN)
+	if man != nil {
+		if man.MaxPFN != 0 && man.MaxPFN != h.maxPFN {
+			return nil, &InputError{Path: src.Path, Off: core.ProgOffset(2), What: fmt.Sprintf("the header's RAM ends at max_pfn %#x, the capture manifest says %#x: the header is not from this capture", h.maxPFN, man.MaxPFN)}
+		}
+		p.ram = clipRanges(man.RAM, 2*pageSize, kernelEnd)
+		if len(p.ram) == 0 {
+			return nil, &InputError{Path: src.Path, Off: manifest.Offset, What: "the capture manifest's RAM map has no RAM inside the dumped range"}
+		}
+		holes := (kernelEnd - ramStart) - covered(clipRanges(p.ram, ramStart, kernelEnd))
+		if holes > 0 {
+			sum.repair("split the kernel's single RAM range into %d RAM ranges from the capture-time memory map; %d MiB of holes and reserved ranges are not presented as memory", len(p.ram), holes>>20)
+		}
+		if ramBelow := covered(clipRanges(p.ram, 0, ramStart)); ramBelow > 0 {
+			sum.repair("added %d KiB of low memory below 1 MiB that the kernel dumps but its header does not cover (pfn 0 and 1 hold the header and notes)", ramBelow>>10)
+		}
+	} else {
+		p.ram = []manifest.Range{{Start: ramStart, End: kernelEnd}}
+		sum.warn("no ldx capture manifest on the input: the RAM range is the kernel's single range [1 MiB, %#x), MMIO holes and reserved ranges included (livedump K-3)", kernelEnd)
+	}
+	sum.RAMRanges = len(p.ram)
+
+	// Pages the kernel never wrote.
+	switch {
+	case man != nil && man.Prepared == manifest.Marked:
+		nonce := man.Nonce
+		p.unwritten = func(pfn uint64, page []byte) bool { return manifest.IsMarker(page, nonce, pfn) }
+	case man != nil && man.Prepared == manifest.Zeroed:
+		// Never-written pages read as zeros and are not stored.
+	default:
+		sum.warn("the device was not cleared or marked before the capture: pages the kernel did not write (its own 1 GiB of buffers, holes, dropped pages) hold whatever the device held before and cannot be told from memory")
+	}
+
+	// Notes.
+	scan := func(prefix []byte) (uint64, []byte, error) {
+		return scanVMCOREINFO(ctx, src, p.ram, prefix, opt)
+	}
+	ni, err := readNotes(src, h, man, scan)
+	if err != nil {
+		return nil, err
+	}
+	sum.CPUs = ni.cpus
+	sum.VMCOREINFO = ni.vmciSource
+	if ni.truncated {
+		sum.repair("the kernel wrote only the first 4096 bytes of its %d-byte notes (K-1): %d of %d bytes of VMCOREINFO text survived; took the complete text from %s",
+			h.note.Filesz, ni.survived, len(ni.vmcoreinfo), ni.vmciSource)
+	}
+	vmci := ni.vmcoreinfo
+	if n := bytes.Count(vmci, []byte{0}); n > 0 {
+		vmci = bytes.ReplaceAll(vmci, []byte{0}, nil)
+		sum.repair("removed %d NUL bytes from VMCOREINFO that an earlier livedump in the same boot left before CRASHTIME (K-6)", n)
+	}
+	if t, ok := crashTime(vmci); ok {
+		sum.CrashTime = &t
+		if ni.crashTimeP1 != "" {
+			if t1, _ := crashTime([]byte("CRASHTIME=" + ni.crashTimeP1 + "\n")); !t1.Equal(t) {
+				sum.warn("the notes page says CRASHTIME %s but the kernel's note in memory %s: the header and notes pages are from another run than the memory", t1.Format(time.RFC3339), t.Format(time.RFC3339))
+			}
+		}
+		if man != nil && t.Before(man.Time.Add(-time.Minute)) {
+			return nil, &InputError{Path: src.Path, Off: -1, What: fmt.Sprintf("the dump's CRASHTIME %s is before the capture was prepared (%s): the memory is from an older run", t.Format(time.RFC3339), man.Time.Format(time.RFC3339))}
+		}
+	}
+	if rel := lineValue(vmci, "OSRELEASE"); rel != "" {
+		sum.Release = rel
+	}
+	p.notes, sum.CPUNotes = buildCoreNotes(ni, sum)
+	p.notes = append(p.notes, elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: vmci})
+	return p, nil
+}
+
+// buildCoreNotes returns one NT_PRSTATUS per CPU: those that survived in
+// page 1, and copies of the first for those the one-page limit cut off
+// (the v1 module writes the same synthetic registers for every CPU, §4.1,
+// so the copy loses nothing). pr_pid becomes cpu+1: the kernel puts the
+// stop_machine thread's pid in every note, which identifies nothing, and
+// drgn maps live-dump CPUs to notes by pr_pid == cpu+1 (QEMU's
+// convention, consumer-compat C7).
+func buildCoreNotes(ni *noteInfo, sum *Summary) ([]elfcore.Note, NoteCounts) {
+	var counts NoteCounts
+	var tmpl *elfcore.PRStatus
+	if len(ni.coreNotes) > 0 {
+		tmpl, _ = elfcore.ParsePRStatus(ni.coreNotes[0].Desc)
+	}
+	if tmpl == nil {
+		tmpl = &elfcore.PRStatus{}
+	}
+	notes := make([]elfcore.Note, 0, ni.cpus+1)
+	for cpu := range ni.cpus {
+		st := tmpl
+		if cpu < len(ni.coreNotes) {
+			if s, err := elfcore.ParsePRStatus(ni.coreNotes[cpu].Desc); err == nil {
+				st = s
+				counts.Kept++
+			}
+		} else {
+			counts.Rebuilt++
+		}
+		c := *st
+		c.Pid = uint32(cpu + 1)
+		notes = append(notes, c.Note())
+	}
+	if counts.Rebuilt > 0 {
+		sum.repair("rebuilt %d of %d CPU notes cut off by the one-page limit from the first CPU's (the kernel writes identical synthetic registers for all)", counts.Rebuilt, ni.cpus)
+	}
+	sum.warn("the CPU notes of a live dump are synthetic: only ip (memdump_thread_func) is set and sp is 0, so no tool can unwind the tasks running on the CPUs at capture time; sleeping tasks unwind normally")
+	return notes, counts
+}
+
+// scanVMCOREINFO looks for the kernel's vmcoreinfo_note page in the dumped
+// memory: a page that starts with a VMCOREINFO note header whose text
+// begins with what survived in the notes page. It reads all of RAM, so it
+// runs only when the manifest does not give the address.
+func scanVMCOREINFO(ctx context.Context, src *Source, ram []manifest.Range, prefix []byte, opt *Options) (uint64, []byte, error) {
+	total := int64(covered(ram))
+	var done int64
+	var found uint64
+	var text []byte
+	errFound := errors.New("found")
+	err := walkMemory(ctx, src, src, true, ram, func(pa, n uint64, chunk []byte) error {
+		done += int64(n)
+		opt.progress("scan", done, total)
+		for off := uint64(0); chunk != nil && off+24 <= n; off += pageSize {
+			if _, ok := vmcoreinfoNoteHeader(chunk[off:]); !ok {
+				continue
+			}
+			t, err := readVMCOREINFONote(src, pa+off)
+			if err != nil || !bytes.HasPrefix(t, prefix) {
+				continue
+			}
+			found, text = pa+off, t
+			if _, ok := crashTime(t); ok {
+				return errFound
+			}
+		}
+		return nil
+	})
+	if err != nil && err != errFound {
+		return 0, nil, err
+	}
+	if text == nil {
+		return 0, nil, &InputError{Path: src.Path, Off: -1,
+			What: "the VMCOREINFO note was cut off in the notes page and no complete copy was found in the dumped memory",
+			Hint: "without VMCOREINFO crash, makedumpfile and drgn cannot use the dump; with the matching vmlinux, `ldx extract --vmlinux` can rebuild it (not implemented yet)"}
+	}
+	return found, text, nil
+}
+
+// write streams memory into the output and writes the headers.
+func write(ctx context.Context, src *Source, out *output, p *plan, opt *Options, sum *Summary) error {
+	notes := elfcore.EncodeNotes(p.notes)
+	w := elfcore.NewWriter(out, elf.EM_X86_64, opt.MaxSegments+1, notes)
+	seg := newSegmenter(out, uint64(w.DataOffset()), p.pageOffset, p.image, opt.MaxSegments, opt.MinZeroRun, len(p.ram))
+	total := int64(covered(p.ram))
+	var done int64
+	var last time.Time
+	for _, r := range p.ram {
+		seg.beginRange(r)
+		err := walkMemory(ctx, src, p.phys, p.raw, []manifest.Range{r}, func(pa, n uint64, chunk []byte) error {
+			if chunk != nil {
+				sum.Read += n
+			}
+			for off := uint64(0); off < n; off += pageSize {
+				var page []byte
+				if chunk != nil {
+					page = chunk[off:min(n, off+pageSize)]
+					if isZero(page) {
+						page = nil
+					} else if p.unwritten != nil && p.unwritten((pa+off)/pageSize, page) {
+						sum.Unwritten++
+						page = nil
+					}
+				}
+				if err := seg.page(pa+off, page); err != nil {
+					return err
+				}
+			}
+			done += int64(n)
+			if now := time.Now(); now.Sub(last) > 100*time.Millisecond {
+				opt.progress("copy", done, total)
+				last = now
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		seg.endRange(r)
+	}
+	opt.progress("copy", total, total)
+	if img, ok := seg.imageSegment(p.imageVirt); ok {
+		img.Flags = elf.PF_R | elf.PF_W | elf.PF_X
+		if err := w.AddLoad(img); err != nil {
+			return err
+		}
+	} else {
+		sum.warn("the kernel image [%#x, %#x) is not in the RAM map: no kernel-image PT_LOAD (crash and makedumpfile then need NUMBER(phys_base))", p.image.Start, p.image.End)
+	}
+	for _, s := range seg.segs {
+		s.Flags = elf.PF_R | elf.PF_W | elf.PF_X
+		if err := w.AddLoad(s); err != nil {
+			return err
+		}
+	}
+	if err := w.Finish(); err != nil {
+		return err
+	}
+	size := int64(max(seg.end(), uint64(w.DataOffset())))
+	if err := out.commit(size); err != nil {
+		return err
+	}
+	sum.Segments = len(seg.segs)
+	sum.Memory = covered(p.ram)
+	sum.Written = seg.written
+	sum.ZeroPages = seg.zeroPages - sum.Unwritten
+	sum.OutputSize = size
+	return nil
+}
+
+// clipRanges returns the page-aligned parts of ranges inside [lo, hi):
+// starts rounded down and ends rounded up, since the kernel dumps every
+// page a RAM range overlaps (e820__mapped_any).
+func clipRanges(ranges []manifest.Range, lo, hi uint64) []manifest.Range {
+	var out []manifest.Range
+	sorted := slices.Clone(ranges)
+	slices.SortFunc(sorted, func(a, b manifest.Range) int { return cmpU64(a.Start, b.Start) })
+	for _, r := range sorted {
+		s, e := max(pageDown(r.Start), lo), min(pageUp(r.End), hi)
+		if s >= e {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].End >= s {
+			out[n-1].End = max(out[n-1].End, e)
+			continue
+		}
+		out = append(out, manifest.Range{Start: s, End: e})
+	}
+	return out
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func covered(ranges []manifest.Range) uint64 {
+	var n uint64
+	for _, r := range ranges {
+		n += r.End - r.Start
+	}
+	return n
+}
+
+// lineValue returns the value of KEY= in VMCOREINFO text.
+func lineValue(text []byte, key string) string {
+	for line := range bytes.SplitSeq(text, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte(key+"=")); ok {
+			return string(v)
+		}
+	}
+	return ""
+}
+
+func hex(v uint64) string { return fmt.Sprintf("%#x", v) }

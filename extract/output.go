@@ -1,0 +1,99 @@
+package extract
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrOutputExists is returned when the output exists and Force is not set.
+var ErrOutputExists = errors.New("output file exists")
+
+// output is the vmcore being written: a temporary file next to the final
+// name, mode 0600 (a dump holds all of kernel memory), renamed into place
+// only once complete and synced, so an interrupted run never leaves a
+// plausible-looking vmcore behind.
+type output struct {
+	*os.File
+	final string
+	force bool
+}
+
+func createOutput(final string, force bool, src *Source) (*output, error) {
+	if fi, err := os.Stat(final); err == nil {
+		if !force {
+			return nil, fmt.Errorf("%s: %w (use --force to overwrite it)", final, ErrOutputExists)
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s exists and is not a regular file; refusing to replace it", final)
+		}
+		if sameFile(fi, src) {
+			return nil, fmt.Errorf("%s is the input; ldx never writes to its input", final)
+		}
+	}
+	f, err := os.CreateTemp(filepath.Dir(final), "."+filepath.Base(final)+".partial-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return &output{File: f, final: final, force: force}, nil
+}
+
+func sameFile(fi os.FileInfo, src *Source) bool {
+	if src == nil || src.file == nil {
+		return false
+	}
+	sfi, err := src.file.Stat()
+	return err == nil && os.SameFile(fi, sfi)
+}
+
+// commit truncates the file to size, syncs it and renames it into place.
+// Without force the rename refuses to replace a file that appeared in the
+// meantime (RENAME_NOREPLACE).
+func (o *output) commit(size int64) error {
+	if err := o.Truncate(size); err != nil {
+		return err
+	}
+	if err := o.Sync(); err != nil {
+		return err
+	}
+	if err := o.Close(); err != nil {
+		return err
+	}
+	if o.force {
+		return os.Rename(o.Name(), o.final)
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, o.Name(), unix.AT_FDCWD, o.final, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("%s: %w (it appeared while ldx was writing; the new vmcore was not kept)", o.final, ErrOutputExists)
+	}
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// File systems without RENAME_NOREPLACE: link + unlink.
+		if err := os.Link(o.Name(), o.final); err != nil {
+			return err
+		}
+		return os.Remove(o.Name())
+	}
+	if err != nil {
+		return err
+	}
+	// Make the rename durable.
+	if d, err := os.Open(filepath.Dir(o.final)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// abort removes the partial output.
+func (o *output) abort() {
+	o.Close()
+	os.Remove(o.Name())
+}
