@@ -13,6 +13,8 @@ export PATH := $(PATH):/usr/local/go/bin
 LDX_CACHE ?= $(HOME)/.cache/ldx
 export LDX_CACHE
 FUZZTIME  ?= 10s
+# Tests write and fsync many small dumps; on tmpfs fsync is free.
+TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || echo /tmp)
 
 .PHONY: all build test vet fmt-check unit fuzz-short e2e e2e-deps bench demo clean
 
@@ -31,7 +33,7 @@ vet:
 	$(GO) vet ./...
 
 unit:
-	$(GO) test -count=1 ./...
+	TMPDIR=$(TEST_TMPDIR) $(GO) test -count=1 ./...
 
 # Each fuzz target runs briefly; `make fuzz FUZZTIME=10m` for a sustained run.
 FUZZ_TARGETS := ./elfcore:FuzzNewFile ./elfcore:FuzzParseNotes ./vmcoreinfo:FuzzParse

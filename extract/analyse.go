@@ -196,6 +196,16 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 			ni.vmcoreinfo = bytes.Clone(text)
 			ni.vmciSource = "the notes page (complete)"
 		}
+		// Page 0 is written only at FINISH, page 1 also during SWEEP: a
+		// run stopped before FINISH leaves an earlier run's header next
+		// to this run's notes (§11.1). The header's note size must be the
+		// kernel's formula for the notes page 1 actually holds.
+		if want := len(ni.coreNotes)*coreNoteSize + 24 + (int(descsz)+3)&^3; want != claimed {
+			return nil, &InputError{Path: src.Path, Off: h.core.ProgOffset(0) + 32,
+				What: fmt.Sprintf("the header's PT_NOTE size %d does not match the notes page (%d CPU notes and %d bytes of VMCOREINFO make %d): page 0 holds a header from another run than page 1",
+					claimed, len(ni.coreNotes), descsz, want),
+				Hint: "the livedump kernel writes page 0 only at FINISH: this capture most likely stopped before FINISH and its memory may be incomplete; capture again"}
+		}
 	}
 	// CPU count: the manifest knows it; otherwise the claimed note size
 	// does (356·N + 24 + roundup4(S), §4.3) once S is known.

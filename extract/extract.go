@@ -25,6 +25,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/kmod/manifest"
+	"ldx/vmcoreinfo"
 )
 
 // Options configure an extraction.
@@ -180,7 +181,8 @@ func analyse(ctx context.Context, src *Source, opt *Options, sum *Summary) (*pla
 		return nil, &InputError{Path: src.Path, Off: -1, What: err.Error()}
 	}
 	if !isLivedumpLayout(core) {
-		return nil, &InputError{Path: src.Path, Off: -1, What: "this ELF core does not have the livedump layout (3 program headers, notes at 4096, offset = physical address); normalising other ELF vmcores is not supported yet"}
+		sum.Format = "ELF vmcore"
+		return planELF(ctx, src, core, sum)
 	}
 	sum.Format = "livedump raw device"
 	return planLivedump(ctx, src, core, man, opt, sum)
@@ -260,12 +262,42 @@ func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *man
 			return nil, &InputError{Path: src.Path, Off: -1, What: fmt.Sprintf("the dump's CRASHTIME %s is before the capture was prepared (%s): the memory is from an older run", t.Format(time.RFC3339), man.Time.Format(time.RFC3339))}
 		}
 	}
-	if rel := lineValue(vmci, "OSRELEASE"); rel != "" {
+	info, dmg := vmcoreinfo.ParseLenient(vmci)
+	if dmg.Truncated() {
+		sum.warn("VMCOREINFO text is damaged: %s", dmg)
+	}
+	if rel, ok := info.OSRelease(); ok {
 		sum.Release = rel
+	}
+	if err := headerMatchesKernel(src, h, info); err != nil {
+		return nil, err
 	}
 	p.notes, sum.CPUNotes = buildCoreNotes(ni, sum)
 	p.notes = append(p.notes, elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: vmci})
 	return p, nil
+}
+
+// headerMatchesKernel checks page 0 against the kernel the memory is from:
+// the kernel-image PT_LOAD must agree with NUMBER(phys_base) and
+// KERNELOFFSET. KASLR randomises both at every boot, so a header left on
+// the device by a capture in an earlier boot does not match.
+func headerMatchesKernel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info) error {
+	mismatch := func(what string) error {
+		return &InputError{Path: src.Path, Off: h.core.ProgOffset(1),
+			What: "page 0 holds a header from another boot than the dumped memory: " + what,
+			Hint: "the livedump kernel writes page 0 only at FINISH: this capture did not reach FINISH and the header is an earlier capture's; capture again"}
+	}
+	if pb, ok := info.Number("phys_base"); ok {
+		if got := h.text.Paddr - (h.text.Vaddr - elfcore.KernelTextBase); got != uint64(pb) {
+			return mismatch(fmt.Sprintf("its kernel-image PT_LOAD implies phys_base %#x, VMCOREINFO says %#x", got, uint64(pb)))
+		}
+	}
+	if off, ok := info.KernelOffset(); ok {
+		if stext, ok := info.Symbol("_stext"); ok && (h.text.Vaddr > stext || stext-h.text.Vaddr >= 2<<20) {
+			return mismatch(fmt.Sprintf("its kernel image starts at %#x, VMCOREINFO puts _stext at %#x (KERNELOFFSET %#x)", h.text.Vaddr, stext, off))
+		}
+	}
+	return nil
 }
 
 // buildCoreNotes returns one NT_PRSTATUS per CPU: those that survived in

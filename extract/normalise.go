@@ -1,0 +1,135 @@
+package extract
+
+import (
+	"context"
+	"debug/elf"
+	"fmt"
+
+	"ldx/elfcore"
+	"ldx/elfcore/kmem"
+	"ldx/kmod/manifest"
+	"ldx/vmcoreinfo"
+)
+
+// planELF normalises an ELF vmcore that is not a livedump device: a QEMU
+// dump-guest-memory file or a copy of /proc/vmcore. Their memory is read
+// through their PT_LOADs; what they lack is added: QEMU 7.2 puts the
+// program headers after its section headers (makedumpfile reads them at
+// 64 regardless) and writes p_vaddr = p_paddr with no kernel-image
+// segment (drgn then fails with "recursive address translation",
+// vmcore-dmesg cannot map any kernel address). The direct-map base and
+// the image extent come from the dump's own page tables.
+func planELF(ctx context.Context, src *Source, core *elfcore.File, sum *Summary) (*plan, error) {
+	if core.Type != elf.ET_CORE || core.Machine != elf.EM_X86_64 {
+		return nil, &InputError{Path: src.Path, Off: 0x10, What: fmt.Sprintf("an ELF %v for %v, not an x86_64 core", core.Type, core.Machine)}
+	}
+	notes, err := core.Notes()
+	if err != nil {
+		sum.warn("the note segment is damaged (%v); kept the %d notes before the damage", err, len(notes))
+	}
+	var vmci *elfcore.Note
+	var kept []elfcore.Note
+	for i := range notes {
+		n := notes[i]
+		switch {
+		case n.Is(elfcore.NameVMCOREINFO, elfcore.NT_VMCOREINFO) || n.Name == elfcore.NameVMCOREINFO:
+			vmci = &notes[i] // the last one wins, as in crash, makedumpfile and drgn
+		case n.Is(elfcore.NameCore, elfcore.NT_PRSTATUS):
+			sum.CPUs++
+			sum.CPUNotes.Kept++
+			kept = append(kept, n)
+		default:
+			kept = append(kept, n)
+		}
+	}
+	if vmci == nil {
+		return nil, &InputError{Path: src.Path, Off: int64(core.Phoff), What: "the core has no VMCOREINFO note, so no consumer can make sense of it as a kernel dump",
+			Hint: "for QEMU dumps, run QEMU with -device vmcoreinfo and load the guest's qemu_fw_cfg module before dumping"}
+	}
+	info, dmg := vmcoreinfo.ParseLenient(vmci.Desc)
+	if !dmg.Clean() {
+		sum.repair("cleaned the VMCOREINFO text: %s", dmg)
+	}
+	sum.VMCOREINFO = "the input's VMCOREINFO note"
+	if rel, ok := info.OSRelease(); ok {
+		sum.Release = rel
+	}
+	if t, ok := info.CrashTime(); ok {
+		sum.CrashTime = &t
+	}
+	kept = append(kept, elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: info.Bytes()})
+
+	pm := core.Phys()
+	p := &plan{phys: pm, notes: kept}
+	for _, r := range pm.Ranges() {
+		p.ram = append(p.ram, manifest.Range{Start: r[0], End: r[1]})
+	}
+	p.ram = clipRanges(p.ram, 0, ^uint64(0)&^(pageSize-1))
+	sum.RAMRanges = len(p.ram)
+
+	// Existing virtual addresses: a /proc/vmcore copy has them right.
+	var imageSeg *elfcore.ProgHeader
+	var delta uint64
+	haveDelta := false
+	for i, l := range core.Loads() {
+		switch {
+		case l.Vaddr >= elfcore.KernelTextBase:
+			if imageSeg == nil {
+				imageSeg = &core.Loads()[i]
+			}
+		case l.Vaddr != l.Paddr && l.Vaddr > l.Paddr:
+			delta, haveDelta = l.Vaddr-l.Paddr, true
+		}
+	}
+	var fallback *uint64
+	if imageSeg != nil {
+		pb := imageSeg.Paddr - (imageSeg.Vaddr - elfcore.KernelTextBase)
+		fallback = &pb
+	}
+	params, err := kmem.ParamsFrom(info, fallback)
+	if err != nil {
+		return nil, &InputError{Path: src.Path, Off: vmci.Off, What: err.Error()}
+	}
+	mem, err := kmem.New(pm, params)
+	if err != nil {
+		return nil, &InputError{Path: src.Path, Off: vmci.Off, What: err.Error()}
+	}
+	if haveDelta {
+		p.pageOffset = delta
+	} else {
+		check := uint64(0)
+		if len(p.ram) > 0 {
+			check = p.ram[len(p.ram)-1].End - pageSize
+		}
+		pob, err := mem.FindPageOffset(check)
+		if err != nil {
+			return nil, &InputError{Path: src.Path, Off: -1, What: "the program headers carry no kernel virtual addresses and " + err.Error()}
+		}
+		p.pageOffset = pob
+		sum.repair("gave the RAM segments their kernel virtual addresses (direct map at %#x, found in the page tables); the input had p_vaddr = p_paddr", pob)
+	}
+	if imageSeg != nil {
+		p.image = manifest.Range{Start: pageDown(imageSeg.Paddr), End: pageUp(imageSeg.Paddr + imageSeg.Memsz)}
+		p.imageVirt = imageSeg.Vaddr - (imageSeg.Paddr - p.image.Start)
+	} else {
+		stext, ok := info.Symbol("_stext")
+		if !ok {
+			sum.warn("VMCOREINFO has no SYMBOL(_stext): no kernel-image PT_LOAD")
+		} else {
+			limit := uint64(kmem.KernelTextBase + 1<<30)
+			if sz, ok := info.Number("KERNEL_IMAGE_SIZE"); ok && sz > 0 {
+				limit = kmem.KernelTextBase + uint64(sz)
+			}
+			end := mem.ImageEnd(stext, limit)
+			phys := stext - kmem.KernelTextBase + params.PhysBase
+			p.image = manifest.Range{Start: pageDown(phys), End: pageUp(end - kmem.KernelTextBase + params.PhysBase)}
+			p.imageVirt = stext - (phys - p.image.Start)
+			sum.repair("added the kernel-image PT_LOAD [%#x, %#x) at %#x that the input lacks (drgn and vmcore-dmesg read kernel symbols through it)", p.image.Start, p.image.End, p.imageVirt)
+		}
+	}
+	if core.Phoff != elfcore.HeaderSize {
+		sum.repair("moved the program headers to offset 64 (they were at %#x; makedumpfile reads them at 64 whatever e_phoff says)", core.Phoff)
+	}
+	_ = ctx
+	return p, nil
+}
