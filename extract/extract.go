@@ -86,8 +86,12 @@ type NoteCounts struct {
 	Rebuilt int `json:"rebuilt"`
 }
 
-func (s *Summary) repair(format string, a ...any) { s.Repairs = append(s.Repairs, fmt.Sprintf(format, a...)) }
-func (s *Summary) warn(format string, a ...any)   { s.Warnings = append(s.Warnings, fmt.Sprintf(format, a...)) }
+func (s *Summary) repair(format string, a ...any) {
+	s.Repairs = append(s.Repairs, fmt.Sprintf(format, a...))
+}
+func (s *Summary) warn(format string, a ...any) {
+	s.Warnings = append(s.Warnings, fmt.Sprintf(format, a...))
+}
 
 func (o *Options) defaults() {
 	if o.MaxSegments <= 0 {

@@ -79,8 +79,8 @@ func TestTranslate(t *testing.T) {
 	const (
 		physBase uint64 = 0x3a000000
 		text     uint64 = 0xffffffff9c000000 // KASLR-relocated image
-		pob4     = 0xffff9a4c00000000 // randomised page_offset_base, 4-level
-		pob5     = 0xff3a400000000000
+		pob4            = 0xffff9a4c00000000 // randomised page_offset_base, 4-level
+		pob5            = 0xff3a400000000000
 		vmalloc  uint64 = 0xffffb00000123000
 	)
 	for _, tc := range []struct {

@@ -1,0 +1,366 @@
+package extract
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"ldx/elfcore"
+	"ldx/kmod/kmodtest"
+	"ldx/kmod/manifest"
+	"ldx/vmcoreinfo"
+)
+
+// fixture is a synthetic livedump device image and what the emulated
+// kernel wrote to it.
+type fixture struct {
+	kernel *kmodtest.Kernel
+	run    *kmodtest.Run
+	report *kmodtest.Report
+	image  string
+}
+
+func newFixture(t *testing.T, o kmodtest.SyntheticOptions, run kmodtest.Run) *fixture {
+	t.Helper()
+	k := kmodtest.NewSynthetic(o)
+	if run.Start.IsZero() {
+		run.Start = time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+	}
+	path := filepath.Join(t.TempDir(), "device.img")
+	rep, err := kmodtest.WriteFile(path, k, &run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{kernel: k, run: &run, report: rep, image: path}
+}
+
+func (fx *fixture) extract(t *testing.T, opt Options) (*Summary, string, error) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "vmcore")
+	opt.Input, opt.Output = fx.image, out
+	sum, err := Run(context.Background(), opt)
+	return sum, out, err
+}
+
+func withManifest(p manifest.Preparation, unwritten ...manifest.Range) kmodtest.Run {
+	return kmodtest.Run{Prepared: p, Manifest: &manifest.Manifest{Time: time.Date(2026, 11, 26, 5, 59, 0, 0, time.UTC)}, Unwritten: unwritten}
+}
+
+// checkVMCore opens an extracted vmcore and checks it against what the
+// emulated kernel wrote: consumer layout rules, the complete notes, and
+// every page of memory.
+func (fx *fixture) checkVMCore(t *testing.T, path string, wantRAM []manifest.Range, exactMemory bool) *elfcore.File {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("vmcore mode %v, want 0600", fi.Mode().Perm())
+	}
+	f, err := elfcore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if f.Phoff != 64 || f.Progs[0].Type != elf.PT_NOTE {
+		t.Fatalf("layout: e_phoff %d, phdr[0] %v", f.Phoff, f.Progs[0].Type)
+	}
+	minOff := ^uint64(0)
+	for i, p := range f.Progs[1:] {
+		if p.Type != elf.PT_LOAD || p.Align != 0 {
+			t.Errorf("phdr[%d] = %v align %d", i+1, p.Type, p.Align)
+		}
+		if p.Filesz > 0 {
+			minOff = min(minOff, p.Off)
+		}
+	}
+	if end := f.Progs[0].Off + f.Progs[0].Filesz; end > minOff {
+		t.Errorf("notes end at %#x after the first PT_LOAD data at %#x", end, minOff)
+	}
+	// Notes: N CORE notes with pr_pid = cpu+1, then the complete VMCOREINFO.
+	notes, err := f.Notes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) != fx.kernel.CPUs+1 {
+		t.Fatalf("%d notes, want %d CORE + VMCOREINFO", len(notes), fx.kernel.CPUs)
+	}
+	for cpu, n := range notes[:fx.kernel.CPUs] {
+		ps, err := elfcore.ParsePRStatus(n.Desc)
+		if err != nil || !n.Is("CORE", elfcore.NT_PRSTATUS) || ps.Pid != uint32(cpu+1) || ps.Regs[elfcore.RegRIP] != fx.kernel.IP {
+			t.Errorf("note %d: %s/%d pid %v err %v", cpu, n.Name, n.Type, ps, err)
+		}
+	}
+	vmci := notes[len(notes)-1]
+	want := bytes.ReplaceAll(fx.report.VMCOREINFO, []byte{0}, nil)
+	if !vmci.Is("VMCOREINFO", 0) || !bytes.Equal(vmci.Desc, want) {
+		t.Errorf("VMCOREINFO note %q (%d bytes) differs from the kernel's (%d bytes)", vmci.Name, len(vmci.Desc), len(want))
+	}
+	if _, err := vmcoreinfo.Parse(vmci.Desc); err != nil {
+		t.Errorf("VMCOREINFO does not parse strictly: %v", err)
+	}
+	// Memory: RAM exactly as wanted; written pages as on the device,
+	// never-written pages zero, no stale bytes anywhere.
+	pm := f.Phys()
+	var got []manifest.Range
+	for _, r := range pm.Ranges() {
+		if r[0] >= elfcore.KernelTextBase {
+			continue
+		}
+		got = append(got, manifest.Range{Start: r[0], End: r[1]})
+	}
+	if wantRAM != nil && !equalRanges(got, wantRAM) {
+		t.Errorf("memory ranges %x, want %x", got, wantRAM)
+	}
+	dev, err := os.Open(fx.image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	a, b := make([]byte, pageSize), make([]byte, pageSize)
+	bad := 0
+	for _, r := range got {
+		for pa := r.Start; pa < r.End && bad < 5; pa += pageSize {
+			if _, err := pm.ReadAt(a, int64(pa)); err != nil {
+				t.Fatalf("reading vmcore at %#x: %v", pa, err)
+			}
+			if kmodtest.HasStaleBytes(a) {
+				t.Errorf("stale device bytes in the vmcore at %#x", pa)
+				bad++
+			}
+			if !exactMemory {
+				continue
+			}
+			clear(b)
+			if fx.report.WasWritten(pa / pageSize) {
+				dev.ReadAt(b, int64(pa))
+			}
+			if !bytes.Equal(a, b) {
+				t.Errorf("page %#x differs from what the kernel wrote (written=%v)", pa, fx.report.WasWritten(pa/pageSize))
+				bad++
+			}
+		}
+	}
+	// The kernel-image PT_LOAD survives with the kernel's virtual address.
+	img := false
+	for _, p := range f.Loads() {
+		if p.Vaddr == fx.kernel.TextVirt && p.Paddr == fx.kernel.TextPhys && p.Memsz >= fx.kernel.TextSize {
+			img = true
+		}
+	}
+	if !img {
+		t.Error("no kernel-image PT_LOAD")
+	}
+	return f
+}
+
+func equalRanges(a, b []manifest.Range) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestExtract(t *testing.T) {
+	// RAM of the synthetic 64 MiB guest as ldx should present it: low
+	// memory from pfn 2 (0 and 1 hold the header and notes) and [1 MiB,
+	// end of RAM), without the 640 KiB–1 MiB window and the page past RAM.
+	const mem = 64 << 20
+	lowAndHigh := []manifest.Range{{Start: 0x2000, End: 0xa0000}, {Start: 0x100000, End: mem - 0x20000}}
+	unwritten := manifest.Range{Start: 40 << 20, End: 44 << 20}
+	tests := []struct {
+		name      string
+		opts      kmodtest.SyntheticOptions
+		run       kmodtest.Run
+		wantRAM   []manifest.Range
+		exact     bool
+		repairs   []string // substrings each expected in some repair
+		warnings  []string
+		unwritten uint64
+		vmciFrom  string
+	}{
+		{"1 cpu, zeroed, notes whole", kmodtest.SyntheticOptions{CPUs: 1}, withManifest(manifest.Zeroed, unwritten),
+			lowAndHigh, true, nil, []string{"synthetic"}, 0, "notes page (complete)"},
+		{"2 cpus, zeroed, notes whole", kmodtest.SyntheticOptions{CPUs: 2, KASLROffset: 0x1c000000}, withManifest(manifest.Zeroed),
+			lowAndHigh, true, nil, nil, 0, "notes page"},
+		{"4 cpus, marked, notes cut", kmodtest.SyntheticOptions{CPUs: 4}, withManifest(manifest.Marked, unwritten),
+			lowAndHigh, true, []string{"K-1", "page past the end"}, nil, 1024, "vmcoreinfo_note page"},
+		{"16 cpus, zeroed, CORE notes cut", kmodtest.SyntheticOptions{CPUs: 16}, withManifest(manifest.Zeroed),
+			lowAndHigh, true, []string{"rebuilt 5 of 16 CPU notes"}, nil, 0, "vmcoreinfo_note page"},
+		{"8 cpus, livedump.sh, stale device", kmodtest.SyntheticOptions{CPUs: 8}, kmodtest.Run{StaleSeed: 7},
+			[]manifest.Range{{Start: 0x100000, End: mem - 0x20000 + 0x0}}, false, []string{"K-1"}, []string{"no ldx capture manifest", "not cleared"}, 0, "vmcoreinfo_note page"},
+		{"3 cpus, third run in the boot", kmodtest.SyntheticOptions{CPUs: 3}, func() kmodtest.Run { r := withManifest(manifest.Zeroed); r.PreviousRuns = 2; return r }(),
+			lowAndHigh, true, []string{"NUL bytes", "K-6"}, nil, 0, "vmcoreinfo_note page"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newFixture(t, tt.opts, tt.run)
+			sum, out, err := fx.extract(t, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tt.wantRAM
+			if tt.run.Manifest == nil {
+				// Without a map the kernel's range stays, minus the page
+				// past max_pfn: the synthetic RAM ends at max_pfn.
+				want = []manifest.Range{{Start: 0x100000, End: fx.kernel.MaxPFN * pageSize}}
+			}
+			fx.checkVMCore(t, out, want, tt.exact)
+			if sum.CPUs != tt.opts.CPUs || !strings.Contains(sum.VMCOREINFO, tt.vmciFrom) {
+				t.Errorf("summary cpus %d vmcoreinfo from %q", sum.CPUs, sum.VMCOREINFO)
+			}
+			if sum.Unwritten != tt.unwritten {
+				t.Errorf("unwritten pages %d, want %d", sum.Unwritten, tt.unwritten)
+			}
+			for _, r := range tt.repairs {
+				if !containsAny(sum.Repairs, r) {
+					t.Errorf("no repair mentions %q: %q", r, sum.Repairs)
+				}
+			}
+			for _, w := range tt.warnings {
+				if !containsAny(sum.Warnings, w) {
+					t.Errorf("no warning mentions %q: %q", w, sum.Warnings)
+				}
+			}
+			// Compact: the output's blocks hold about the non-zero memory.
+			var st syscall.Stat_t
+			syscall.Stat(out, &st)
+			if used := st.Blocks * 512; used > int64(sum.Written)+2<<20 {
+				t.Errorf("output uses %d bytes on disk for %d bytes of data", used, sum.Written)
+			}
+			if sum.OutputSize > int64(sum.Memory)+1<<20 {
+				t.Errorf("output size %d larger than the memory it holds (%d)", sum.OutputSize, sum.Memory)
+			}
+		})
+	}
+}
+
+func containsAny(list []string, sub string) bool {
+	for _, s := range list {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestExtractRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		opts kmodtest.SyntheticOptions
+		run  kmodtest.Run
+		want string
+	}{
+		{"stopped before FINISH, cleared header", kmodtest.SyntheticOptions{CPUs: 2},
+			func() kmodtest.Run { r := withManifest(manifest.Zeroed); r.StopBefore = kmodtest.Finish; return r }(), "did not reach FINISH"},
+		{"device shorter than the header claims", kmodtest.SyntheticOptions{CPUs: 2},
+			func() kmodtest.Run { r := withManifest(manifest.Zeroed); r.DeviceSize = 32 << 20; return r }(), "MiB of memory are missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := newFixture(t, tt.opts, tt.run)
+			_, out, err := fx.extract(t, Options{})
+			var ie *InputError
+			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want an InputError saying %q", err, tt.want)
+			}
+			if _, serr := os.Stat(out); !os.IsNotExist(serr) {
+				t.Errorf("output exists after a refused extraction")
+			}
+			if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*partial*")); len(left) > 0 {
+				t.Errorf("partial files left: %v", left)
+			}
+		})
+	}
+}
+
+func TestExtractOldHeader(t *testing.T) {
+	// The second capture of a boot stopped before FINISH: page 0 still
+	// holds the first capture's header, page 1 this capture's notes.
+	run := kmodtest.Run{StaleSeed: 3, StopBefore: kmodtest.Finish, OldHeader: &kmodtest.OldRun{CPUs: 2}, PreviousRuns: 1}
+	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 2}, run)
+	_, _, err := fx.extract(t, Options{})
+	var ie *InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "another run") {
+		t.Fatalf("err = %v, want an InputError about a header from another run", err)
+	}
+}
+
+func TestOutputSafety(t *testing.T) {
+	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 2}, withManifest(manifest.Zeroed))
+	out := filepath.Join(t.TempDir(), "vmcore")
+	os.WriteFile(out, []byte("precious"), 0o644)
+	_, err := Run(context.Background(), Options{Input: fx.image, Output: out})
+	if !errors.Is(err, ErrOutputExists) {
+		t.Fatalf("err = %v, want ErrOutputExists", err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "precious" {
+		t.Fatal("existing output was changed")
+	}
+	if _, err := Run(context.Background(), Options{Input: fx.image, Output: out, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	fx.checkVMCore(t, out, nil, true)
+	// The input is never written: extracting onto it is refused.
+	if _, err := Run(context.Background(), Options{Input: fx.image, Output: fx.image, Force: true}); err == nil || !strings.Contains(err.Error(), "input") {
+		t.Fatalf("extracting onto the input: %v", err)
+	}
+	// Cancellation removes the partial output.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out2 := filepath.Join(t.TempDir(), "vmcore")
+	if _, err := Run(ctx, Options{Input: fx.image, Output: out2}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(out2)); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}
+
+func TestExtractXZ(t *testing.T) {
+	if _, err := exec.LookPath("xz"); err != nil {
+		t.Skip("xz not installed")
+	}
+	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 4}, withManifest(manifest.Zeroed))
+	if err := exec.Command("xz", "-T2", "-1", "-k", fx.image).Run(); err != nil {
+		t.Fatal(err)
+	}
+	plain := fx.image
+	fx.image += ".xz"
+	sum, out, err := fx.extract(t, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.InputKind != KindXZ {
+		t.Errorf("input kind %q", sum.InputKind)
+	}
+	fx.image = plain
+	fx.checkVMCore(t, out, nil, true)
+}
+
+func TestSegmentBudget(t *testing.T) {
+	// A tiny budget forces coarser splitting but never loses memory.
+	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 2}, withManifest(manifest.Zeroed))
+	sum, out, err := fx.extract(t, Options{MaxSegments: 6, MinZeroRun: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Segments > 6 {
+		t.Errorf("%d segments over a budget of 6", sum.Segments)
+	}
+	fx.checkVMCore(t, out, nil, true)
+}

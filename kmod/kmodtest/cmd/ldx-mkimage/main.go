@@ -1,0 +1,293 @@
+// Command ldx-mkimage makes a raw livedump v1 device image from a QEMU
+// dump-guest-memory ELF dump of a guest and the facts the guest reported
+// about itself, with each of the kernel's defects switchable. It is
+// kmodtest.WriteImage on the command line, for poking at consumers (crash,
+// makedumpfile, drgn, ldx extract) by hand.
+//
+//	ldx-mkimage -dump guest.elf -facts facts.json -o dev.img [flags]
+//
+// The facts file is the JSON encoding of kmod/kmodtest/guest.Facts; only
+// these fields are read (all optional except system_ram):
+//
+//	system_ram    [{"start":N,"end":N}]  /proc/iomem System RAM, inclusive ends
+//	vmcoreinfo    {"addr":N,"size":N}    /sys/kernel/vmcoreinfo
+//	num_present   N                      present CPUs
+//	crash_notes   [{"cpu":N,"addr":N}]   per-CPU crash_notes
+//	symbols       {"_text":N,"_end":N,"max_pfn":N,"page_offset_base":N}
+//	              kallsyms addresses; max_pfn and page_offset_base are
+//	              variables whose values are read from the dump
+//	la57          bool                   5-level paging
+//
+// The struct is mirrored here rather than imported so that the tool does
+// not depend on the QEMU-driving guest package.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"ldx/kmod/kmodtest"
+	"ldx/kmod/manifest"
+)
+
+// facts mirrors the fields of guest.Facts that an image needs.
+type facts struct {
+	Release   string `json:"release"`
+	SystemRAM []struct {
+		Start uint64 `json:"start"`
+		End   uint64 `json:"end"` // inclusive, as /proc/iomem prints it
+	} `json:"system_ram"`
+	VMCOREINFO struct {
+		Addr uint64 `json:"addr"`
+		Size uint64 `json:"size"`
+	} `json:"vmcoreinfo"`
+	NumPresent int `json:"num_present"`
+	CrashNotes []struct {
+		CPU  int    `json:"cpu"`
+		Addr uint64 `json:"addr"`
+	} `json:"crash_notes"`
+	Symbols map[string]uint64 `json:"symbols"`
+	LA57    bool              `json:"la57"`
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "ldx-mkimage:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer) error {
+	flag := flag.NewFlagSet("ldx-mkimage", flag.ContinueOnError)
+	var (
+		dumpPath  = flag.String("dump", "", "QEMU dump-guest-memory ELF dump (paging:false, with -device vmcoreinfo)")
+		factsPath = flag.String("facts", "", "guest facts JSON (kmod/kmodtest/guest.Facts)")
+		out       = flag.String("o", "", "output image file")
+		size      = flag.String("size", "", "device size (bytes, or with K/M/G suffix); default (max_pfn+1)·4096 rounded up to 1M, plus 1M")
+		prepared  = flag.String("prepared", "", `device preparation before INIT: "" (livedump.sh: nothing), none (capture --no-clear), zeroed, marked`)
+		withMan   = flag.Bool("manifest", false, "write an ldx capture manifest at 0xA0000 (needs -prepared)")
+		nonceHex  = flag.String("nonce", "", "run nonce, 32 hex digits (default random)")
+		start     = flag.Int64("start", 0, "START time as Unix seconds (CRASHTIME); default now")
+		prev      = flag.Int("previous-runs", 0, "earlier livedumps in this boot (K-6 NULs before CRASHTIME)")
+		unwritten = flag.String("unwritten", "", "RAM the module never dumps (its buffers, state, bitmaps): hex ranges start-end[,…], end exclusive")
+		lost      = flag.String("lost", "", "pages lost by UNINIT right after FINISH: hex ranges (0-1000 loses the header)")
+		early     = flag.String("early", "", "pages written at START or by faults (with -stop sweep): hex ranges")
+		stop      = flag.String("stop", "complete", "phase the run never reached: complete (none), finish, sweep")
+		seed      = flag.Uint64("stale-seed", 0, "seed of the stale bytes in never-written pages")
+		oldHeader = flag.Bool("old-header", false, "pages 0 and 1 hold an earlier run's header and notes (only with -prepared \"\")")
+		oldStart  = flag.Int64("old-start", 0, "that earlier run's START (Unix seconds); default an hour before -start")
+		oldCPUs   = flag.Int("old-cpus", 0, "present CPUs at that earlier run; default the same")
+		cpus      = flag.Int("cpus", 0, "present CPUs (default: facts, else the dump's NT_PRSTATUS count)")
+		pid       = flag.Uint("pid", 0, "pr_pid of every CORE note (the stop_machine thread)")
+		ip        = flag.String("ip", "", "ip of every CORE note, hex (memdump_thread_func); default _text+0x1000")
+		report    = flag.Bool("report", false, "print the report as JSON on stdout")
+	)
+	if err := flag.Parse(args); err != nil {
+		return err
+	}
+	if *dumpPath == "" || *out == "" || flag.NArg() != 0 {
+		flag.Usage()
+		return fmt.Errorf("need -dump and -o")
+	}
+
+	k, closer, err := kmodtest.FromELFDump(*dumpPath)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	if *factsPath != "" {
+		if err := applyFacts(k, *factsPath); err != nil {
+			return err
+		}
+	}
+	if len(k.RAM) == 0 {
+		return fmt.Errorf("no System RAM map: give -facts (QEMU's PT_LOADs are not the kernel's E820 view)")
+	}
+	if *cpus != 0 {
+		k.CPUs = *cpus
+		if len(k.CrashNotes) > k.CPUs {
+			k.CrashNotes = k.CrashNotes[:k.CPUs]
+		}
+	}
+	k.LeaderPid = uint32(*pid)
+	k.IP = k.TextVirt + 0x1000
+	if *ip != "" {
+		if k.IP, err = strconv.ParseUint(strings.TrimPrefix(*ip, "0x"), 16, 64); err != nil {
+			return fmt.Errorf("-ip: %w", err)
+		}
+	}
+
+	r := &kmodtest.Run{Prepared: manifest.Preparation(*prepared), PreviousRuns: *prev, StaleSeed: *seed}
+	if *size != "" {
+		if r.DeviceSize, err = parseSize(*size); err != nil {
+			return fmt.Errorf("-size: %w", err)
+		}
+	}
+	if *nonceHex != "" {
+		if err := r.Nonce.UnmarshalText([]byte(*nonceHex)); err != nil {
+			return err
+		}
+	}
+	if *withMan {
+		r.Manifest = &manifest.Manifest{Tool: "ldx-mkimage"}
+	}
+	if *start != 0 {
+		r.Start = time.Unix(*start, 0)
+	}
+	for _, x := range []struct {
+		flag string
+		dst  *[]manifest.Range
+	}{{*unwritten, &r.Unwritten}, {*lost, &r.Lost}, {*early, &r.Early}} {
+		if *x.dst, err = parseRanges(x.flag); err != nil {
+			return err
+		}
+	}
+	switch *stop {
+	case "complete", "":
+	case "finish":
+		r.StopBefore = kmodtest.Finish
+	case "sweep":
+		r.StopBefore = kmodtest.Sweep
+	default:
+		return fmt.Errorf("-stop %q: want complete, finish or sweep", *stop)
+	}
+	if *oldHeader {
+		r.OldHeader = &kmodtest.OldRun{CPUs: *oldCPUs}
+		if *oldStart != 0 {
+			r.OldHeader.Start = time.Unix(*oldStart, 0)
+		}
+	}
+
+	rep, err := kmodtest.WriteFile(*out, k, r)
+	if err != nil {
+		return err
+	}
+	if *report {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "%s: %d bytes, max_pfn %#x, %d CPUs, notes %d bytes (%s), header written: %v, notes written: %v\n",
+		*out, rep.DeviceSize, k.MaxPFN, k.CPUs, rep.NotesSize, cutText(rep), rep.HeaderWritten, rep.NotesWritten)
+	return nil
+}
+
+func cutText(rep *kmodtest.Report) string {
+	if !rep.NotesCut {
+		return "complete"
+	}
+	if rep.TextKept < 0 {
+		return "cut: VMCOREINFO header lost"
+	}
+	return fmt.Sprintf("cut: %d of %d VMCOREINFO text bytes on the device", rep.TextKept, len(rep.VMCOREINFO))
+}
+
+// applyFacts fills what only the running guest knew.
+func applyFacts(k *kmodtest.Kernel, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var f facts
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	k.RAM = nil
+	for _, r := range f.SystemRAM {
+		k.RAM = append(k.RAM, manifest.Range{Start: r.Start, End: r.End + 1})
+	}
+	if f.VMCOREINFO.Addr != 0 {
+		k.VMCOREINFONote = f.VMCOREINFO.Addr
+	}
+	if f.NumPresent != 0 {
+		k.CPUs = f.NumPresent
+	}
+	k.CrashNotes = nil
+	for i, c := range f.CrashNotes {
+		if c.CPU != i {
+			return fmt.Errorf("%s: crash_notes are not for CPUs 0…n-1 in order", path)
+		}
+		k.CrashNotes = append(k.CrashNotes, c.Addr)
+	}
+	if len(k.CrashNotes) > k.CPUs {
+		k.CrashNotes = k.CrashNotes[:k.CPUs]
+	}
+	sym := f.Symbols
+	if t := sym["_text"]; t != 0 {
+		if t != k.TextVirt {
+			// VMCOREINFO's _stext and kallsyms' _text disagree: trust
+			// kallsyms, keep phys_base.
+			pb := k.PhysBase()
+			k.TextVirt = t
+			k.TextPhys = t - kmodtest.StartKernelMap + pb
+		}
+		if e := sym["_end"]; e > t {
+			k.TextSize = e - t
+		}
+	}
+	if k.TextSize == 0 {
+		return fmt.Errorf("%s: no _text/_end symbols: the text PT_LOAD's size is unknown", path)
+	}
+	if a := sym["max_pfn"]; a != 0 {
+		if k.MaxPFN, err = k.ReadImageUint64(a); err != nil {
+			return fmt.Errorf("max_pfn: %w", err)
+		}
+	}
+	if k.MaxPFN == 0 && len(k.RAM) > 0 {
+		// e820__end_of_ram_pfn: the end of the last RAM range.
+		k.MaxPFN = k.RAM[len(k.RAM)-1].End / kmodtest.PageSize
+	}
+	if f.LA57 {
+		k.PageOffsetBase = kmodtest.PageOffset5Level
+	}
+	if a := sym["page_offset_base"]; a != 0 {
+		if k.PageOffsetBase, err = k.ReadImageUint64(a); err != nil {
+			return fmt.Errorf("page_offset_base: %w", err)
+		}
+	}
+	if k.PageOffsetBase != kmodtest.PageOffset4Level && k.PageOffsetBase != kmodtest.PageOffset5Level {
+		fmt.Fprintf(os.Stderr, "ldx-mkimage: warning: page_offset_base %#x is randomised; a real livedump v1 INIT oopses on such a kernel (livedump-format.md §11.2)\n", k.PageOffsetBase)
+	}
+	return nil
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch strings.ToUpper(s[len(s)-1:]) {
+	case "K":
+		mult = 1 << 10
+	case "M":
+		mult = 1 << 20
+	case "G":
+		mult = 1 << 30
+	}
+	if mult != 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 0, 64)
+	return n * mult, err
+}
+
+// parseRanges parses "start-end,…" in hex (0x optional), end exclusive.
+func parseRanges(s string) ([]manifest.Range, error) {
+	var out []manifest.Range
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		a, b, ok := strings.Cut(part, "-")
+		lo, err1 := strconv.ParseUint(strings.TrimPrefix(a, "0x"), 16, 64)
+		hi, err2 := strconv.ParseUint(strings.TrimPrefix(b, "0x"), 16, 64)
+		if !ok || err1 != nil || err2 != nil || hi <= lo {
+			return nil, fmt.Errorf("bad range %q: want hex start-end, end exclusive", part)
+		}
+		out = append(out, manifest.Range{Start: lo, End: hi})
+	}
+	return out, nil
+}

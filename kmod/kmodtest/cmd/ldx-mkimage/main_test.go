@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"ldx/elfcore"
+	"ldx/kmod/kmodtest"
+	"ldx/kmod/manifest"
+)
+
+// TestRun makes a QEMU-like dump of a synthetic guest and its facts, runs
+// the tool and checks the image against kmodtest's own rendering.
+func TestRun(t *testing.T) {
+	src := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{MemSize: 48 << 20, CPUs: 2, KASLROffset: 0x1e000000})
+	dir := t.TempDir()
+	const size = 48 << 20
+
+	// Kernel variables the tool reads from the dump.
+	maxPFNVar, pobVar := src.TextVirt+0x345678, src.TextVirt+0x345680
+	vars := map[uint64]uint64{maxPFNVar: src.MaxPFN, pobVar: kmodtest.PageOffset4Level}
+
+	var notes []elfcore.Note
+	for cpu := range 2 {
+		s := elfcore.PRStatus{Pid: uint32(cpu + 1)}
+		notes = append(notes, s.Note())
+	}
+	notes = append(notes, elfcore.Note{Name: "VMCOREINFO", Desc: src.VMCOREINFO})
+	dump := filepath.Join(dir, "guest.elf")
+	f, err := os.Create(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := elfcore.NewWriter(f, elf.EM_X86_64, 1, elfcore.EncodeNotes(notes))
+	off := uint64(w.DataOffset())
+	w.AddLoad(elfcore.ProgHeader{Flags: elf.PF_R | elf.PF_W | elf.PF_X, Off: off, Filesz: size, Memsz: size})
+	buf := make([]byte, 1<<20)
+	for a := uint64(0); a < size; a += uint64(len(buf)) {
+		src.Mem.ReadAt(buf, int64(a))
+		f.WriteAt(buf, int64(off+a))
+	}
+	for va, v := range vars {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], v)
+		f.WriteAt(b[:], int64(off+va-kmodtest.StartKernelMap+src.PhysBase()))
+	}
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	facts := map[string]any{
+		"release":     "6.1.0-ldx-synthetic",
+		"system_ram":  []map[string]uint64{{"start": src.RAM[0].Start, "end": src.RAM[0].End - 1}, {"start": src.RAM[1].Start, "end": src.RAM[1].End - 1}},
+		"vmcoreinfo":  map[string]uint64{"addr": src.VMCOREINFONote, "size": kmodtest.VMCOREINFONoteSize},
+		"num_present": 2,
+		"crash_notes": []map[string]uint64{{"cpu": 0, "addr": src.CrashNotes[0]}, {"cpu": 1, "addr": src.CrashNotes[1]}},
+		"symbols":     map[string]uint64{"_text": src.TextVirt, "_end": src.TextVirt + src.TextSize, "max_pfn": maxPFNVar, "page_offset_base": pobVar},
+	}
+	fj, _ := json.Marshal(facts)
+	factsPath := filepath.Join(dir, "facts.json")
+	os.WriteFile(factsPath, fj, 0o644)
+
+	out := filepath.Join(dir, "dev.img")
+	var stdout bytes.Buffer
+	err = run([]string{"-dump", dump, "-facts", factsPath, "-o", out, "-prepared", "marked", "-manifest",
+		"-start", "1700000000", "-pid", "15", "-ip", strconv.FormatUint(src.IP, 16),
+		"-unwritten", "1000000-1100000", "-stop", "finish", "-stale-seed", "3"}, &stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(stdout.String())
+
+	img, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	m, err := manifest.Read(img)
+	if err != nil || m.Prepared != manifest.Marked || m.MaxPFN != src.MaxPFN || m.Tool != "ldx-mkimage" {
+		t.Fatalf("manifest %+v, %v", m, err)
+	}
+	// The same run rendered directly from the synthetic kernel.
+	want := filepath.Join(dir, "want.img")
+	if _, err := kmodtest.WriteFile(want, src, &kmodtest.Run{Prepared: manifest.Marked, Nonce: m.Nonce,
+		Manifest: &manifest.Manifest{Tool: "ldx-mkimage"}, Start: m.Time, StopBefore: kmodtest.Finish, StaleSeed: 3,
+		Unwritten: []manifest.Range{{Start: 0x1000000, End: 0x1100000}}}); err != nil {
+		t.Fatal(err)
+	}
+	wb, _ := os.ReadFile(want)
+	gb, _ := os.ReadFile(out)
+	if len(wb) != len(gb) {
+		t.Fatalf("image %d bytes, want %d", len(gb), len(wb))
+	}
+	varPage := func(va uint64) uint64 { return (va - kmodtest.StartKernelMap + src.PhysBase()) / kmodtest.PageSize }
+	for pfn := 0; pfn < len(wb)/kmodtest.PageSize; pfn++ {
+		a, b := wb[pfn*kmodtest.PageSize:][:kmodtest.PageSize], gb[pfn*kmodtest.PageSize:][:kmodtest.PageSize]
+		if uint64(pfn) == varPage(maxPFNVar) {
+			continue // the planted variables are only in the dump
+		}
+		if !bytes.Equal(a, b) {
+			t.Fatalf("pfn %#x differs", pfn)
+		}
+	}
+}
