@@ -151,6 +151,7 @@ type noteInfo struct {
 	vmciSource  string         // where the complete text came from
 	truncated   bool           // the note segment ran past the written page (K-1)
 	survived    int            // bytes of VMCOREINFO text that reached page 1
+	prefix      []byte         // that text
 	crashTimeP1 string         // CRASHTIME seen in page 1, if it survived
 }
 
@@ -187,6 +188,7 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 		}
 		prefix = text
 		ni.survived = len(text)
+		ni.prefix = text
 		if i := bytes.Index(text, []byte("\nCRASHTIME=")); i >= 0 {
 			if j := bytes.IndexByte(text[i+1:], '\n'); j >= 0 {
 				ni.crashTimeP1 = string(text[i+11 : i+1+j])

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"ldx/elfcore"
@@ -247,8 +248,8 @@ func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *man
 	sum.CPUs = ni.cpus
 	sum.VMCOREINFO = ni.vmciSource
 	if ni.truncated {
-		sum.repair("the kernel wrote only the first 4096 bytes of its %d-byte notes (K-1): %d of %d bytes of VMCOREINFO text survived; took the complete text from %s",
-			h.note.Filesz, ni.survived, len(ni.vmcoreinfo), ni.vmciSource)
+		sum.repair("the kernel wrote only the first 4096 bytes of its %d-byte notes (K-1): %d of %d bytes of VMCOREINFO text survived; took the complete text from %s, recovering %s",
+			h.note.Filesz, ni.survived, len(ni.vmcoreinfo), ni.vmciSource, lostKeys(ni.prefix, ni.vmcoreinfo))
 	}
 	vmci := ni.vmcoreinfo
 	if n := bytes.Count(vmci, []byte{0}); n > 0 {
@@ -279,6 +280,30 @@ func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *man
 	p.notes, sum.CPUNotes = buildCoreNotes(ni, sum)
 	p.notes = append(p.notes, elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: vmci})
 	return p, nil
+}
+
+// lostKeys names the VMCOREINFO lines that did not survive in the notes
+// page: the first few, those consumers need most, and how many in all.
+func lostKeys(cut, full []byte) string {
+	fi, _ := vmcoreinfo.ParseLenient(full)
+	ci, _ := vmcoreinfo.ParseLenient(cut)
+	lost := vmcoreinfo.Lost(fi, ci)
+	if len(lost) == 0 {
+		return "no lines (only the tail of the last line was cut)"
+	}
+	important := map[string]bool{"NUMBER(phys_base)": true, "SYMBOL(init_top_pgt)": true, "KERNELOFFSET": true,
+		"NUMBER(pgtable_l5_enabled)": true, "SYMBOL(prb)": true, "CRASHTIME": true, "SYMBOL(swapper_pg_dir)": true, "SYMBOL(mem_section)": true}
+	var names []string
+	for _, l := range lost {
+		if important[l.Key] {
+			names = append(names, l.Key)
+		}
+	}
+	s := fmt.Sprintf("%d lost lines", len(lost))
+	if len(names) > 0 {
+		s += " including " + strings.Join(names, ", ")
+	}
+	return s
 }
 
 // headerMatchesKernel checks page 0 against the kernel the memory is from:

@@ -87,20 +87,32 @@ func run(args []string, stdout io.Writer) error {
 		pid       = flag.Uint("pid", 0, "pr_pid of every CORE note (the stop_machine thread)")
 		ip        = flag.String("ip", "", "ip of every CORE note, hex (memdump_thread_func); default _text+0x1000")
 		report    = flag.Bool("report", false, "print the report as JSON on stdout")
+		synth     = flag.String("synthetic", "", "instead of -dump: a synthetic kernel with this much memory (e.g. 64M; kmodtest.NewSynthetic)")
 	)
 	if err := flag.Parse(args); err != nil {
 		return err
 	}
-	if *dumpPath == "" || *out == "" || flag.NArg() != 0 {
+	if (*dumpPath == "") == (*synth == "") || *out == "" || flag.NArg() != 0 {
 		flag.Usage()
-		return fmt.Errorf("need -dump and -o")
+		return fmt.Errorf("need -o and one of -dump or -synthetic")
 	}
 
-	k, closer, err := kmodtest.FromELFDump(*dumpPath)
-	if err != nil {
-		return err
+	var k *kmodtest.Kernel
+	var err error
+	if *synth != "" {
+		memSize, err := parseSize(*synth)
+		if err != nil {
+			return fmt.Errorf("-synthetic: %w", err)
+		}
+		k = kmodtest.NewSynthetic(kmodtest.SyntheticOptions{MemSize: uint64(memSize), CPUs: max(*cpus, 1), Seed: *seed})
+	} else {
+		var closer io.Closer
+		k, closer, err = kmodtest.FromELFDump(*dumpPath)
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
 	}
-	defer closer.Close()
 	if *factsPath != "" {
 		if err := applyFacts(k, *factsPath); err != nil {
 			return err
@@ -116,7 +128,9 @@ func run(args []string, stdout io.Writer) error {
 		}
 	}
 	k.LeaderPid = uint32(*pid)
-	k.IP = k.TextVirt + 0x1000
+	if *synth == "" {
+		k.IP = k.TextVirt + 0x1000
+	}
 	if *ip != "" {
 		if k.IP, err = strconv.ParseUint(strings.TrimPrefix(*ip, "0x"), 16, 64); err != nil {
 			return fmt.Errorf("-ip: %w", err)
