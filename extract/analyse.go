@@ -152,6 +152,7 @@ type noteInfo struct {
 	truncated   bool           // the note segment ran past the written page (K-1)
 	survived    int            // bytes of VMCOREINFO text that reached page 1
 	prefix      []byte         // that text
+	damage      error          // the notes page is damaged, not just cut
 	crashTimeP1 string         // CRASHTIME seen in page 1, if it survived
 }
 
@@ -171,10 +172,18 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 	}
 	ni.truncated = claimed > pageSize
 	written := page[:min(claimed, pageSize)]
-	notes, _ := elfcore.ParseNotes(written, notesOffset)
+	notes, perr := elfcore.ParseNotes(written, notesOffset)
 	for _, n := range notes {
-		if n.Is(elfcore.NameCore, elfcore.NT_PRSTATUS) {
-			ni.coreNotes = append(ni.coreNotes, n)
+		if !n.Is(elfcore.NameCore, elfcore.NT_PRSTATUS) {
+			break // the CORE notes come first; the VMCOREINFO note is handled below
+		}
+		ni.coreNotes = append(ni.coreNotes, n)
+	}
+	// A walk that stops inside the page, other than in the VMCOREINFO
+	// note the one-page limit cuts, means the page itself is damaged.
+	if fe, ok := perr.(*elfcore.FormatError); ok && len(notes) == len(ni.coreNotes) {
+		if _, isV := vmcoreinfoNoteHeader(written[min(len(ni.coreNotes)*coreNoteSize, len(written)):]); !isV {
+			ni.damage = fe
 		}
 	}
 	// Where does the VMCOREINFO note start? After the complete CORE notes.

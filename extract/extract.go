@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kmem"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
 )
@@ -222,7 +223,6 @@ func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *man
 		}
 	} else {
 		p.ram = []manifest.Range{{Start: ramStart, End: kernelEnd}}
-		sum.warn("no ldx capture manifest on the input: the RAM range is the kernel's single range [1 MiB, %#x), MMIO holes and reserved ranges included (livedump K-3)", kernelEnd)
 	}
 	sum.RAMRanges = len(p.ram)
 
@@ -247,6 +247,9 @@ func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *man
 	}
 	sum.CPUs = ni.cpus
 	sum.VMCOREINFO = ni.vmciSource
+	if ni.damage != nil {
+		sum.warn("the notes page is damaged after %d CPU notes (%v); the CPU notes after it were rebuilt", len(ni.coreNotes), ni.damage)
+	}
 	if ni.truncated {
 		sum.repair("the kernel wrote only the first 4096 bytes of its %d-byte notes (K-1): %d of %d bytes of VMCOREINFO text survived; took the complete text from %s, recovering %s",
 			h.note.Filesz, ni.survived, len(ni.vmcoreinfo), ni.vmciSource, lostKeys(ni.prefix, ni.vmcoreinfo))
@@ -277,9 +280,62 @@ func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *man
 	if err := headerMatchesKernel(src, h, info); err != nil {
 		return nil, err
 	}
+	if man == nil {
+		p.ram = kernelMemoryModel(src, h, info, p.ram, sum)
+		sum.RAMRanges = len(p.ram)
+	}
 	p.notes, sum.CPUNotes = buildCoreNotes(ni, sum)
 	p.notes = append(p.notes, elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: vmci})
 	return p, nil
+}
+
+// kernelMemoryModel narrows the kernel's single RAM range when there is no
+// capture manifest, using the kernel's own view of memory in the dump: the
+// SPARSEMEM sections it marks present. That removes holes of a section
+// (128 MiB) or more, like the PCI hole below 4 GiB; smaller holes and
+// reserved ranges inside a present section stay, and are warned about.
+func kernelMemoryModel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info, ram []manifest.Range, sum *Summary) []manifest.Range {
+	const noMap = "no ldx capture manifest on the input: "
+	params, err := kmem.ParamsFrom(info, nil)
+	var sections [][2]uint64
+	if err == nil {
+		var mem *kmem.Mem
+		if mem, err = kmem.New(src, params); err == nil {
+			sections, err = mem.PresentSections(info)
+		}
+	}
+	if err != nil {
+		sum.warn(noMap+"the RAM range is the kernel's single range [1 MiB, %#x), MMIO holes and reserved ranges included (livedump K-3); the kernel's memory model could not be read either: %v", ram[len(ram)-1].End, err)
+		return ram
+	}
+	var present []manifest.Range
+	for _, s := range sections {
+		present = append(present, manifest.Range{Start: s[0], End: s[1]})
+	}
+	out := intersectRanges(ram, present)
+	if len(out) == 0 {
+		sum.warn(noMap+"the kernel's present memory sections do not overlap its RAM range; kept the kernel's range")
+		return ram
+	}
+	if gone := covered(ram) - covered(out); gone > 0 {
+		sum.repair("left out %d MiB of the kernel's RAM range that no present memory section covers (holes such as the PCI hole), from the kernel's SPARSEMEM sections", gone>>20)
+	}
+	sum.warn(noMap+"RAM ranges come from the kernel's memory sections (%d MiB granularity): smaller holes and reserved ranges inside them are presented as memory and hold whatever the device held", (sections[0][1]-sections[0][0])>>20)
+	return out
+}
+
+// intersectRanges returns the parts of a that lie in b (both sorted).
+func intersectRanges(a, b []manifest.Range) []manifest.Range {
+	var out []manifest.Range
+	for _, x := range a {
+		for _, y := range b {
+			s, e := max(x.Start, y.Start), min(x.End, y.End)
+			if s < e {
+				out = append(out, manifest.Range{Start: s, End: e})
+			}
+		}
+	}
+	return out
 }
 
 // lostKeys names the VMCOREINFO lines that did not survive in the notes

@@ -364,3 +364,106 @@ func TestSegmentBudget(t *testing.T) {
 	}
 	fx.checkVMCore(t, out, nil, true)
 }
+
+func TestExtractCorruptNoteSizes(t *testing.T) {
+	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 4}, withManifest(manifest.Zeroed))
+	// Corrupt the second CORE note's n_descsz in the notes page.
+	f, err := os.OpenFile(fx.image, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xff, 0xff, 0xff, 0x7f}, notesOffset+coreNoteSize+4)
+	f.Close()
+	sum, out, err := fx.extract(t, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !containsAny(sum.Warnings, "notes page is damaged after 1 CPU notes") || sum.CPUNotes.Kept != 1 || sum.CPUNotes.Rebuilt != 3 {
+		t.Errorf("cpu notes %+v, warnings %q", sum.CPUNotes, sum.Warnings)
+	}
+	fx.checkVMCore(t, out, nil, true)
+}
+
+// TestExtractNormaliseXNUM feeds extract an ELF vmcore in the /proc/vmcore
+// shape (image segment first, direct-map virtual addresses) with one
+// PT_LOAD per page: more than 65534 program headers, so PN_XNUM. The
+// output must hold the same memory in a bounded number of segments.
+func TestExtractNormaliseXNUM(t *testing.T) {
+	k := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{CPUs: 2, MemSize: 300 << 20})
+	var loads []elfcore.ProgHeader
+	for _, r := range k.RAM {
+		for pa := pageUp(r.Start); pa+pageSize <= r.End; pa += pageSize {
+			loads = append(loads, elfcore.ProgHeader{Paddr: pa, Vaddr: k.PageOffsetBase + pa, Memsz: pageSize, Filesz: pageSize})
+		}
+	}
+	img := elfcore.ProgHeader{Paddr: k.TextPhys, Vaddr: k.TextVirt, Memsz: k.TextSize, Filesz: k.TextSize}
+	loads = append([]elfcore.ProgHeader{img}, loads...)
+	if len(loads) < elfcore.PN_XNUM {
+		t.Fatalf("only %d segments", len(loads))
+	}
+	in := filepath.Join(t.TempDir(), "vmcore.in")
+	f, err := os.Create(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := []elfcore.Note{(&elfcore.PRStatus{Pid: 1}).Note(), (&elfcore.PRStatus{Pid: 2}).Note(),
+		{Name: "VMCOREINFO", Type: 0, Desc: k.VMCOREINFO}}
+	w := elfcore.NewWriter(f, elf.EM_X86_64, len(loads), elfcore.EncodeNotes(notes))
+	off := uint64(w.DataOffset())
+	buf := make([]byte, 0, 16<<20)
+	for _, l := range loads {
+		l.Off = off
+		page := make([]byte, l.Filesz)
+		k.Mem.ReadAt(page, int64(l.Paddr))
+		buf = append(buf, page...)
+		if len(buf) >= 16<<20 {
+			f.WriteAt(buf, int64(off)+int64(l.Filesz)-int64(len(buf)))
+			buf = buf[:0]
+		}
+		off += l.Filesz
+		w.AddLoad(l)
+	}
+	f.WriteAt(buf, int64(off)-int64(len(buf)))
+	if err := w.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	out := filepath.Join(t.TempDir(), "vmcore")
+	sum, err := Run(context.Background(), Options{Input: in, Output: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Format != "ELF vmcore" || sum.Segments > 8192 || sum.CPUs != 2 {
+		t.Errorf("summary: format %q, %d segments, %d cpus", sum.Format, sum.Segments, sum.CPUs)
+	}
+	src, err := elfcore.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if src.RawPhnum != elfcore.PN_XNUM {
+		t.Fatalf("input e_phnum %#x, want PN_XNUM", src.RawPhnum)
+	}
+	dst, err := elfcore.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	a, b := make([]byte, 1<<20), make([]byte, 1<<20)
+	sp, dp := src.Phys(), dst.Phys()
+	for _, r := range sp.Ranges() {
+		for pa := r[0]; pa < r[1]; pa += uint64(len(a)) {
+			n := min(uint64(len(a)), r[1]-pa)
+			sp.ReadAt(a[:n], int64(pa))
+			if _, err := dp.ReadAt(b[:n], int64(pa)); err != nil || !bytes.Equal(a[:n], b[:n]) {
+				t.Fatalf("memory at %#x differs (%v)", pa, err)
+			}
+		}
+	}
+	for _, p := range dst.Loads() {
+		if p.Vaddr < elfcore.KernelTextBase && p.Vaddr-p.Paddr != k.PageOffsetBase {
+			t.Fatalf("RAM segment at %#x has p_vaddr %#x", p.Paddr, p.Vaddr)
+		}
+	}
+}
