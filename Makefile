@@ -48,11 +48,11 @@ e2e-deps:
 	./.ci/deps-e2e
 
 e2e: e2e-deps build
-	$(GO) test -count=1 -tags e2e -timeout 80m -run 'E2E' -v ./extract/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+e2e_)' ; \
+	$(GO) test -count=1 -tags e2e -timeout 80m -run '^TestE2E$$' -v ./extract/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+e2e_)' ; \
 		exit $${PIPESTATUS[0]}
 
 bench: e2e-deps build
-	$(GO) test -count=1 -tags e2e -timeout 60m -run '^$$' -bench 'E2E' -benchtime 1x ./extract/
+	LDX_BENCH=1 $(GO) test -count=1 -tags e2e -timeout 60m -run 'TestBenchE2E' -v ./extract/ | grep -vE '^\s+(bench|e2e)_test.go|^=== '
 
 demo: build
 	./testdata/sample/demo.sh

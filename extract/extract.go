@@ -314,7 +314,7 @@ func kernelMemoryModel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info, ra
 	}
 	out := intersectRanges(ram, present)
 	if len(out) == 0 {
-		sum.warn(noMap+"the kernel's present memory sections do not overlap its RAM range; kept the kernel's range")
+		sum.warn(noMap + "the kernel's present memory sections do not overlap its RAM range; kept the kernel's range")
 		return ram
 	}
 	if gone := covered(ram) - covered(out); gone > 0 {
