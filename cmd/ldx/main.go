@@ -14,15 +14,22 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes. They are part of the interface: scripts branch on them.
+// Exit codes, one table for every command. They are part of the
+// interface: scripts branch on them.
 const (
 	exitOK          = 0
 	exitFailure     = 1   // I/O errors and everything not listed below
 	exitUsage       = 2   // bad command line
-	exitBadInput    = 3   // the input is not usable (no header, truncated, not a dump)
+	exitBadInput    = 3   // the input cannot be read as a dump (no header, truncated, not a dump)
 	exitOutputExist = 4   // the output exists and --force was not given
+	exitDegraded    = 5   // verify: a consumer will lose a feature
+	exitFatal       = 6   // verify: a consumer will reject the dump or read wrong data
 	exitInterrupted = 130 // SIGINT/SIGTERM
 )
+
+// commands are the subcommands, in help order. Each command's file adds
+// its constructor in an init function, so commands stay independent.
+var commands []func() *cobra.Command
 
 // exitError carries an exit code chosen by a command.
 type exitError struct {
@@ -49,7 +56,9 @@ makedumpfile and drgn, repairing what the kernel side gets wrong.`,
 	}
 	// Flag and argument mistakes exit with exitUsage, not exitFailure.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{exitUsage, err} })
-	root.AddCommand(newExtractCmd())
+	for _, c := range commands {
+		root.AddCommand(c())
+	}
 	return root
 }
 
