@@ -210,16 +210,18 @@ func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *man
 		if man.MaxPFN != 0 && man.MaxPFN != h.maxPFN {
 			return nil, &InputError{Path: src.Path, Off: core.ProgOffset(2), What: fmt.Sprintf("the header's RAM ends at max_pfn %#x, the capture manifest says %#x: the header is not from this capture", h.maxPFN, man.MaxPFN)}
 		}
-		p.ram = clipRanges(man.RAM, 2*pageSize, kernelEnd)
+		// RAM below 1 MiB (pfns 2–0x9F, real-mode trampoline and BIOS
+		// data; pfn 0 and 1 hold the header and notes) is dumped by the
+		// kernel but left out, as the kernel's own header does: with RAM
+		// starting at 0x2000, makedumpfile 1.7.2 -E overflows a page
+		// buffer in readmem and crashes.
+		p.ram = clipRanges(man.RAM, ramStart, kernelEnd)
 		if len(p.ram) == 0 {
 			return nil, &InputError{Path: src.Path, Off: manifest.Offset, What: "the capture manifest's RAM map has no RAM inside the dumped range"}
 		}
 		holes := (kernelEnd - ramStart) - covered(clipRanges(p.ram, ramStart, kernelEnd))
 		if holes > 0 {
 			sum.repair("split the kernel's single RAM range into %d RAM ranges from the capture-time memory map; %d MiB of holes and reserved ranges are not presented as memory", len(p.ram), holes>>20)
-		}
-		if ramBelow := covered(clipRanges(p.ram, 0, ramStart)); ramBelow > 0 {
-			sum.repair("added %d KiB of low memory below 1 MiB that the kernel dumps but its header does not cover (pfn 0 and 1 hold the header and notes)", ramBelow>>10)
 		}
 	} else {
 		p.ram = []manifest.Range{{Start: ramStart, End: kernelEnd}}
@@ -466,7 +468,7 @@ func scanVMCOREINFO(ctx context.Context, src *Source, ram []manifest.Range, pref
 func write(ctx context.Context, src *Source, out *output, p *plan, opt *Options, sum *Summary) error {
 	notes := elfcore.EncodeNotes(p.notes)
 	w := elfcore.NewWriter(out, elf.EM_X86_64, opt.MaxSegments+1, notes)
-	seg := newSegmenter(out, uint64(w.DataOffset()), p.pageOffset, p.image, opt.MaxSegments, opt.MinZeroRun, len(p.ram))
+	seg := newSegmenter(out, uint64(w.DataOffset()), p.pageOffset, p.image, opt.MaxSegments, opt.MinZeroRun, p.ram)
 	total := int64(covered(p.ram))
 	var done int64
 	var last time.Time
@@ -504,6 +506,7 @@ func write(ctx context.Context, src *Source, out *output, p *plan, opt *Options,
 		seg.endRange(r)
 	}
 	opt.progress("copy", total, total)
+	segs, end := seg.finish()
 	if img, ok := seg.imageSegment(p.imageVirt); ok {
 		img.Flags = elf.PF_R | elf.PF_W | elf.PF_X
 		if err := w.AddLoad(img); err != nil {
@@ -512,7 +515,7 @@ func write(ctx context.Context, src *Source, out *output, p *plan, opt *Options,
 	} else {
 		sum.warn("the kernel image [%#x, %#x) is not in the RAM map: no kernel-image PT_LOAD (crash and makedumpfile then need NUMBER(phys_base))", p.image.Start, p.image.End)
 	}
-	for _, s := range seg.segs {
+	for _, s := range segs {
 		s.Flags = elf.PF_R | elf.PF_W | elf.PF_X
 		if err := w.AddLoad(s); err != nil {
 			return err
@@ -521,11 +524,11 @@ func write(ctx context.Context, src *Source, out *output, p *plan, opt *Options,
 	if err := w.Finish(); err != nil {
 		return err
 	}
-	size := int64(max(seg.end(), uint64(w.DataOffset())))
+	size := int64(max(end, uint64(w.DataOffset())))
 	if err := out.commit(size); err != nil {
 		return err
 	}
-	sum.Segments = len(seg.segs)
+	sum.Segments = len(segs)
 	sum.Memory = covered(p.ram)
 	sum.Written = seg.written
 	sum.ZeroPages = seg.zeroPages - sum.Unwritten

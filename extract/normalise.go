@@ -97,9 +97,13 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, sum *Summary)
 	if haveDelta {
 		p.pageOffset = delta
 	} else {
-		check := uint64(0)
-		if len(p.ram) > 0 {
-			check = p.ram[len(p.ram)-1].End - pageSize
+		// A second probe, to tell the direct map from a stray mapping of
+		// page 0: the kernel image's own physical pages, which the direct
+		// map always covers (the end of QEMU's RAM blocks may be reserved
+		// and unmapped).
+		check := uint64(ramStart)
+		if stext, ok := info.Symbol("_stext"); ok {
+			check = pageDown(stext - kmem.KernelTextBase + params.PhysBase)
 		}
 		pob, err := mem.FindPageOffset(check)
 		if err != nil {

@@ -33,29 +33,11 @@ import (
 	"time"
 
 	"ldx/kmod/kmodtest"
+	"ldx/kmod/kmodtest/guest"
 	"ldx/kmod/manifest"
 )
 
 // facts mirrors the fields of guest.Facts that an image needs.
-type facts struct {
-	Release   string `json:"release"`
-	SystemRAM []struct {
-		Start uint64 `json:"start"`
-		End   uint64 `json:"end"` // inclusive, as /proc/iomem prints it
-	} `json:"system_ram"`
-	VMCOREINFO struct {
-		Addr uint64 `json:"addr"`
-		Size uint64 `json:"size"`
-	} `json:"vmcoreinfo"`
-	NumPresent int `json:"num_present"`
-	CrashNotes []struct {
-		CPU  int    `json:"cpu"`
-		Addr uint64 `json:"addr"`
-	} `json:"crash_notes"`
-	Symbols map[string]uint64 `json:"symbols"`
-	LA57    bool              `json:"la57"`
-}
-
 func main() {
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "ldx-mkimage:", err)
@@ -208,62 +190,12 @@ func applyFacts(k *kmodtest.Kernel, path string) error {
 	if err != nil {
 		return err
 	}
-	var f facts
+	var f guest.Facts
 	if err := json.Unmarshal(b, &f); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	k.RAM = nil
-	for _, r := range f.SystemRAM {
-		k.RAM = append(k.RAM, manifest.Range{Start: r.Start, End: r.End + 1})
-	}
-	if f.VMCOREINFO.Addr != 0 {
-		k.VMCOREINFONote = f.VMCOREINFO.Addr
-	}
-	if f.NumPresent != 0 {
-		k.CPUs = f.NumPresent
-	}
-	k.CrashNotes = nil
-	for i, c := range f.CrashNotes {
-		if c.CPU != i {
-			return fmt.Errorf("%s: crash_notes are not for CPUs 0…n-1 in order", path)
-		}
-		k.CrashNotes = append(k.CrashNotes, c.Addr)
-	}
-	if len(k.CrashNotes) > k.CPUs {
-		k.CrashNotes = k.CrashNotes[:k.CPUs]
-	}
-	sym := f.Symbols
-	if t := sym["_text"]; t != 0 {
-		if t != k.TextVirt {
-			// VMCOREINFO's _stext and kallsyms' _text disagree: trust
-			// kallsyms, keep phys_base.
-			pb := k.PhysBase()
-			k.TextVirt = t
-			k.TextPhys = t - kmodtest.StartKernelMap + pb
-		}
-		if e := sym["_end"]; e > t {
-			k.TextSize = e - t
-		}
-	}
-	if k.TextSize == 0 {
-		return fmt.Errorf("%s: no _text/_end symbols: the text PT_LOAD's size is unknown", path)
-	}
-	if a := sym["max_pfn"]; a != 0 {
-		if k.MaxPFN, err = k.ReadImageUint64(a); err != nil {
-			return fmt.Errorf("max_pfn: %w", err)
-		}
-	}
-	if k.MaxPFN == 0 && len(k.RAM) > 0 {
-		// e820__end_of_ram_pfn: the end of the last RAM range.
-		k.MaxPFN = k.RAM[len(k.RAM)-1].End / kmodtest.PageSize
-	}
-	if f.LA57 {
-		k.PageOffsetBase = kmodtest.PageOffset5Level
-	}
-	if a := sym["page_offset_base"]; a != 0 {
-		if k.PageOffsetBase, err = k.ReadImageUint64(a); err != nil {
-			return fmt.Errorf("page_offset_base: %w", err)
-		}
+	if err := k.ApplyFacts(&f); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	if k.PageOffsetBase != kmodtest.PageOffset4Level && k.PageOffsetBase != kmodtest.PageOffset5Level {
 		fmt.Fprintf(os.Stderr, "ldx-mkimage: warning: page_offset_base %#x is randomised; a real livedump v1 INIT oopses on such a kernel (livedump-format.md §11.2)\n", k.PageOffsetBase)
