@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,17 +24,28 @@ import (
 	"ldx/kmod/manifest"
 )
 
-// e2eScenario is one guest: a kernel and a machine shape.
+// e2eScenario is one guest: a kernel and a machine shape, and the device
+// variants to emulate from its memory.
 type e2eScenario struct {
-	name  string
-	spec  guest.Spec
-	crash bool // crash 8.0.2 cannot open Debian 6.12 dumps at all (test-bed-notes.md)
+	name     string
+	spec     guest.Spec
+	crash    bool     // crash 8.0.2 cannot open Debian 6.12 dumps at all (test-bed-notes.md)
+	variants []string // names from e2eVariants; empty: all
 }
 
 var e2eScenarios = []e2eScenario{
-	{"6.1-4cpu-kaslr", guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "1G", CPUs: 4}, true},
-	{"6.1-2cpu", guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "512M", CPUs: 2}, true},
-	{"6.12-4cpu-kaslr", guest.Spec{Kernel: guest.KernelSpec{Series: "6.12"}, Memory: "1G", CPUs: 4}, false},
+	// 4 CPUs: the notes are cut at one page (VMCOREINFO loses phys_base,
+	// init_top_pgt, KERNELOFFSET, CRASHTIME), so consumers depend on the
+	// recovery from memory.
+	{"6.1-4cpu-kaslr", guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "1G", CPUs: 4}, true, nil},
+	{"6.1-2cpu", guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "512M", CPUs: 2}, true, []string{"capture-zeroed"}},
+	{"6.12-4cpu-kaslr", guest.Spec{Kernel: guest.KernelSpec{Series: "6.12"}, Memory: "1G", CPUs: 4}, false, nil},
+	{"6.1-la57-4cpu", guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "1G", CPUs: 4, LA57: true}, true, []string{"capture-marked"}},
+	{"6.12-la57-2cpu", guest.Spec{Kernel: guest.KernelSpec{Series: "6.12"}, Memory: "512M", CPUs: 2, LA57: true}, false, []string{"capture-zeroed"}},
+	// 4 GiB: RAM above and below the PCI hole (3–4 GiB); 8 CPUs cut the
+	// notes inside the printk keys. Without a manifest the hole must be
+	// found from the kernel's memory sections.
+	{"6.1-8cpu-4G-pcihole", guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "4G", CPUs: 8}, true, []string{"capture-zeroed", "livedump.sh-stale-device"}},
 }
 
 // e2eVariant is one way the device came to be.
@@ -54,6 +66,10 @@ var e2eVariants = []e2eVariant{
 	{"livedump.sh-stale-device", func(u manifest.Range) kmodtest.Run {
 		return kmodtest.Run{StaleSeed: 99}
 	}, false, []string{"makedumpfile", "drgn"}},
+}
+
+func (sc e2eScenario) has(variant string) bool {
+	return len(sc.variants) == 0 || slices.Contains(sc.variants, variant)
 }
 
 func e2eCache(t *testing.T) string {
@@ -80,6 +96,9 @@ func TestE2E(t *testing.T) {
 			work := t.TempDir()
 			unwritten := zeroRun(t, k, 16<<20)
 			for _, v := range e2eVariants {
+				if !sc.has(v.name) {
+					continue
+				}
 				t.Run(v.name, func(t *testing.T) {
 					img := filepath.Join(work, v.name+".img")
 					run := v.run(unwritten)
@@ -98,6 +117,9 @@ func TestE2E(t *testing.T) {
 					t.Logf("e2e_extract %s/%s: %d CPUs, %d segments, %d MiB written of %d MiB memory, file %d MiB, %.2fs; vmcoreinfo from %s; repairs %d, warnings %d",
 						sc.name, v.name, sum.CPUs, sum.Segments, sum.Written>>20, sum.Memory>>20, sum.OutputSize>>20, sum.Duration.Seconds(), sum.VMCOREINFO, len(sum.Repairs), len(sum.Warnings))
 					checkE2EOutput(t, out, art, rep, sum, v.noStale)
+					if sc.name == e2eScenarios[0].name {
+						checkLoopDevice(t, img, out)
+					}
 					for _, c := range v.consumers {
 						if c == "crash" && !sc.crash {
 							continue
@@ -167,6 +189,32 @@ func zeroRun(t *testing.T, k *kmodtest.Kernel, size uint64) manifest.Range {
 	}
 	t.Fatalf("no %d MiB of zero RAM in the guest", size>>20)
 	return manifest.Range{}
+}
+
+// checkLoopDevice extracts the image again through a read-only loop
+// device: the block-device path (O_DIRECT, no hole skipping) must write
+// exactly the same vmcore as the file path.
+func checkLoopDevice(t *testing.T, img, fromFile string) {
+	b, err := exec.Command("losetup", "--find", "--show", "--read-only", img).CombinedOutput()
+	if err != nil {
+		t.Logf("no loop device here (%v: %s); block-device path not checked", err, b)
+		return
+	}
+	dev := strings.TrimSpace(string(b))
+	defer exec.Command("losetup", "-d", dev).Run()
+	out := fromFile + ".loop"
+	sum, err := Run(context.Background(), Options{Input: dev, Output: out})
+	if err != nil {
+		t.Fatalf("ldx extract %s: %v", dev, err)
+	}
+	defer os.Remove(out)
+	if sum.InputKind != KindBlockDevice {
+		t.Errorf("%s read as %q", dev, sum.InputKind)
+	}
+	if err := exec.Command("cmp", "-s", fromFile, out).Run(); err != nil {
+		t.Errorf("the vmcore extracted from %s differs from the one extracted from the image file", dev)
+	}
+	t.Logf("e2e_loop: %s extracted identically through %s (%.2fs)", filepath.Base(img), dev, sum.Duration.Seconds())
 }
 
 // checkE2EOutput checks the vmcore itself: complete VMCOREINFO with
@@ -345,8 +393,11 @@ for task in for_each_task(prog):
     comm = task.comm.string_().decode()
     print("TASK", task.pid.value_(), comm)
     if comm.startswith("ldx-"):
-        for frame in prog.stack_trace(task):
-            print("FRAME", comm, frame.name)
+        try:
+            for frame in prog.stack_trace(task):
+                print("FRAME", comm, frame.name)
+        except Exception as e:
+            print("UNWIND-ERROR", comm, e)
 `), 0o644)
 	out := runTool(t, 5*time.Minute, "drgn", "-q", "-c", vmcore, "-s", art.Vmlinux, script)
 	wantAll(t, "drgn", out, "RELEASE "+art.Facts.Release)
@@ -354,6 +405,12 @@ for task in for_each_task(prog):
 		wantAll(t, "drgn task list", out, " "+p)
 		// A sleeping task unwinds from its saved stack: live-dump CPU
 		// notes are synthetic, but sleeping tasks do not need them.
+		// drgn 0.0.22 predates the ORC format of 6.4+ kernels and fails
+		// on any dump of them ("unknown ORC entry type"): say so.
+		if strings.Contains(out, "UNWIND-ERROR "+p+" unknown ORC entry type") {
+			t.Logf("drgn 0.0.22 cannot unwind %s: it does not know this kernel's ORC format", p)
+			continue
+		}
 		if !regexp.MustCompile(`FRAME ` + regexp.QuoteMeta(p) + ` (__schedule|schedule)\n`).MatchString(out) {
 			t.Errorf("drgn did not unwind %s through schedule:\n%s", p, tail(out, 30))
 		}
