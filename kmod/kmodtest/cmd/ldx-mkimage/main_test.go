@@ -12,6 +12,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/kmod/kmodtest"
+	"ldx/kmod/kmodtest/guest"
 	"ldx/kmod/manifest"
 )
 
@@ -55,13 +56,14 @@ func TestRun(t *testing.T) {
 	}
 	f.Close()
 
-	facts := map[string]any{
-		"release":     "6.1.0-ldx-synthetic",
-		"system_ram":  []map[string]uint64{{"start": src.RAM[0].Start, "end": src.RAM[0].End - 1}, {"start": src.RAM[1].Start, "end": src.RAM[1].End - 1}},
-		"vmcoreinfo":  map[string]uint64{"addr": src.VMCOREINFONote, "size": kmodtest.VMCOREINFONoteSize},
-		"num_present": 2,
-		"crash_notes": []map[string]uint64{{"cpu": 0, "addr": src.CrashNotes[0]}, {"cpu": 1, "addr": src.CrashNotes[1]}},
-		"symbols":     map[string]uint64{"_text": src.TextVirt, "_end": src.TextVirt + src.TextSize, "max_pfn": maxPFNVar, "page_offset_base": pobVar},
+	facts := guest.Facts{
+		Release:    "6.1.0-ldx-synthetic",
+		SystemRAM:  []guest.Range{{Start: guest.Hex(src.RAM[0].Start), End: guest.Hex(src.RAM[0].End - 1)}, {Start: guest.Hex(src.RAM[1].Start), End: guest.Hex(src.RAM[1].End - 1)}},
+		VMCOREINFO: guest.NoteAddr{Addr: guest.Hex(src.VMCOREINFONote), Size: kmodtest.VMCOREINFONoteSize},
+		NumPresent: 2,
+		CrashNotes: []guest.CrashNote{{CPU: 0, Addr: guest.Hex(src.CrashNotes[0])}, {CPU: 1, Addr: guest.Hex(src.CrashNotes[1])}},
+		Symbols: map[string]guest.Hex{"_text": guest.Hex(src.TextVirt), "_end": guest.Hex(src.TextVirt + src.TextSize),
+			"max_pfn": guest.Hex(maxPFNVar), "page_offset_base": guest.Hex(pobVar)},
 	}
 	fj, _ := json.Marshal(facts)
 	factsPath := filepath.Join(dir, "facts.json")
