@@ -116,6 +116,12 @@ func TestE2E(t *testing.T) {
 					defer os.Remove(out)
 					t.Logf("e2e_extract %s/%s: %d CPUs, %d segments, %d MiB written of %d MiB memory, file %d MiB, %.2fs; vmcoreinfo from %s; repairs %d, warnings %d",
 						sc.name, v.name, sum.CPUs, sum.Segments, sum.Written>>20, sum.Memory>>20, sum.OutputSize>>20, sum.Duration.Seconds(), sum.VMCOREINFO, len(sum.Repairs), len(sum.Warnings))
+					for _, r := range sum.Repairs {
+						t.Logf("e2e_repair %s/%s: %s", sc.name, v.name, r)
+					}
+					for _, w := range sum.Warnings {
+						t.Logf("e2e_warning %s/%s: %s", sc.name, v.name, w)
+					}
 					checkE2EOutput(t, out, art, rep, sum, v.noStale)
 					if sc.name == e2eScenarios[0].name {
 						checkLoopDevice(t, img, out)

@@ -322,7 +322,8 @@ func kernelMemoryModel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info, ra
 	if gone := covered(ram) - covered(out); gone > 0 {
 		sum.repair("left out %d MiB of the kernel's RAM range that no present memory section covers (holes such as the PCI hole), from the kernel's SPARSEMEM sections", gone>>20)
 	}
-	sum.warn(noMap+"RAM ranges come from the kernel's memory sections (%d MiB granularity): smaller holes and reserved ranges inside them are presented as memory and hold whatever the device held", (sections[0][1]-sections[0][0])>>20)
+	bits, _ := info.Number("SECTION_SIZE_BITS") // PresentSections needs it, so it is there
+	sum.warn(noMap+"RAM ranges come from the kernel's memory sections (%d MiB each): smaller holes and reserved ranges inside them are presented as memory and hold whatever the device held", int64(1)<<bits>>20)
 	return out
 }
 
