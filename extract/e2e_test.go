@@ -123,6 +123,7 @@ func TestE2E(t *testing.T) {
 						t.Logf("e2e_warning %s/%s: %s", sc.name, v.name, w)
 					}
 					checkE2EOutput(t, out, art, rep, sum, v.noStale)
+					checkE2ELayout(t, out, art, run.Manifest != nil)
 					if sc.name == e2eScenarios[0].name {
 						checkLoopDevice(t, img, out)
 					}
@@ -221,6 +222,52 @@ func checkLoopDevice(t *testing.T, img, fromFile string) {
 		t.Errorf("the vmcore extracted from %s differs from the one extracted from the image file", dev)
 	}
 	t.Logf("e2e_loop: %s extracted identically through %s (%.2fs)", filepath.Base(img), dev, sum.Duration.Seconds())
+}
+
+// checkE2ELayout checks that the RAM segments cover only the guest's RAM:
+// exactly its System RAM (from 1 MiB) with a capture manifest, and RAM
+// rounded out to 128 MiB memory sections without one — never a hole as
+// large as the PCI hole.
+func checkE2ELayout(t *testing.T, vmcore string, art *guest.Artefacts, withManifest bool) {
+	f, err := elfcore.Open(vmcore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const section = 128 << 20
+	var allowed []manifest.Range
+	for _, r := range art.Facts.SystemRAM {
+		start, end := uint64(r.Start), uint64(r.End)+1
+		if !withManifest {
+			start, end = start&^(section-1), (end+section-1)&^(section-1)
+		}
+		allowed = append(allowed, manifest.Range{Start: start, End: end})
+	}
+	var covered uint64
+	for _, p := range f.Loads() {
+		if p.Vaddr >= elfcore.KernelTextBase {
+			continue
+		}
+		covered += p.Memsz
+		in := false
+		for _, a := range allowed {
+			if p.Paddr >= a.Start && p.End() <= a.End {
+				in = true
+			}
+		}
+		if !in {
+			t.Errorf("PT_LOAD [%#x, %#x) is not in the guest's RAM %x", p.Paddr, p.End(), allowed)
+		}
+	}
+	var ram uint64
+	for _, r := range art.Facts.SystemRAM {
+		if end := uint64(r.End) + 1; end > 1<<20 {
+			ram += end - max(uint64(r.Start), 1<<20)
+		}
+	}
+	if withManifest && covered+pageSize < ram {
+		t.Errorf("the PT_LOADs cover %d bytes of the guest's %d bytes of RAM above 1 MiB", covered, ram)
+	}
 }
 
 // checkE2EOutput checks the vmcore itself: complete VMCOREINFO with
