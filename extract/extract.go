@@ -28,6 +28,8 @@ import (
 	"ldx/elfcore/kmem"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
+
+	"golang.org/x/sys/unix"
 )
 
 // Options configure an extraction.
@@ -36,11 +38,6 @@ type Options struct {
 	Output string
 	Force  bool // replace an existing output
 
-	// MaxSegments bounds the number of RAM PT_LOADs (default 8192).
-	MaxSegments int
-	// MinZeroRun is the shortest run of zero pages that ends a segment
-	// rather than staying inside it as a hole (default 16 pages).
-	MinZeroRun int
 	// TempDir receives the decompressed copy of an xz input (default: the
 	// output's directory).
 	TempDir string
@@ -71,11 +68,12 @@ type Summary struct {
 	CPUNotes   NoteCounts    `json:"cpu_notes"`
 	Segments   int           `json:"segments"`
 	RAMRanges  int           `json:"ram_ranges"`
-	Memory     uint64        `json:"memory_bytes"`  // memory the PT_LOADs cover
-	Read       uint64        `json:"read_bytes"`    // bytes read from the input
-	Written    uint64        `json:"written_bytes"` // data bytes written
-	OutputSize int64         `json:"output_size"`   // apparent size of the vmcore
-	ZeroPages  uint64        `json:"zero_pages"`    // not stored
+	Memory     uint64        `json:"memory_bytes"`      // memory the PT_LOADs cover
+	Read       uint64        `json:"read_bytes"`        // bytes read from the input
+	Written    uint64        `json:"written_bytes"`     // data bytes written
+	OutputSize int64         `json:"output_size"`       // apparent size of the vmcore
+	OnDisk     int64         `json:"output_disk_bytes"` // blocks it takes: zero pages are holes
+	ZeroPages  uint64        `json:"zero_pages"`        // not stored
 	Unwritten  uint64        `json:"unwritten_pages"`
 	Repairs    []string      `json:"repairs"`
 	Warnings   []string      `json:"warnings"`
@@ -96,12 +94,6 @@ func (s *Summary) warn(format string, a ...any) {
 }
 
 func (o *Options) defaults() {
-	if o.MaxSegments <= 0 {
-		o.MaxSegments = 8192
-	}
-	if o.MinZeroRun <= 0 {
-		o.MinZeroRun = 16
-	}
 	if o.TempDir == "" {
 		o.TempDir = tempDirFor(o.Output)
 	}
@@ -468,8 +460,10 @@ func scanVMCOREINFO(ctx context.Context, src *Source, ram []manifest.Range, pref
 // write streams memory into the output and writes the headers.
 func write(ctx context.Context, src *Source, out *output, p *plan, opt *Options, sum *Summary) error {
 	notes := elfcore.EncodeNotes(p.notes)
-	w := elfcore.NewWriter(out, elf.EM_X86_64, opt.MaxSegments+1, notes)
-	seg := newSegmenter(out, uint64(w.DataOffset()), p.pageOffset, p.image, opt.MaxSegments, opt.MinZeroRun, p.ram)
+	// One PT_LOAD per RAM range, two more around the kernel image, and
+	// the image's own.
+	w := elfcore.NewWriter(out, elf.EM_X86_64, len(p.ram)+3, notes)
+	seg := newSegmenter(out, uint64(w.DataOffset()), p.pageOffset, p.image)
 	total := int64(covered(p.ram))
 	var done int64
 	var last time.Time
@@ -534,6 +528,10 @@ func write(ctx context.Context, src *Source, out *output, p *plan, opt *Options,
 	sum.Written = seg.written
 	sum.ZeroPages = seg.zeroPages - sum.Unwritten
 	sum.OutputSize = size
+	var st unix.Stat_t
+	if unix.Stat(out.final, &st) == nil {
+		sum.OnDisk = st.Blocks * 512
+	}
 	return nil
 }
 

@@ -29,7 +29,8 @@ func newExtractCmd() *cobra.Command {
 xz-compressed) and writes an ELF vmcore that crash, makedumpfile and drgn
 open: notes first and complete (VMCOREINFO recovered from the dumped memory
 when the kernel cut it off), PT_LOADs only where RAM is, pages the kernel
-never wrote presented as zeros, zero pages not stored.
+never wrote presented as zeros. The vmcore is a sparse file: zero pages take
+no disk space (copy it with cp, rsync -S or tar -S to keep it so).
 
 The input is only read. The output is created with mode 0600 under a
 temporary name and renamed into place when complete; an existing file is
@@ -70,8 +71,6 @@ exists, 130 interrupted.`,
 	f.BoolVar(&opt.Force, "force", false, "replace the output if it exists")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
-	f.IntVar(&opt.MaxSegments, "max-segments", 8192, "at most this many RAM PT_LOADs")
-	f.IntVar(&opt.MinZeroRun, "min-zero-run", 16, "zero pages in a row that end a segment instead of staying in it as a hole")
 	return cmd
 }
 
@@ -157,7 +156,7 @@ func printSummary(w io.Writer, s *extract.Summary) {
 	}
 	row("memory", fmt.Sprintf("%s in %d RAM ranges, %d PT_LOADs", mib(int64(s.Memory)), s.RAMRanges, s.Segments))
 	row("read", mib(int64(s.Read)))
-	row("written", fmt.Sprintf("%s of data, file size %s", mib(int64(s.Written)), mib(s.OutputSize)))
+	row("written", fmt.Sprintf("%s of data; file size %s, %s on disk (zero pages are holes)", mib(int64(s.Written)), mib(s.OutputSize), mib(s.OnDisk)))
 	row("zero pages", fmt.Sprintf("%d not stored", s.ZeroPages))
 	if s.Unwritten > 0 {
 		row("never written", fmt.Sprintf("%d pages the kernel did not write, presented as zeros", s.Unwritten))
