@@ -253,3 +253,19 @@ func (m *Mem) ImageEnd(text, limit uint64) uint64 {
 	}
 	return end
 }
+
+// Params returns the translation inputs.
+func (m *Mem) Params() Params { return m.p }
+
+// Root returns the physical address of the top-level page table.
+func (m *Mem) Root() uint64 { return m.root }
+
+// WithRoot returns a reader that walks the page tables rooted at the
+// physical address root instead of init_top_pgt: a process's page global
+// directory (mm->pgd), whose kernel half is shared with init_top_pgt and
+// whose user half maps that process's memory.
+func (m *Mem) WithRoot(root uint64) *Mem {
+	c := *m
+	c.root = root &^ (pageSize - 1)
+	return &c
+}
