@@ -166,6 +166,9 @@ func analyse(ctx context.Context, src *Source, opt *Options, sum *Summary) (*pla
 	}
 	if man != nil {
 		sum.Manifest, sum.Prepared = true, string(man.Prepared)
+		if err := checkCaptureStatus(src, man, sum); err != nil {
+			return nil, err
+		}
 	}
 	page0 := make([]byte, pageSize)
 	if n, err := src.ReadAt(page0, 0); n < pageSize {
@@ -281,6 +284,28 @@ func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *man
 	p.notes, sum.CPUNotes = buildCoreNotes(ni, sum)
 	p.notes = append(p.notes, elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: vmci})
 	return p, nil
+}
+
+// checkCaptureStatus applies what ldx capture recorded about how the run
+// ended: the kernel leaves no completion marker (K-2), so the manifest is
+// the only witness.
+func checkCaptureStatus(src *Source, man *manifest.Manifest, sum *Summary) error {
+	switch man.Status {
+	case manifest.StatusIncomplete:
+		detail := man.StatusDetail
+		if detail == "" {
+			detail = "no detail recorded"
+		}
+		return &InputError{Path: src.Path, Off: manifest.Offset,
+			What: "the capture manifest says this capture is incomplete: " + detail,
+			Hint: "the memory on the device is not a whole dump; capture again"}
+	case manifest.StatusRunning:
+		sum.warn("the capture manifest still says the capture was running: ldx capture was stopped before it could confirm the dump (pages written after FINISH may be missing)")
+	}
+	if man.FailedPages != nil && *man.FailedPages > 0 {
+		sum.warn("the kernel reported %d pages it could not save (its failed counter); they hold whatever the device held before, as prepared (%s)", *man.FailedPages, man.Prepared)
+	}
+	return nil
 }
 
 // kernelMemoryModel narrows the kernel's single RAM range when there is no
@@ -574,14 +599,3 @@ func covered(ranges []manifest.Range) uint64 {
 	return n
 }
 
-// lineValue returns the value of KEY= in VMCOREINFO text.
-func lineValue(text []byte, key string) string {
-	for line := range bytes.SplitSeq(text, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte(key+"=")); ok {
-			return string(v)
-		}
-	}
-	return ""
-}
-
-func hex(v uint64) string { return fmt.Sprintf("%#x", v) }
