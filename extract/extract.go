@@ -598,4 +598,3 @@ func covered(ranges []manifest.Range) uint64 {
 	}
 	return n
 }
-

@@ -292,6 +292,38 @@ func TestExtractRefuses(t *testing.T) {
 	}
 }
 
+func TestExtractCaptureStatus(t *testing.T) {
+	failed := 7
+	tests := []struct {
+		name    string
+		man     manifest.Manifest
+		err     string
+		warning string
+	}{
+		{"incomplete", manifest.Manifest{Status: manifest.StatusIncomplete, StatusDetail: "SWEEP failed: EINVAL"}, "incomplete: SWEEP failed", ""},
+		{"running", manifest.Manifest{Status: manifest.StatusRunning}, "", "still says the capture was running"},
+		{"complete with failed pages", manifest.Manifest{Status: manifest.StatusComplete, FailedPages: &failed}, "", "7 pages it could not save"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			man := tt.man
+			man.Time = time.Date(2026, 11, 26, 5, 59, 0, 0, time.UTC)
+			fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 2}, kmodtest.Run{Prepared: manifest.Zeroed, Manifest: &man})
+			sum, _, err := fx.extract(t, Options{})
+			if tt.err != "" {
+				var ie *InputError
+				if !errors.As(err, &ie) || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || !containsAny(sum.Warnings, tt.warning) {
+				t.Fatalf("err %v, warnings %q", err, sum.Warnings)
+			}
+		})
+	}
+}
+
 func TestExtractOldHeader(t *testing.T) {
 	// The second capture of a boot stopped before FINISH: page 0 still
 	// holds the first capture's header, page 1 this capture's notes.

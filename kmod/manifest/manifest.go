@@ -92,7 +92,37 @@ type Manifest struct {
 
 	Device   Device      `json:"device"`
 	Prepared Preparation `json:"prepared"`
+
+	// Status is how the capture ended: ldx capture writes the manifest
+	// with StatusRunning before INIT and rewrites it after UNINIT, because
+	// the kernel itself leaves no completion marker (livedump-format.md
+	// §7 K-2). Empty in manifests of earlier ldx versions.
+	Status Status `json:"status,omitempty"`
+	// StatusDetail says, for an incomplete capture, which step failed.
+	StatusDetail string `json:"status_detail,omitempty"`
+	// Finished is when ldx capture declared the dump complete or gave up.
+	Finished *time.Time `json:"finished,omitempty"`
+	// FailedPages is the kernel's count of pages it could not save, on
+	// kernels whose interface exposes a `failed` attribute (later trees,
+	// §9); nil when the kernel does not say.
+	FailedPages *int `json:"failed_pages,omitempty"`
 }
+
+// Status is the outcome of a capture as recorded in its manifest.
+type Status string
+
+const (
+	// StatusRunning: the device is prepared and the kernel run was about
+	// to start. A manifest still saying this after the run means ldx
+	// capture itself was killed.
+	StatusRunning Status = "running"
+	// StatusComplete: the kernel went through FINISH, the device went
+	// quiet before UNINIT and the header and notes read back matched.
+	StatusComplete Status = "complete"
+	// StatusIncomplete: the run failed or was interrupted; ldx capture
+	// also cleared the header page so that readers refuse the dump.
+	StatusIncomplete Status = "incomplete"
+)
 
 // Device identifies the dump device, so that extract can warn when it is
 // given another device than the one captured to.
