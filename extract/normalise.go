@@ -112,6 +112,22 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, sum *Summary)
 		p.pageOffset = pob
 		sum.repair("gave the RAM segments their kernel virtual addresses (direct map at %#x, found in the page tables); the input had p_vaddr = p_paddr", pob)
 	}
+	// QEMU's RAM blocks include firmware (the BIOS ROM at 0xfffc0000) that
+	// is not kernel memory and that the direct map does not cover: keep
+	// only what the kernel's present memory sections hold.
+	if sections, err := mem.PresentSections(info); err == nil {
+		var present []manifest.Range
+		for _, s := range sections {
+			present = append(present, manifest.Range{Start: s[0], End: s[1]})
+		}
+		if kept := intersectRanges(p.ram, present); len(kept) > 0 {
+			if gone := covered(p.ram) - covered(kept); gone > 0 {
+				sum.repair("left out %d KiB of the input's segments that no present memory section of the kernel covers (firmware such as the BIOS ROM)", gone>>10)
+			}
+			p.ram = kept
+			sum.RAMRanges = len(p.ram)
+		}
+	}
 	if imageSeg != nil {
 		p.image = manifest.Range{Start: pageDown(imageSeg.Paddr), End: pageUp(imageSeg.Paddr + imageSeg.Memsz)}
 		p.imageVirt = imageSeg.Vaddr - (imageSeg.Paddr - p.image.Start)

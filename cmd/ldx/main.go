@@ -25,6 +25,19 @@ const (
 	exitDegraded    = 5   // verify: a consumer will lose a feature
 	exitFatal       = 6   // verify: a consumer will reject the dump or read wrong data
 	exitInterrupted = 130 // SIGINT/SIGTERM
+
+	// capture: each preflight refusal has its own code (nothing was written)
+	exitNoLivedump    = 10 // capture: this kernel has no livedump interface
+	exitBusy          = 11 // capture: the interface is busy or another capture runs (see --reset)
+	exitNotRoot       = 12 // capture: not root
+	exitRandomLayout  = 13 // capture: randomised memory layout (INIT would oops)
+	exitLowMemory     = 14 // capture: too little available memory (INIT would OOM-panic)
+	exitCPUs          = 15 // capture: CPU configuration START or FINISH would crash on
+	exitBadDevice     = 16 // capture: not a usable block device (START would oops)
+	exitDeviceInUse   = 17 // capture: the device is mounted, swap, or held by md/dm/LVM
+	exitDeviceSmall   = 18 // capture: the device is smaller than the dump
+	exitCaptureFailed = 19 // capture: failed after preflight; kernel side reset, device marked incomplete
+	exitNotReset      = 20 // capture: failed and the kernel side could not be reset
 )
 
 // commands are the subcommands, in help order. Each command's file adds

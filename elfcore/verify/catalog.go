@@ -1,0 +1,100 @@
+package verify
+
+// entry describes a check: its name, the severity the requirement carries
+// in docs/consumer-compat.md §1, and the consumers it matters to.
+type entry struct {
+	ID        string
+	Name      string
+	Severity  Severity
+	Consumers []Consumer
+}
+
+var (
+	all     = []Consumer{Crash, Makedumpfile, Drgn, Libkdumpfile, VmcoreDmesg}
+	tools3  = []Consumer{Crash, Makedumpfile, Drgn}
+	mkdDrgn = []Consumer{Makedumpfile, Drgn}
+)
+
+// catalog lists every check in report order.
+var catalog = []entry{
+	{"A1", "ELF identification (magic, 64-bit, little-endian, version)", Fatal, all},
+	{"A2", "e_type is ET_CORE", Fatal, []Consumer{Crash, Drgn, Libkdumpfile}},
+	{"A3", "e_machine is EM_X86_64", Fatal, all},
+	{"A4", "e_version is 1", Fatal, []Consumer{Crash, Libkdumpfile, VmcoreDmesg}},
+	{"A5", "program headers at offset 64", Fatal, []Consumer{Makedumpfile, Crash}},
+	{"A6", "e_phentsize 56 and e_ehsize 64", Fatal, all},
+	{"A7", "at least two program headers", Fatal, []Consumer{Crash}},
+	{"A8", "no extended program-header numbering", Degraded, []Consumer{VmcoreDmesg}},
+
+	{"B1", "phdr[0] is the only PT_NOTE", Fatal, []Consumer{Crash, Makedumpfile}},
+	{"B2", "every later program header is PT_LOAD", Fatal, []Consumer{Crash}},
+	{"B3", "PT_LOAD segments with data", Fatal, []Consumer{Makedumpfile, Libkdumpfile}},
+	{"B4", "headers and notes before the first segment data", Fatal, []Consumer{Crash}},
+	{"B5", "first PT_LOAD has a non-zero p_offset", Fatal, []Consumer{Crash, Makedumpfile}},
+	{"B6", "crash classifies the file as kdump (p_align 0)", Fatal, []Consumer{Crash}},
+	{"B7", "p_paddr are physical addresses", Fatal, all},
+	{"B8", "RAM segments carry direct-map virtual addresses", Degraded, []Consumer{VmcoreDmesg, Drgn, Libkdumpfile, Makedumpfile}},
+	{"B9", "kernel-image PT_LOAD", Degraded, []Consumer{Drgn, VmcoreDmesg, Crash, Makedumpfile}},
+	{"B10", "p_filesz equals p_memsz", Degraded, []Consumer{Libkdumpfile}},
+	{"B11", "segments inside the file", Fatal, all},
+	{"B12", "overlapping segments hold identical bytes", Degraded, all},
+	{"B13", "page-aligned segments", Cosmetic, []Consumer{Makedumpfile, VmcoreDmesg}},
+	{"B14", "segment order (kernel image first, RAM by address)", Cosmetic, []Consumer{Crash, Makedumpfile}},
+
+	{"C1", "PT_NOTE alignment 0 or 4", Fatal, []Consumer{Drgn}},
+	{"C2", "note segment holds exactly its notes", Cosmetic, []Consumer{Crash}},
+	{"C3", "VMCOREINFO note", Fatal, all},
+	{"C4", "one VMCOREINFO note", Cosmetic, tools3},
+	{"C5", "NT_PRSTATUS notes of 336 bytes", Degraded, []Consumer{Libkdumpfile, Crash, Drgn}},
+	{"C6", "one NT_PRSTATUS per CPU", Degraded, []Consumer{Crash}},
+	{"C7", "live-dump CPU mapping (pr_pid = cpu+1 without CRASHTIME)", Degraded, []Consumer{Drgn}},
+	{"C8", "no QEMU or SNAP notes by accident", Fatal, []Consumer{Crash, Drgn}},
+
+	{"D1", "VMCOREINFO lines well-formed", Fatal, mkdDrgn},
+	{"D2", "VMCOREINFO values in the kernel's formats", Fatal, tools3},
+	{"D3", "OSRELEASE", Fatal, []Consumer{Crash, Makedumpfile, Drgn, Libkdumpfile}},
+	{"D4", "PAGESIZE", Fatal, mkdDrgn},
+	{"D5", "SYMBOL(swapper_pg_dir)", Fatal, []Consumer{Drgn}},
+	{"D6", "SYMBOL(init_top_pgt)", Fatal, []Consumer{Makedumpfile, Libkdumpfile}},
+	{"D7", "NUMBER(phys_base)", Fatal, all},
+	{"D8", "KASLR: KERNELOFFSET and SYMBOL(_stext)", Fatal, []Consumer{Crash, Drgn}},
+	{"D9", "NUMBER(pgtable_l5_enabled)", Degraded, all},
+	{"D10", "NUMBER(sme_mask)", Degraded, []Consumer{Crash, Makedumpfile, Libkdumpfile}},
+	{"D11", "layout keys (KERNEL_IMAGE_SIZE, MAX_PHYSMEM_BITS, SECTION_SIZE_BITS, VMALLOC_START)", Degraded, tools3},
+	{"D12", "makedumpfile memory-model keys", Fatal, []Consumer{Makedumpfile}},
+	{"D13", "BUILD-ID", Degraded, []Consumer{Drgn}},
+
+	{"E1", "phys_base agrees three ways", Fatal, all},
+	{"E2", "page-table walk reaches the kernel", Fatal, []Consumer{Makedumpfile, Drgn, Crash}},
+	{"E3", "init_uts_ns release equals OSRELEASE", Fatal, tools3},
+	{"E4", "direct-map p_vaddr agrees with the page tables", Degraded, []Consumer{Drgn, Libkdumpfile, VmcoreDmesg}},
+	{"E5", "mem_section validates", Fatal, []Consumer{Makedumpfile}},
+
+	{"F1", "printk ring (lockless) readable", Fatal, []Consumer{Makedumpfile, VmcoreDmesg}},
+	{"F2", "printk buffers reachable through p_vaddr", Fatal, []Consumer{VmcoreDmesg}},
+
+	{"K-1", "livedump notes cut at one page", Fatal, all},
+	{"K-2", "livedump device cleared or marked before the capture", Degraded, all},
+	{"K-3", "livedump RAM range over holes and past RAM", Degraded, all},
+	{"K-7", "CPU registers of a live dump", Info, []Consumer{Crash, Drgn}},
+
+	{"Z1", "every segment byte readable (--deep)", Fatal, all},
+}
+
+func lookup(id string) entry {
+	for _, e := range catalog {
+		if e.ID == id {
+			return e
+		}
+	}
+	panic("verify: no catalog entry " + id)
+}
+
+// IDs returns the IDs of every check verify can run, in report order.
+func IDs() []string {
+	ids := make([]string, len(catalog))
+	for i, e := range catalog {
+		ids[i] = e.ID
+	}
+	return ids
+}

@@ -1,0 +1,241 @@
+//go:build e2e
+
+// End-to-end tests of ldx verify on real kernel memory (a Debian 6.1 cloud
+// kernel under QEMU, kmod/kmodtest/guest), next to the real consumers
+// installed on the machine (crash 8.0.2, makedumpfile 1.7.2, drgn 0.0.22 on
+// Debian 12). Run with `make verify-agreement` (or `make e2e`'s deps first).
+package verify
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ldx/elfcore/verify/verifytest"
+	"ldx/extract"
+	"ldx/kmod/kmodtest"
+	"ldx/kmod/kmodtest/guest"
+	"ldx/kmod/manifest"
+)
+
+// e2eKeys are the VMCOREINFO keys whose removal is run past the real tools:
+// one or more per checklist row (every key is covered statically by
+// TestMutants). LDX_VERIFY_ALL_KEYS=1 runs every key.
+var e2eKeys = map[string]bool{
+	"OSRELEASE": true, "PAGESIZE": true, "SYMBOL(swapper_pg_dir)": true, "SYMBOL(init_top_pgt)": true,
+	"NUMBER(phys_base)": true, "KERNELOFFSET": true, "SYMBOL(_stext)": true, "NUMBER(pgtable_l5_enabled)": true,
+	"NUMBER(sme_mask)": true, "NUMBER(KERNEL_IMAGE_SIZE)": true, "SYMBOL(mem_section)": true, "SIZE(page)": true,
+	"SYMBOL(init_uts_ns)": true, "OFFSET(page.lru)": true, "NUMBER(PG_lru)": true, "BUILD-ID": true,
+	"SYMBOL(prb)": true, "OFFSET(prb_desc_ring.infos)": true, "OFFSET(printk_info.caller_id)": true,
+	"SYMBOL(printk_rb_static)": true, "SYMBOL(clear_seq)": true,
+}
+
+func e2eGuest(t *testing.T) (*guest.Artefacts, string) {
+	t.Helper()
+	ctx := guest.WithLog(context.Background(), t.Logf)
+	art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "512M", CPUs: 2})
+	if err != nil {
+		t.Fatalf("preparing the guest: %v", err)
+	}
+	k, closer, err := kmodtest.FromELFDump(art.Dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	if err := k.ApplyFacts(art.Facts); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "device.img")
+	run := kmodtest.Run{Prepared: manifest.Zeroed, Manifest: &manifest.Manifest{}, Start: time.Now()}
+	if _, err := kmodtest.WriteFile(img, k, &run); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good.vmcore")
+	if _, err := extract.Run(ctx, extract.Options{Input: img, Output: good}); err != nil {
+		t.Fatalf("ldx extract: %v", err)
+	}
+	os.Remove(img)
+	return art, good
+}
+
+func verifyWithTools(t *testing.T, path, vmlinux string, markers []string) *Report {
+	t.Helper()
+	rep, err := File(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RunTools(context.Background(), rep, ToolOptions{Vmlinux: vmlinux, Timeout: 3 * time.Minute, ExpectLog: markers}); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func toolLine(rep *Report) string {
+	var s []string
+	for _, r := range rep.Tools {
+		if r.Skipped != "" {
+			continue
+		}
+		mark := "="
+		if !r.Agree {
+			mark = "≠"
+		}
+		s = append(s, fmt.Sprintf("%s %s: predicted %s %s real %s (%s)", r.Tool, r.Mode, okWord(r.PredictedOK), mark, okWord(r.OK), r.Verdict))
+	}
+	return strings.Join(s, "; ")
+}
+
+func okWord(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "fails"
+}
+
+// TestVerifyAgreement: ldx's own output passes and every consumer reads it;
+// QEMU's dump as it comes gets exactly the failures the tools show; every
+// mutant fires its check, and the static verdict agrees with the installed
+// consumers. The agreement figure is printed at the end.
+func TestVerifyAgreement(t *testing.T) {
+	art, good := e2eGuest(t)
+	vmlinux := art.Vmlinux
+	var agree, runs, mutantsRun int
+	perTool := map[string][2]int{}
+	count := func(rep *Report) {
+		for _, r := range rep.Tools {
+			if r.Skipped != "" {
+				continue
+			}
+			k := string(r.Tool) + " " + r.Mode
+			c := perTool[k]
+			c[1]++
+			runs++
+			if r.Agree {
+				c[0]++
+				agree++
+			}
+			perTool[k] = c
+		}
+	}
+
+	t.Run("ldx-output", func(t *testing.T) {
+		rep := verifyWithTools(t, good, vmlinux, art.Facts.Markers)
+		count(rep)
+		if failed := rep.Failed(); len(failed) > 0 {
+			t.Errorf("ldx's output fails checks:\n%s", failedSummary(rep))
+		}
+		for _, r := range rep.Tools {
+			if r.Skipped == "" && !r.OK {
+				t.Errorf("%s %s fails on ldx's output: %s\n%s", r.Tool, r.Mode, r.Verdict, r.Output)
+			}
+		}
+		t.Logf("verify_e2e ldx output: %s; %s", rep.Duration, toolLine(rep))
+	})
+
+	t.Run("qemu-dump", func(t *testing.T) {
+		rep := verifyWithTools(t, art.Dump, vmlinux, art.Facts.Markers)
+		count(rep)
+		if p := rep.Prediction(Makedumpfile); p.Verdict != Fatal || p.Checks[0] != "A5" {
+			t.Errorf("makedumpfile: %+v, want fatal because of A5 (program headers not at 64)", p)
+		}
+		if p := rep.Prediction(Drgn); p.Verdict != Fatal || !strings.Contains(strings.Join(p.Checks, " "), "B9") {
+			t.Errorf("drgn: %+v, want fatal because of B9 (no kernel-virtual segments)", p)
+		}
+		if p := rep.Prediction(Crash); p.Verdict != None {
+			t.Errorf("crash: %+v, want ok", p)
+		}
+		for _, id := range []string{"A5", "B9"} {
+			if c := rep.Check(id); c == nil || !strings.Contains(c.Fix, "ldx extract") {
+				t.Errorf("%s does not name the fix: %+v", id, c)
+			}
+		}
+		for _, r := range rep.Tools {
+			if r.Skipped == "" && !r.Agree {
+				t.Errorf("%s %s: predicted ok=%v, really ok=%v: %s", r.Tool, r.Mode, r.PredictedOK, r.OK, r.Verdict)
+			}
+		}
+		t.Logf("verify_e2e qemu dump: failed %v; %s", rep.Failed(), toolLine(rep))
+	})
+
+	t.Run("ldx-output-of-the-qemu-dump", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "qemu.vmcore")
+		if _, err := extract.Run(context.Background(), extract.Options{Input: art.Dump, Output: out}); err != nil {
+			t.Fatalf("ldx extract of the QEMU dump: %v", err)
+		}
+		rep := verifyWithTools(t, out, vmlinux, art.Facts.Markers)
+		count(rep)
+		if rep.Worst > Cosmetic {
+			t.Errorf("ldx's output of the QEMU dump fails checks:\n%s", failedSummary(rep))
+		}
+		for _, r := range rep.Tools {
+			if r.Skipped == "" && (!r.OK || !r.Agree) {
+				t.Errorf("%s %s: ok=%v agree=%v: %s", r.Tool, r.Mode, r.OK, r.Agree, r.Verdict)
+			}
+		}
+		t.Logf("verify_e2e ldx output of the QEMU dump: failed %v; %s", rep.Failed(), toolLine(rep))
+	})
+
+	goodBytes, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := verifytest.ParseCore(bytes.NewReader(goodBytes), int64(len(goodBytes)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := e2eKeys
+	if os.Getenv("LDX_VERIFY_ALL_KEYS") != "" {
+		keys = nil
+	}
+	corpus := append(verifytest.Mutants(), verifytest.KeyMutants(core.Info(), keys)...)
+	dir := t.TempDir()
+	var disagreements []string
+	for _, m := range corpus {
+		t.Run(m.Name, func(t *testing.T) {
+			g, err := verifytest.ParseCore(bytes.NewReader(goodBytes), int64(len(goodBytes)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu, err := m.Make(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "mutant.vmcore")
+			if err := mu.WriteFile(good, path); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(path)
+			rep := verifyWithTools(t, path, vmlinux, art.Facts.Markers)
+			mutantsRun++
+			count(rep)
+			for _, id := range m.Want {
+				if c := rep.Check(id); c == nil || !c.Failed() {
+					t.Errorf("check %s did not fire: %+v", id, c)
+				}
+			}
+			for _, r := range rep.Tools {
+				if r.Skipped == "" && !r.Agree {
+					disagreements = append(disagreements, fmt.Sprintf("%s: %s %s predicted ok=%v, real ok=%v (%s)", m.Name, r.Tool, r.Mode, r.PredictedOK, r.OK, r.Verdict))
+					t.Errorf("%s %s: predicted ok=%v (failed checks %v), really ok=%v: %s\n%s", r.Tool, r.Mode, r.PredictedOK, rep.Prediction(r.Tool).Checks, r.OK, r.Verdict, r.Output)
+				}
+			}
+			t.Logf("verify_e2e mutant %q: failed %v; %s", m.Name, rep.Failed(), toolLine(rep))
+		})
+	}
+	var parts []string
+	for _, k := range []string{"crash --osrelease", "crash sys", "makedumpfile --dump-dmesg", "drgn init_uts_ns"} {
+		c := perTool[k]
+		parts = append(parts, fmt.Sprintf("%s %d/%d", k, c[0], c[1]))
+	}
+	t.Logf("verify agreement: %d of %d tool runs agree (%.1f%%) on %d mutants, ldx's outputs and the QEMU dump; %s",
+		agree, runs, 100*float64(agree)/float64(max(runs, 1)), mutantsRun, strings.Join(parts, ", "))
+	for _, d := range disagreements {
+		t.Logf("verify disagreement: %s", d)
+	}
+}

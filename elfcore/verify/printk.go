@@ -1,0 +1,308 @@
+package verify
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strings"
+
+	"ldx/elfcore"
+	"ldx/elfcore/printk"
+	"ldx/vmcoreinfo"
+)
+
+// ring is the lockless printk ring (5.10+) as VMCOREINFO describes it
+// (docs/consumer-compat.md §3.2): the addresses of its three arrays.
+type ring struct {
+	addr                     uint64 // the printk_ringbuffer (*prb)
+	countBits, sizeBits      uint32
+	descs, infos, data       uint64
+	descSize, infoSize       uint64
+	headID, tailID           uint64
+	stateOff, lposOff        uint64
+	beginOff, nextOff        uint64
+	textLenOff, atomicOff    uint64
+	descsLen, infosLen, dLen uint64
+}
+
+// readRing reads the ring's descriptor through r (a consumer's view of
+// virtual memory).
+func (c *checker) readRing(r io.ReaderAt) (*ring, error) {
+	in := c.info
+	get := func(k string) uint64 {
+		v, _ := in.LookupUint(k)
+		return v
+	}
+	prb, _ := in.Symbol("prb")
+	var b [8]byte
+	if _, err := r.ReadAt(b[:], int64(prb)); err != nil {
+		return nil, fmt.Errorf("reading the prb pointer at %#x: %w", prb, err)
+	}
+	rg := &ring{addr: binary.LittleEndian.Uint64(b[:])}
+	size := get("SIZE(printk_ringbuffer)")
+	if size == 0 || size > 4096 {
+		return nil, fmt.Errorf("SIZE(printk_ringbuffer) %d is implausible", size)
+	}
+	buf := make([]byte, size)
+	if _, err := r.ReadAt(buf, int64(rg.addr)); err != nil {
+		return nil, fmt.Errorf("reading the printk_ringbuffer at %#x (*prb): %w", rg.addr, err)
+	}
+	u32 := func(off uint64) uint32 {
+		if off+4 > size {
+			return 0
+		}
+		return binary.LittleEndian.Uint32(buf[off:])
+	}
+	u64 := func(off uint64) uint64 {
+		if off+8 > size {
+			return 0
+		}
+		return binary.LittleEndian.Uint64(buf[off:])
+	}
+	dr := get("OFFSET(printk_ringbuffer.desc_ring)")
+	tr := get("OFFSET(printk_ringbuffer.text_data_ring)")
+	rg.atomicOff = get("OFFSET(atomic_long_t.counter)")
+	rg.countBits = u32(dr + get("OFFSET(prb_desc_ring.count_bits)"))
+	rg.descs = u64(dr + get("OFFSET(prb_desc_ring.descs)"))
+	rg.infos = u64(dr + get("OFFSET(prb_desc_ring.infos)"))
+	rg.headID = u64(dr + get("OFFSET(prb_desc_ring.head_id)") + rg.atomicOff)
+	rg.tailID = u64(dr + get("OFFSET(prb_desc_ring.tail_id)") + rg.atomicOff)
+	rg.sizeBits = u32(tr + get("OFFSET(prb_data_ring.size_bits)"))
+	rg.data = u64(tr + get("OFFSET(prb_data_ring.data)"))
+	rg.descSize, rg.infoSize = get("SIZE(prb_desc)"), get("SIZE(printk_info)")
+	rg.stateOff, rg.lposOff = get("OFFSET(prb_desc.state_var)"), get("OFFSET(prb_desc.text_blk_lpos)")
+	rg.beginOff, rg.nextOff = get("OFFSET(prb_data_blk_lpos.begin)"), get("OFFSET(prb_data_blk_lpos.next)")
+	rg.textLenOff = get("OFFSET(printk_info.text_len)")
+	if rg.countBits == 0 || rg.countBits > 30 || rg.sizeBits < 5 || rg.sizeBits > 34 || rg.descSize == 0 || rg.infoSize == 0 {
+		return nil, fmt.Errorf("the ring at %#x does not look like one: count_bits %d, size_bits %d", rg.addr, rg.countBits, rg.sizeBits)
+	}
+	n := uint64(1) << rg.countBits
+	rg.descsLen, rg.infosLen, rg.dLen = n*rg.descSize, n*rg.infoSize, uint64(1)<<rg.sizeBits
+	return rg, nil
+}
+
+// arrays names the ring's three arrays with their extents.
+func (rg *ring) arrays() []struct {
+	name     string
+	va, size uint64
+} {
+	return []struct {
+		name     string
+		va, size uint64
+	}{{"prb_desc array", rg.descs, rg.descsLen}, {"printk_info array", rg.infos, rg.infosLen}, {"text data ring", rg.data, rg.dLen}}
+}
+
+// What makedumpfile 1.7's dump_lockless_dmesg does without a key: a
+// missing offset reads as NOT_FOUND (-1), so most turn the log into
+// garbage, but a few only cost details (measured against makedumpfile
+// 1.7.2 by the e2e mutation corpus).
+var ringKeyDetail = map[string]string{
+	"SIZE(prb_desc_ring)":            "it does not read",
+	"OFFSET(printk_info.ts_nsec)":    "the timestamps are wrong",
+	"OFFSET(prb_desc_ring.tail_id)":  "it starts from the wrong oldest record",
+	"OFFSET(prb_data_blk_lpos.next)": "records that wrap around the text ring's end come out wrong",
+	"OFFSET(printk_info.text_len)":   "texts run on to the end of their data blocks",
+}
+
+// ringKeysEffect is makedumpfile --dump-dmesg's fate without keys.
+func ringKeysEffect(missing []vmcoreinfo.Requirement) Effect {
+	var details []string
+	for _, r := range missing {
+		d, ok := ringKeyDetail[r.Key]
+		if !ok {
+			if r.Key == vmcoreinfo.KeyPrb {
+				return eff(Makedumpfile, Fatal, "--dump-dmesg: without SYMBOL(prb) it looks for the pre-5.10 log_buf and fails (\"Can't find some symbols for log_buf\")")
+			}
+			return eff(Makedumpfile, Fatal, fmt.Sprintf("--dump-dmesg walks the ring with offset -1 for %s: no log, or garbage", r.Key))
+		}
+		details = append(details, r.Key+": "+d)
+	}
+	return eff(Makedumpfile, Degraded, "--dump-dmesg prints the log, but "+strings.Join(details, "; "))
+}
+
+// maxRingBytes bounds what F1 copies of the ring (descriptors, infos,
+// text); kernels with log_buf_len beyond it are decoded only by --deep.
+const maxRingBytes = 64 << 20
+
+// checkPrintk is F1 and F2.
+//
+// F1 reads the ring the way makedumpfile's dump_lockless_dmesg does, through
+// its page walk: the pointer at SYMBOL(prb), the ring, then every page of
+// the descriptor, info and text arrays must translate into dumped memory,
+// and elfcore/printk must decode at least one record from them.
+func (c *checker) checkPrintk() {
+	if c.info == nil {
+		c.skip("F1", "no VMCOREINFO note (C3)")
+		c.skip("F2", "no VMCOREINFO note (C3)")
+		return
+	}
+	if ver, ok := c.info.KernelVersion(); ok && ver.Less(vmcoreinfo.Version{Major: 5, Minor: 10}) {
+		c.skip("F1", fmt.Sprintf("kernel %s predates the lockless ring; the structured-ring keys are not verified", ver))
+		c.skip("F2", fmt.Sprintf("kernel %s predates the lockless ring", ver))
+		return
+	}
+	var fatalMissing, minorMissing []vmcoreinfo.Requirement
+	for _, r := range c.missing["F1"] {
+		if r.Severity == vmcoreinfo.Fatal {
+			fatalMissing = append(fatalMissing, r)
+		} else {
+			minorMissing = append(minorMissing, r)
+		}
+	}
+	c.minorRingKeys = minorMissing
+	if len(fatalMissing) > 0 {
+		names := keyNames(fatalMissing)
+		if len(names) > 6 {
+			names = append(names[:6], fmt.Sprintf("… (%d keys)", len(names)))
+		}
+		fix := "the kernel emits these keys; use its own VMCOREINFO text"
+		if c.livedump {
+			fix = "`ldx extract` recovers the complete VMCOREINFO from the dumped memory (K-1)"
+		}
+		c.fail("F1", "the lockless-ring keys are missing: "+strings.Join(names, ", "), fix, at("VMCOREINFO", c.vmci.Off+24),
+			ringKeysEffect(fatalMissing), eff(VmcoreDmesg, Fatal, "cannot walk the ring without them"))
+		c.skip("F2", "the lockless-ring keys are missing (F1)")
+		return
+	}
+	c.checkRingWalk()
+	c.checkRingVaddr()
+}
+
+// missingF2 reports the keys only vmcore-dmesg needs, as an F2 failure.
+func (c *checker) missingF2() bool {
+	rs := c.missing["F2"]
+	if len(rs) == 0 {
+		return false
+	}
+	sev := None
+	for _, r := range rs {
+		sev = max(sev, sevOf(r.Severity))
+	}
+	c.fail("F2", "missing: "+strings.Join(keyNames(rs), ", "), "the kernel emits these keys; use its own VMCOREINFO text", at("VMCOREINFO", c.vmci.Off+24),
+		eff(VmcoreDmesg, sev, "cannot tell the static ring from a dynamically allocated one"))
+	return true
+}
+
+func (c *checker) checkRingWalk() {
+	if c.mkd == nil {
+		c.skip("F1", c.mkdErr.Error())
+		return
+	}
+	rg, err := c.readRing(c.mkd)
+	if err != nil {
+		c.fail("F1", err.Error(), "the dump lacks the memory of the printk ring or the page tables that map it (E2)", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
+			eff(Makedumpfile, Fatal, "--dump-dmesg cannot read the ring"))
+		return
+	}
+	var bad []string
+	pages := 0
+	for _, a := range rg.arrays() {
+		for va := a.va &^ (pageSize - 1); va < a.va+a.size; va += pageSize {
+			pages++
+			pa, err := c.mkd.VtoP(va)
+			if err == nil {
+				if _, ok := c.first.Lookup(pa); !ok {
+					err = &elfcore.UnmappedError{Paddr: pa}
+				}
+			}
+			if err != nil {
+				bad = append(bad, fmt.Sprintf("%s [%#x, %#x) page %#x: %v", a.name, a.va, a.va+a.size, va, err))
+				break
+			}
+		}
+	}
+	if len(bad) > 0 {
+		c.fail("F1", strings.Join(bad, "; "), "the dump lacks part of the printk ring; take it again", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
+			eff(Makedumpfile, Fatal, "--dump-dmesg copies the whole arrays: \"Can't read …\""))
+		return
+	}
+	// Decode it as makedumpfile would (elfcore/printk), bounded: the ring's
+	// arrays are copied whole, a few hundred KiB on real kernels.
+	limit := uint64(maxRingBytes)
+	if c.opt.Deep {
+		limit = 0 // printk's own bound
+	}
+	log, err := printk.Read(c.mkd, c.info, &printk.Options{MaxBytes: limit})
+	if err == nil && len(log.Records) == 0 {
+		err = fmt.Errorf("no readable record (%d skipped: %v; %v)", log.SkippedTotal(), log.Skipped, log.Problems)
+	}
+	if err != nil {
+		c.fail("F1", fmt.Sprintf("ring at %#x readable (%d descriptors, %s of text), but decoding it fails: %v", rg.addr, 1<<rg.countBits, mib(rg.dLen), err),
+			"the ring's memory is not the kernel's (stale or never-written pages?)", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
+			eff(Makedumpfile, Degraded, "--dump-dmesg prints nothing or garbage"))
+		return
+	}
+	if len(log.Problems) > 0 {
+		c.note("F1: the printk decoder skipped records: %s", strings.Join(log.Problems, "; "))
+	}
+	text := string(log.Records[len(log.Records)-1].Text)
+	if !strings.ContainsAny(text, "\n") {
+		c.rep.newestRecord = text
+	}
+	skipped := ""
+	if n := log.SkippedTotal(); n > 0 {
+		skipped = fmt.Sprintf(" (%d skipped)", n)
+	}
+	found := fmt.Sprintf("ring at %#x: %d descriptors, %s of text, all %d pages mapped; %d records%s, the newest %q", rg.addr, 1<<rg.countBits, mib(rg.dLen), pages, len(log.Records), skipped, truncate(text, 60))
+	if len(c.minorRingKeys) > 0 {
+		sev := None
+		for _, r := range c.minorRingKeys {
+			sev = max(sev, sevOf(r.Severity))
+		}
+		c.failSev("F1", sev, found+"; missing keys for details: "+strings.Join(keyNames(c.minorRingKeys), ", "),
+			"the kernel emits these keys; use its own VMCOREINFO text", at("VMCOREINFO", c.vmci.Off+24),
+			eff(Makedumpfile, sev, "prints the log without sequence numbers, caller ids or device info, or cannot do --partial-dmesg"),
+			eff(VmcoreDmesg, sev, "prints the log without some details"))
+		return
+	}
+	c.pass("F1", found)
+}
+
+// vaddrOnly finds va the way vmcore-dmesg does: the first program header
+// of any type whose [p_vaddr, p_vaddr+p_memsz) holds it (vaddr_to_offset).
+func (c *checker) vaddrOnly(va, size uint64) (elfcore.ProgHeader, int, error) {
+	for i, p := range c.f.Progs {
+		if va >= p.Vaddr && va-p.Vaddr < p.Memsz {
+			if va+size-p.Vaddr > p.Memsz || va+size-p.Vaddr > p.Filesz {
+				return p, i, fmt.Errorf("[%#x, %#x) runs past the end of phdr[%d]'s file data (vmcore-dmesg reads each buffer with one pread)", va, va+size, i)
+			}
+			return p, i, nil
+		}
+	}
+	return elfcore.ProgHeader{}, -1, fmt.Errorf("\"No program header covering vaddr %#x found\"", va)
+}
+
+type vaddrReader struct{ c *checker }
+
+func (v vaddrReader) ReadAt(p []byte, off int64) (int, error) {
+	seg, _, err := v.c.vaddrOnly(uint64(off), uint64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	return v.c.r.ReadAt(p, int64(seg.Off+uint64(off)-seg.Vaddr))
+}
+
+// checkRingVaddr is F2: vmcore-dmesg has no page walk; every buffer must be
+// inside one p_vaddr segment, contiguous in the file.
+func (c *checker) checkRingVaddr() {
+	if c.missingF2() {
+		return
+	}
+	rg, err := c.readRing(vaddrReader{c})
+	var bad []string
+	if err != nil {
+		bad = append(bad, err.Error())
+	} else {
+		for _, a := range rg.arrays() {
+			if _, _, err := c.vaddrOnly(a.va, a.size); err != nil {
+				bad = append(bad, a.name+": "+err.Error())
+			}
+		}
+	}
+	if len(bad) > 0 {
+		c.fail("F2", strings.Join(bad, "; "), "run `ldx extract FILE -o VMCORE`: it writes kernel-image and direct-map p_vaddr for every segment", nowhere,
+			eff(VmcoreDmesg, Fatal, "translates only through p_vaddr (vaddr_to_offset), exit 30"))
+		return
+	}
+	c.pass("F2", "prb, the ring and its three arrays each lie in one p_vaddr segment")
+}

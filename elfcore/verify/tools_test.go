@@ -1,0 +1,131 @@
+package verify
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ldx/elfcore/verify/verifytest"
+)
+
+// fakeTool writes a shell script standing in for a consumer.
+func fakeTool(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestRunToolsVerdicts: the real tools' output is read into verdicts the
+// way they really print them, and compared with the prediction for the
+// version they report.
+func TestRunToolsVerdicts(t *testing.T) {
+	f := getFixture(t)
+	dir := t.TempDir()
+	rel := verifytest.SyntheticRelease
+	crash := fakeTool(t, dir, "crash", `
+case "$1" in
+--version) echo "crash 8.0.2"; exit 0;;
+--osrelease) echo "WARNING: possibly corrupt Elf64_Nhdr: n_namesz: 0 n_descsz: 0 n_type: 0"; echo "`+rel+`"; exit 0;;
+esac
+echo "      RELEASE: `+rel+`"`)
+	mkd := fakeTool(t, dir, "makedumpfile", `
+[ "$1" = -v ] && { echo "makedumpfile: version 1.7.2 (released on 20 Oct 2022)"; exit 0; }
+echo "get_elf_info: Can't get the number of PT_LOAD." >&2; exit 1`)
+	drgn := fakeTool(t, dir, "drgn", `
+[ "$1" = --version ] && { echo "drgn 0.0.22 (using Python 3.11.2, elfutils 0.188, with libkdumpfile)"; exit 0; }
+echo "_drgn.FaultError: recursive address translation; page table may be missing from core dump: 0xffffffff90610ff8" >&2; exit 1`)
+
+	for _, tc := range []struct {
+		mutant string
+		agree  map[string]bool // tool run → agrees
+	}{
+		// makedumpfile fails and is predicted to (A5); drgn 0.0.22 fails
+		// but is predicted to read it: a disagreement, reported as such.
+		{"e_phoff 0xc0 (QEMU's)", map[string]bool{"crash --osrelease": true, "crash sys": true, "makedumpfile --dump-dmesg": true, "drgn init_uts_ns": false}},
+		// drgn 0.0.22 cannot reach the root table without the image
+		// segment: predicted for that version, and it fails.
+		{"no kernel-image PT_LOAD", map[string]bool{"crash --osrelease": true, "crash sys": true, "makedumpfile --dump-dmesg": false, "drgn init_uts_ns": true}},
+	} {
+		t.Run(tc.mutant, func(t *testing.T) {
+			var m verifytest.Mutant
+			for _, x := range verifytest.Mutants() {
+				if x.Name == tc.mutant {
+					m = x
+				}
+			}
+			b, err := m.Build(f.good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "mutant")
+			os.WriteFile(path, b, 0o600)
+			rep, err := File(context.Background(), path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := RunTools(context.Background(), rep, ToolOptions{Vmlinux: "vmlinux", Crash: crash, Makedumpfile: mkd, Drgn: drgn, Timeout: 10 * time.Second}); err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Tools) != 4 {
+				t.Fatalf("%d tool runs: %+v", len(rep.Tools), rep.Tools)
+			}
+			for _, r := range rep.Tools {
+				k := string(r.Tool) + " " + r.Mode
+				if r.Agree != tc.agree[k] {
+					t.Errorf("%s: agree %v, want %v (predicted ok %v, ok %v: %s)", k, r.Agree, tc.agree[k], r.PredictedOK, r.OK, r.Verdict)
+				}
+				if r.Version == "" {
+					t.Errorf("%s: no version", k)
+				}
+			}
+			if rep.Tools[0].Verdict != `printed "`+rel+`"` {
+				t.Errorf("crash --osrelease verdict %q: the release is the last line, after warnings", rep.Tools[0].Verdict)
+			}
+			if !strings.Contains(rep.Tools[2].Verdict, "Can't get the number of PT_LOAD") {
+				t.Errorf("makedumpfile verdict %q", rep.Tools[2].Verdict)
+			}
+			agree, runs := rep.Agreement()
+			if runs != 4 || agree != 3 {
+				t.Errorf("agreement %d/%d", agree, runs)
+			}
+		})
+	}
+}
+
+// TestRunToolsTimeoutAndMissing: a hanging tool is stopped, a missing one
+// is skipped, and drgn without a vmlinux is skipped.
+func TestRunToolsTimeoutAndMissing(t *testing.T) {
+	f := getFixture(t)
+	dir := t.TempDir()
+	hang := fakeTool(t, dir, "crash", `[ "$1" = --version ] && exit 0; sleep 30`)
+	rep, err := File(context.Background(), f.vmcore, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = RunTools(context.Background(), rep, ToolOptions{Crash: hang, Makedumpfile: filepath.Join(dir, "none"), Drgn: filepath.Join(dir, "none"), Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > 15*time.Second {
+		t.Errorf("the timeout did not stop the tool")
+	}
+	for _, r := range rep.Tools {
+		switch {
+		case r.Tool == Crash && r.Mode == "--osrelease":
+			if r.OK || !strings.Contains(r.Verdict, "timed out") {
+				t.Errorf("crash: %+v", r)
+			}
+		case r.Tool == Drgn:
+			if r.Skipped == "" {
+				t.Errorf("drgn without a vmlinux should be skipped: %+v", r)
+			}
+		}
+	}
+}

@@ -1,0 +1,499 @@
+package verify
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+
+	"ldx/vmcoreinfo"
+)
+
+// lineProblem is one line of VMCOREINFO text that a strict parser (drgn,
+// makedumpfile) does not read as the kernel meant it.
+type lineProblem struct {
+	line int    // 1-based
+	off  int    // offset in the text
+	key  string // the line's key, if it has one
+	kind string // "nul", "cr", "no-newline", "empty", "malformed", "garbage"
+	msg  string
+}
+
+// lineReport is what scanLines found.
+type lineReport struct {
+	// info holds every line a consumer can still recognise (keys of
+	// lines with a stray CR or a leading NUL run included), so that the
+	// key checks see what is present and Lint what is malformed.
+	info     *vmcoreinfo.Info
+	problems []lineProblem
+	// ignored counts the bytes after the text stopped being text (K-1:
+	// the note ran into unrelated memory).
+	ignored int
+}
+
+// scanLines splits VMCOREINFO text the way consumers meet it, line by line,
+// instead of stopping at the first defect as vmcoreinfo.ParseLenient does:
+// makedumpfile and drgn look each key up in the whole text, so one bad line
+// does not hide the ones after it — except where the text stops being text.
+func scanLines(text []byte) *lineReport {
+	lr := &lineReport{}
+	var kept bytes.Buffer
+	pos, lineNo := 0, 0
+	for pos < len(text) {
+		lineNo++
+		nl := bytes.IndexByte(text[pos:], '\n')
+		noNL := nl < 0
+		if noNL {
+			nl = len(text) - pos
+		}
+		line := text[pos : pos+nl]
+		start := pos
+		pos += nl + 1
+		add := func(kind, key, msg string) {
+			lr.problems = append(lr.problems, lineProblem{line: lineNo, off: start, key: key, kind: kind, msg: msg})
+		}
+		if z := len(line) - len(bytes.TrimLeft(line, "\x00")); z > 0 {
+			if z == len(line) && (noNL || bytes.Count(text[start:], []byte{0}) == len(text)-start) {
+				add("garbage", "", fmt.Sprintf("%d NUL bytes to the end of the note", len(text)-start))
+				lr.ignored = len(text) - start
+				break
+			}
+			add("nul", keyOf(line[z:]), fmt.Sprintf("%d NUL bytes before the line (a repeated livedump in one boot leaves them before CRASHTIME, K-6); makedumpfile and drgn do not see its key", z))
+			line = line[z:]
+		}
+		if bytes.HasSuffix(line, []byte("\r")) {
+			line = line[:len(line)-1]
+			add("cr", keyOf(line), "CRLF line ending")
+		}
+		if len(line) == 0 {
+			add("empty", "", "empty line")
+			continue
+		}
+		if i := bytes.IndexFunc(line, func(r rune) bool { return r < 0x20 || r >= 0x7f }); i >= 0 {
+			add("garbage", keyOf(line), fmt.Sprintf("byte %#02x at offset %d: the text runs into other data; %d bytes from here on are not text", line[i], start+i, len(text)-start))
+			lr.ignored = len(text) - start
+			break
+		}
+		eq := bytes.IndexByte(line, '=')
+		if eq <= 0 || vmcoreinfo.ValidLine(string(line[:eq]), string(line[eq+1:])) != nil {
+			add("malformed", "", fmt.Sprintf("not KEY=VALUE: %q", truncate(string(line), 40)))
+			continue
+		}
+		if noNL {
+			add("no-newline", string(line[:eq]), "the last line has no newline: drgn ignores it")
+		}
+		kept.Write(line)
+		kept.WriteByte('\n')
+	}
+	lr.info, _ = vmcoreinfo.ParseLenient(kept.Bytes())
+	return lr
+}
+
+func keyOf(line []byte) string {
+	if i := bytes.IndexByte(line, '='); i > 0 {
+		return string(line[:i])
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// dmesgCritical are the memory-model keys makedumpfile's initial() cannot
+// do without, whatever the mode (get_mem_type, get_mem_section,
+// check_release); the rest of D12 serves -d filtering only.
+var dmesgCritical = map[string]bool{
+	"SYMBOL(mem_section)": true, "SIZE(mem_section)": true, "OFFSET(mem_section.section_mem_map)": true,
+	"SIZE(page)": true, "OFFSET(page.flags)": true, "OFFSET(page._refcount)": true, "OFFSET(page.mapping)": true,
+	vmcoreinfo.KeyInitUtsNs: true,
+	// Not OFFSET(uts_namespace.name): check_release falls back to a
+	// built-in offset without it.
+}
+
+// successors are keys newer kernels emit instead of a required one:
+// 6.10 replaced PG_slab with a page type (makedumpfile 1.7.6 reads
+// PAGE_SLAB_MAPCOUNT_VALUE then). vmcoreinfo.Requirements does not list
+// them as alternatives yet.
+var successors = map[string][]string{
+	"NUMBER(PG_slab)": {"NUMBER(PAGE_SLAB_MAPCOUNT_VALUE)"},
+}
+
+// Keys each consumer parses with a strict number parser (a value with
+// trailing junk is an error there); crash parses its few keys leniently.
+var drgnKeys = map[string]bool{
+	vmcoreinfo.KeyOSRelease: true, vmcoreinfo.KeyPageSize: true, vmcoreinfo.KeyKernelOffset: true,
+	vmcoreinfo.KeySwapperPgDir: true, "LENGTH(mem_section)": true, "NUMBER(SECTION_SIZE_BITS)": true,
+	"NUMBER(MAX_PHYSMEM_BITS)": true, vmcoreinfo.KeyPgtableL5: true, vmcoreinfo.KeyBuildID: true,
+	vmcoreinfo.KeyPhysBase: true, vmcoreinfo.KeyCrashTime: true,
+}
+
+var crashKeys = map[string]bool{
+	vmcoreinfo.KeyOSRelease: true, vmcoreinfo.KeyKernelOffset: true, vmcoreinfo.KeyStext: true,
+	vmcoreinfo.KeyPhysBase: true, vmcoreinfo.KeyKernelImageSize: true, vmcoreinfo.KeySmeMask: true,
+	vmcoreinfo.KeyPgtableL5: true, "NUMBER(MAX_PHYSMEM_BITS)": true, vmcoreinfo.KeyVmallocStart: true,
+}
+
+// makedumpfileParses reports whether makedumpfile reads key: OSRELEASE,
+// PAGESIZE, KERNELOFFSET and the families it looks its symbols and
+// structure layouts up in.
+func makedumpfileParses(key string) bool {
+	switch key {
+	case vmcoreinfo.KeyOSRelease, vmcoreinfo.KeyPageSize, vmcoreinfo.KeyKernelOffset:
+		return true
+	}
+	for _, f := range []string{"SYMBOL(", "SIZE(", "OFFSET(", "LENGTH(", "NUMBER("} {
+		if strings.HasPrefix(key, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// parsers returns the consumers that parse key strictly.
+func parsers(key string) []Consumer {
+	var out []Consumer
+	if makedumpfileParses(key) {
+		out = append(out, Makedumpfile)
+	}
+	if drgnKeys[key] {
+		out = append(out, Drgn)
+	}
+	return out
+}
+
+func (c *checker) checkVMCOREINFO() {
+	if c.info == nil {
+		for _, id := range []string{"D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9", "D10", "D11", "D12", "D13"} {
+			c.skip(id, "no VMCOREINFO note (C3)")
+		}
+		return
+	}
+	descOff := c.vmci.Off + 24 // "VMCOREINFO\0\0" after the 12-byte header
+	c.checkLines(descOff)
+
+	lint := c.info.Lint()
+	byRule := map[string][]vmcoreinfo.Problem{}
+	for _, p := range lint {
+		rule := p.Rule
+		if !strings.HasPrefix(rule, "D") || rule == "D14" || rule == "D1" {
+			rule = "D2"
+		}
+		byRule[rule] = append(byRule[rule], p)
+	}
+	c.checkValueFormats(byRule["D2"], descOff)
+
+	missing := map[string][]vmcoreinfo.Requirement{}
+	for _, r := range c.info.Missing(vmcoreinfo.AllConsumers) {
+		if slices.ContainsFunc(successors[r.Key], c.info.Has) {
+			continue
+		}
+		missing[r.Rule] = append(missing[r.Rule], r)
+	}
+	c.missing = missing
+	for _, rule := range []string{"D3", "D4", "D5", "D6", "D7", "D8", "D9", "D10", "D11", "D12", "D13"} {
+		c.checkKeys(rule, missing[rule], byRule[rule])
+	}
+}
+
+// checkLines is D1.
+func (c *checker) checkLines(descOff int64) {
+	lr := c.lines
+	if len(lr.problems) == 0 {
+		c.pass("D1", fmt.Sprintf("%d lines, each KEY=VALUE\\n", c.info.Len()))
+		return
+	}
+	var msgs []string
+	var effects []Effect
+	worst := map[Consumer]Severity{}
+	add := func(k Consumer, s Severity, what string) {
+		if s > worst[k] {
+			worst[k] = s
+			effects = slices.DeleteFunc(effects, func(e Effect) bool { return e.Consumer == k })
+			effects = append(effects, eff(k, s, what))
+		}
+	}
+	for _, p := range lr.problems {
+		msgs = append(msgs, fmt.Sprintf("line %d: %s", p.line, p.msg))
+		switch p.kind {
+		case "garbage":
+			add(Makedumpfile, Degraded, "reads nothing after the text stops being text")
+			add(Drgn, Degraded, "reads nothing after the text stops being text")
+		case "cr":
+			for _, k := range parsers(p.key) {
+				add(k, Fatal, fmt.Sprintf("rejects %s's value with the CR after it (drgn \"number in VMCOREINFO is invalid\", makedumpfile \"Invalid data\")", p.key))
+			}
+		case "nul":
+			for _, k := range parsers(p.key) {
+				if p.key != vmcoreinfo.KeyCrashTime {
+					add(k, Fatal, fmt.Sprintf("does not find %s behind the NUL bytes", p.key))
+				}
+			}
+			add(Makedumpfile, Cosmetic, "does not see the line behind the NUL bytes")
+		case "no-newline":
+			if drgnKeys[p.key] {
+				add(Drgn, Fatal, fmt.Sprintf("ignores the last line, %s, because it has no newline", p.key))
+			} else {
+				add(Drgn, Cosmetic, "ignores the last line because it has no newline")
+			}
+		default:
+			add(Makedumpfile, Cosmetic, "skips lines it cannot parse")
+		}
+	}
+	if len(msgs) > 4 {
+		msgs = append(msgs[:4], fmt.Sprintf("… (%d problems)", len(lr.problems)))
+	}
+	p := lr.problems[0]
+	fix := "`ldx extract` rewrites the text line by line in the kernel's format"
+	if c.livedump {
+		fix = "`ldx extract` takes the complete text from the dumped memory and removes NUL runs (K-1, K-6)"
+	}
+	c.failSev("D1", Cosmetic, strings.Join(msgs, "; "), fix, at(fmt.Sprintf("VMCOREINFO line %d", p.line), descOff+int64(p.off)), effects...)
+}
+
+// checkValueFormats is D2.
+func (c *checker) checkValueFormats(ps []vmcoreinfo.Problem, descOff int64) {
+	if len(ps) == 0 {
+		c.pass("D2", "every value in the kernel's format")
+		return
+	}
+	var msgs []string
+	var effects []Effect
+	seen := map[Consumer]bool{}
+	worst := vmcoreinfo.Severity(0)
+	for _, p := range ps {
+		msgs = append(msgs, p.String())
+		worst = max(worst, p.Severity)
+		for _, k := range parsers(p.Key) {
+			if !seen[k] && p.Severity > vmcoreinfo.Cosmetic {
+				seen[k] = true
+				effects = append(effects, eff(k, sevOf(p.Severity), fmt.Sprintf("misreads or rejects %s: %s", p.Key, p.Msg)))
+			}
+		}
+		if crashKeys[p.Key] && !seen[Crash] && p.Severity > vmcoreinfo.Cosmetic {
+			seen[Crash] = true
+			effects = append(effects, crashValueEffect(p))
+		}
+	}
+	if len(msgs) > 4 {
+		msgs = append(msgs[:4], fmt.Sprintf("… (%d problems)", len(ps)))
+	}
+	c.failSev("D2", sevOf(worst), strings.Join(msgs, "; "), "write the values as the kernel does (`ldx extract` keeps the kernel's text)",
+		at(fmt.Sprintf("VMCOREINFO line %d", ps[0].Line), descOff+int64(c.lineOffset(ps[0].Line))), effects...)
+}
+
+// lineOffset returns the offset in the note text of line n of c.info
+// (approximate when lines were dropped or repaired; the first such
+// problem is named in D1).
+func (c *checker) lineOffset(n int) int {
+	idx := bytes.Index(c.vmci.Desc, []byte(c.info.Line(max(n-1, 0)).String()))
+	return max(idx, 0)
+}
+
+// crashValueEffect is what a malformed value of a key crash reads does to
+// it. crash reads NUMBER() keys with dtol (decimal only; a 0x value is
+// BADVAL, so phys_base comes out as -1) and SYMBOL()/KERNELOFFSET with htol,
+// ignoring trailing junk.
+func crashValueEffect(p vmcoreinfo.Problem) Effect {
+	if strings.HasPrefix(p.Key, "NUMBER(") && strings.Contains(p.Msg, "0x") {
+		return eff(Crash, Fatal, fmt.Sprintf("reads %s as decimal (dtol): the 0x value is invalid to it and comes out wrong", p.Key))
+	}
+	return eff(Crash, Degraded, fmt.Sprintf("parses %s leniently and may misread it: %s", p.Key, p.Msg))
+}
+
+func sevOf(s vmcoreinfo.Severity) Severity {
+	switch s {
+	case vmcoreinfo.Fatal:
+		return Fatal
+	case vmcoreinfo.Degraded:
+		return Degraded
+	case vmcoreinfo.Cosmetic:
+		return Cosmetic
+	}
+	return None
+}
+
+// keyNames lists the keys of requirements, with their alternatives.
+func keyNames(rs []vmcoreinfo.Requirement) []string {
+	var out []string
+	for _, r := range rs {
+		k := r.Key
+		if len(r.Alt) > 0 {
+			k += " (or " + strings.Join(r.Alt, ", ") + ")"
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// checkKeys is D3–D13: the keys of one checklist row, missing or
+// malformed, with what each consumer does without them.
+func (c *checker) checkKeys(rule string, missing []vmcoreinfo.Requirement, lint []vmcoreinfo.Problem) {
+	var effects []Effect
+	var parts []string
+	if len(missing) > 0 {
+		names := keyNames(missing)
+		if len(names) > 6 {
+			names = append(names[:6], fmt.Sprintf("… (%d keys)", len(missing)))
+		}
+		parts = append(parts, "missing: "+strings.Join(names, ", "))
+		effects = append(effects, c.missingEffects(rule, missing)...)
+	}
+	for _, p := range lint {
+		parts = append(parts, p.String())
+		for _, k := range parsers(p.Key) {
+			effects = append(effects, eff(k, sevOf(p.Severity), fmt.Sprintf("misreads or rejects %s: %s", p.Key, p.Msg)))
+		}
+		if crashKeys[p.Key] && p.Severity >= vmcoreinfo.Degraded {
+			effects = append(effects, crashValueEffect(p))
+		}
+	}
+	if len(parts) == 0 {
+		c.pass(rule, c.presentSummary(rule))
+		return
+	}
+	fix := "the kernel emits these keys; a VMCOREINFO without them was cut or rewritten: use the kernel's own text"
+	if c.livedump {
+		fix = "`ldx extract` recovers the complete VMCOREINFO from the dumped memory (K-1)"
+	}
+	sev := None
+	if len(effects) == 0 {
+		sev = Cosmetic
+	}
+	c.failSev(rule, sev, strings.Join(parts, "; "), fix, at("VMCOREINFO", c.vmci.Off+24), effects...)
+}
+
+// presentSummary describes the keys of a passing row.
+func (c *checker) presentSummary(rule string) string {
+	get := func(k string) string {
+		v, _ := c.info.Get(k)
+		return k + "=" + v
+	}
+	switch rule {
+	case "D3":
+		return get(vmcoreinfo.KeyOSRelease)
+	case "D4":
+		return get(vmcoreinfo.KeyPageSize)
+	case "D5":
+		return get(vmcoreinfo.KeySwapperPgDir)
+	case "D6":
+		if c.info.Has(vmcoreinfo.KeyInitTopPgt) {
+			return get(vmcoreinfo.KeyInitTopPgt)
+		}
+		return get(vmcoreinfo.KeyInitLevel4Pgt)
+	case "D7":
+		return get(vmcoreinfo.KeyPhysBase)
+	case "D8":
+		return get(vmcoreinfo.KeyKernelOffset) + ", " + get(vmcoreinfo.KeyStext)
+	case "D9":
+		return get(vmcoreinfo.KeyPgtableL5)
+	case "D10":
+		return get(vmcoreinfo.KeySmeMask)
+	case "D13":
+		return get(vmcoreinfo.KeyBuildID)
+	}
+	return "all present"
+}
+
+// missingEffects says what each consumer does without the keys of a row.
+func (c *checker) missingEffects(rule string, missing []vmcoreinfo.Requirement) []Effect {
+	has := func(key string) bool {
+		for _, r := range missing {
+			if r.Key == key {
+				return true
+			}
+		}
+		return false
+	}
+	switch rule {
+	case "D3":
+		return []Effect{
+			eff(Crash, Fatal, "`crash --osrelease` prints \"unknown\"; --log: \"cannot determine kernel version\" (with a vmlinux crash reads linux_banner instead)").onlyNovm(),
+			eff(Makedumpfile, Fatal, "read_vmcoreinfo_basic_info fails: \"Invalid format in …\""),
+			eff(Drgn, Fatal, "\"VMCOREINFO does not contain valid OSRELEASE\""),
+			eff(Libkdumpfile, Degraded, "cannot tell the kernel version"),
+		}
+	case "D4":
+		return []Effect{
+			eff(Makedumpfile, Fatal, "read_vmcoreinfo_basic_info fails without PAGESIZE"),
+			eff(Drgn, Fatal, "\"VMCOREINFO does not contain valid PAGESIZE\""),
+			eff(Crash, Cosmetic, "only `crash --log` needs it (\"cannot determine page size\")"),
+		}
+	case "D5":
+		return []Effect{eff(Drgn, Fatal, "\"VMCOREINFO does not contain valid swapper_pg_dir\": no page-table walks")}
+	case "D6":
+		return []Effect{
+			eff(Makedumpfile, Fatal, "every virtual read walks from it: \"Can't get the symbol of init_level4_pgt/init_top_pgt.\""),
+			eff(Libkdumpfile, Fatal, "\"Cannot determine root page table\" (unless CR3 is known)"),
+		}
+	case "D7":
+		if c.image != nil {
+			return []Effect{
+				eff(Crash, Cosmetic, "derives phys_base from the kernel-image PT_LOAD (x86_64_calc_phys_base)"),
+				eff(Makedumpfile, Cosmetic, "derives phys_base from the kernel-image PT_LOAD (get_phys_base_x86_64)"),
+				eff(Drgn, Cosmetic, "reads the root table through the kernel-image segment instead"),
+			}
+		}
+		return []Effect{
+			eff(Crash, Fatal, "no kernel-image PT_LOAD to derive phys_base from: \"cannot determine physical base address: defaulting to 0\""),
+			eff(Makedumpfile, Fatal, "no kernel-image PT_LOAD to derive phys_base from: every translation is wrong"),
+			eff(Drgn, Fatal, "\"recursive address translation\": the root table is reachable neither physically nor virtually"),
+			eff(Libkdumpfile, Fatal, "cannot map the kernel text"),
+		}
+	case "D8":
+		off, haveOff := c.info.KernelOffset()
+		stext, haveStext := c.info.Symbol("_stext")
+		kaslr := (haveOff && off != 0) || (haveStext && stext != 0xffffffff81000000) || (!haveOff && !haveStext)
+		if !kaslr {
+			return []Effect{eff(Crash, Cosmetic, "the kernel is not relocated (KERNELOFFSET 0), nothing to do")}
+		}
+		var e []Effect
+		if has(vmcoreinfo.KeyKernelOffset) || has(vmcoreinfo.KeyStext) {
+			e = append(e, eff(Crash, Fatal, "KERNELOFFSET enables its KASLR check and SYMBOL(_stext) gives the relocation (symbols.c kaslr_init, derive_kaslr_offset); without them the vmlinux stays unrelocated: \"vmlinux and DUMP do not match!\""))
+		}
+		if has(vmcoreinfo.KeyKernelOffset) {
+			e = append(e, eff(Drgn, Fatal, "takes the vmlinux bias from KERNELOFFSET: every symbol resolves to its unrelocated address"))
+		}
+		return e
+	case "D9":
+		return []Effect{
+			eff(Crash, Degraded, "assumes 4-level paging (wrong on LA57 machines)"),
+			eff(Makedumpfile, Degraded, "assumes 4-level paging (wrong on LA57 machines)"),
+			eff(Drgn, Degraded, "assumes 4-level paging (wrong on LA57 machines)"),
+			eff(Libkdumpfile, Degraded, "guesses the paging depth"),
+		}
+	case "D10":
+		return []Effect{
+			eff(Makedumpfile, Degraded, "does not strip the SME bit from page-table entries (wrong on SME hosts)"),
+			eff(Crash, Degraded, "does not strip the SME bit (wrong on SME hosts)"),
+		}
+	case "D11":
+		return []Effect{
+			eff(Crash, Degraded, "falls back to built-in layout defaults"),
+			eff(Makedumpfile, Degraded, "falls back to built-in layout defaults"),
+			eff(Drgn, Degraded, "falls back to built-in sparsemem defaults"),
+		}
+	case "D12":
+		var critical, filtering []string
+		for _, r := range missing {
+			if dmesgCritical[r.Key] {
+				critical = append(critical, r.Key)
+			} else {
+				filtering = append(filtering, r.Key)
+			}
+		}
+		var e []Effect
+		if len(critical) > 0 {
+			e = append(e, eff(Makedumpfile, Fatal, fmt.Sprintf("initial() builds the mem_map and checks the release for -d 31 and --dump-dmesg alike; without %s: \"Can't distinguish the memory type.\" / \"Can't get the symbol of system_utsname.\"", strings.Join(critical, ", "))))
+		} else if len(filtering) > 0 {
+			e = append(e, eff(Makedumpfile, Degraded, fmt.Sprintf("without %s, -d filtering cannot classify some pages (--dump-dmesg is unaffected)", strings.Join(filtering, ", "))))
+		}
+		return e
+	case "D13":
+		return []Effect{eff(Drgn, Degraded, "cannot match the vmlinux by build ID, only by OSRELEASE")}
+	}
+	return nil
+}
