@@ -229,7 +229,11 @@ var requirements = concat(
 		"OFFSET(page._mapcount)", "OFFSET(page.private)", "OFFSET(page.compound_head)"),
 	[]Requirement{alt(req(Degraded, Makedumpfile, "D12", "makedumpfile free-page filtering (-d 16)", "NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)"), "NUMBER(PG_buddy)")},
 	reqs(Degraded, Makedumpfile, "D12", "makedumpfile page-flag filtering (-d 2/4/8)",
-		"NUMBER(PG_lru)", "NUMBER(PG_private)", "NUMBER(PG_swapcache)", "NUMBER(PG_swapbacked)", "NUMBER(PG_slab)", "NUMBER(PG_head_mask)"),
+		"NUMBER(PG_lru)", "NUMBER(PG_private)", "NUMBER(PG_swapcache)", "NUMBER(PG_swapbacked)", "NUMBER(PG_head_mask)"),
+	// 6.10 made slab a page type: the kernel emits
+	// NUMBER(PAGE_SLAB_MAPCOUNT_VALUE) instead of NUMBER(PG_slab), and
+	// makedumpfile 1.7.6+ reads it.
+	[]Requirement{alt(req(Degraded, Makedumpfile, "D12", "makedumpfile page-flag filtering (-d 2/4/8)", "NUMBER(PG_slab)"), "NUMBER(PAGE_SLAB_MAPCOUNT_VALUE)")},
 	// §3.1: lockless printk ring (5.10+). The core set is what makedumpfile
 	// dump_lockless_dmesg and vmcore-dmesg dump_dmesg_lockless really read.
 	since(v5_10, reqs(Fatal, Makedumpfile|VmcoreDmesg, "F1", "dmesg extraction (lockless ring)",

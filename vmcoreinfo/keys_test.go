@@ -120,3 +120,25 @@ func TestStrings(t *testing.T) {
 		t.Errorf("clean damage: %v", d)
 	}
 }
+
+// TestSlabPageType: 6.10 replaced NUMBER(PG_slab) by a page type; a kernel
+// that emits NUMBER(PAGE_SLAB_MAPCOUNT_VALUE) instead is not missing it.
+func TestSlabPageType(t *testing.T) {
+	in := mustParse(t, sample(t))
+	in.Delete("NUMBER(PG_slab)")
+	isMissing := func() bool {
+		for _, r := range in.Missing(Makedumpfile) {
+			if r.Key == "NUMBER(PG_slab)" {
+				return true
+			}
+		}
+		return false
+	}
+	if !isMissing() {
+		t.Fatal("PG_slab removed but not reported missing")
+	}
+	in.Append("NUMBER(PAGE_SLAB_MAPCOUNT_VALUE)", "-1000")
+	if isMissing() {
+		t.Error("PAGE_SLAB_MAPCOUNT_VALUE does not stand in for PG_slab")
+	}
+}

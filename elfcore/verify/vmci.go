@@ -114,14 +114,6 @@ var dmesgCritical = map[string]bool{
 	// built-in offset without it.
 }
 
-// successors are keys newer kernels emit instead of a required one:
-// 6.10 replaced PG_slab with a page type (makedumpfile 1.7.6 reads
-// PAGE_SLAB_MAPCOUNT_VALUE then). vmcoreinfo.Requirements does not list
-// them as alternatives yet.
-var successors = map[string][]string{
-	"NUMBER(PG_slab)": {"NUMBER(PAGE_SLAB_MAPCOUNT_VALUE)"},
-}
-
 // Keys each consumer parses with a strict number parser (a value with
 // trailing junk is an error there); crash parses its few keys leniently.
 var drgnKeys = map[string]bool{
@@ -188,9 +180,6 @@ func (c *checker) checkVMCOREINFO() {
 
 	missing := map[string][]vmcoreinfo.Requirement{}
 	for _, r := range c.info.Missing(vmcoreinfo.AllConsumers) {
-		if slices.ContainsFunc(successors[r.Key], c.info.Has) {
-			continue
-		}
 		missing[r.Rule] = append(missing[r.Rule], r)
 	}
 	c.missing = missing
