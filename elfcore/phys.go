@@ -1,7 +1,6 @@
 package elfcore
 
 import (
-	"debug/elf"
 	"fmt"
 	"io"
 	"slices"
@@ -151,6 +150,3 @@ func (m *PhysMem) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
-
-// IsLoad reports whether p is a PT_LOAD.
-func IsLoad(p ProgHeader) bool { return p.Type == elf.PT_LOAD }

@@ -52,12 +52,6 @@ func NewWriter(w io.WriterAt, machine elf.Machine, maxLoads int, notes []byte) *
 // which makedumpfile's mmap path wants.
 func (w *Writer) DataOffset() int64 { return w.dataOff }
 
-// NumLoads returns the number of PT_LOADs added so far.
-func (w *Writer) NumLoads() int { return len(w.loads) }
-
-// MaxLoads returns the number of PT_LOADs the header room holds.
-func (w *Writer) MaxLoads() int { return w.maxLoads }
-
 // AddLoad appends a PT_LOAD program header. Its data must lie at or after
 // DataOffset. Type and Align are forced to PT_LOAD and 0.
 func (w *Writer) AddLoad(p ProgHeader) error {
