@@ -1,0 +1,233 @@
+package vmlinux
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// File is an opened vmlinux. Its methods are safe for concurrent use.
+type File struct {
+	path string
+	data []byte // the whole file, mapped read-only
+	elf  *elf.File
+
+	symOnce sync.Once
+	syms    map[string]elf.Symbol
+	symErr  error
+
+	dwarfOnce sync.Once
+	dw        *index
+	dwErr     error
+}
+
+// Open maps a vmlinux and reads its ELF headers; symbols and DWARF are
+// read on first use.
+func Open(path string) (*File, error) {
+	fd, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fd.Close()
+	st, err := fd.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if st.Size() < 64 {
+		return nil, fmt.Errorf("%s: %d bytes is too short for an ELF header", path, st.Size())
+	}
+	data, err := unix.Mmap(int(fd.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("%s: mmap: %w", path, err)
+	}
+	ef, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		unix.Munmap(data)
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if ef.Class != elf.ELFCLASS64 {
+		unix.Munmap(data)
+		return nil, fmt.Errorf("%s: ELF class %v, expected ELFCLASS64", path, ef.Class)
+	}
+	return &File{path: path, data: data, elf: ef}, nil
+}
+
+// Close unmaps the file. Nothing returned earlier (slices from ReadData
+// are copies) refers to the mapping.
+func (f *File) Close() error {
+	if f.data == nil {
+		return nil
+	}
+	err := unix.Munmap(f.data)
+	f.data = nil
+	return err
+}
+
+// Path is the file's path as opened.
+func (f *File) Path() string { return f.path }
+
+// ByteOrder is the image's byte order.
+func (f *File) ByteOrder() binary.ByteOrder { return f.elf.ByteOrder }
+
+// Machine is the ELF e_machine.
+func (f *File) Machine() elf.Machine { return f.elf.Machine }
+
+// BuildID returns the GNU build-id (the kernel's VMCOREINFO BUILD-ID), or
+// nil when the image has none.
+func (f *File) BuildID() []byte {
+	for _, s := range f.elf.Sections {
+		if s.Type != elf.SHT_NOTE {
+			continue
+		}
+		b, ok := f.section(s)
+		if !ok {
+			continue
+		}
+		if id := findNote(b, f.elf.ByteOrder, "GNU", 3 /* NT_GNU_BUILD_ID */); id != nil {
+			return bytes.Clone(id)
+		}
+	}
+	return nil
+}
+
+// findNote walks ELF notes (4-byte aligned, as in vmlinux's .notes).
+func findNote(b []byte, bo binary.ByteOrder, name string, typ uint32) []byte {
+	for len(b) >= 12 {
+		namesz, descsz, t := bo.Uint32(b), bo.Uint32(b[4:]), bo.Uint32(b[8:])
+		nameEnd := 12 + (uint64(namesz)+3)&^3
+		descEnd := nameEnd + (uint64(descsz)+3)&^3
+		if descEnd > uint64(len(b)) {
+			return nil
+		}
+		n := strings.TrimRight(string(b[12:12+namesz]), "\x00")
+		if n == name && t == typ {
+			return b[nameEnd : nameEnd+uint64(descsz)]
+		}
+		b = b[descEnd:]
+	}
+	return nil
+}
+
+// section returns an uncompressed allocated or debug section's bytes from
+// the mapping.
+func (f *File) section(s *elf.Section) ([]byte, bool) {
+	if s.Type == elf.SHT_NOBITS || s.Flags&elf.SHF_COMPRESSED != 0 {
+		return nil, false
+	}
+	end := s.Offset + s.Size
+	if end < s.Offset || end > uint64(len(f.data)) {
+		return nil, false
+	}
+	return f.data[s.Offset:end], true
+}
+
+// Release returns the kernel release (UTS_RELEASE, what OSRELEASE in
+// VMCOREINFO and `uname -r` say), read from linux_banner — "Linux version
+// <release> (<builder>) …" — so that no DWARF is needed for it.
+func (f *File) Release() (string, error) {
+	addr, err := f.Symbol("linux_banner")
+	if err != nil {
+		return "", err
+	}
+	n, _ := f.SymbolSize("linux_banner")
+	if n == 0 || n > 512 {
+		n = 512
+	}
+	buf := make([]byte, n)
+	if err := f.ReadData(addr, buf); err != nil {
+		return "", fmt.Errorf("%s: reading linux_banner: %w", f.path, err)
+	}
+	const prefix = "Linux version "
+	if !bytes.HasPrefix(buf, []byte(prefix)) {
+		return "", fmt.Errorf("%s: linux_banner at %#x does not start with %q", f.path, addr, prefix)
+	}
+	rest := buf[len(prefix):]
+	end := bytes.IndexAny(rest, " \x00\n")
+	if end <= 0 {
+		return "", fmt.Errorf("%s: linux_banner at %#x has no release", f.path, addr)
+	}
+	return string(rest[:end]), nil
+}
+
+// Symbol returns a symbol's link-time address (the KASLR offset, KERNELOFFSET
+// in VMCOREINFO, is not applied). When a name is both global and file-local
+// (static), the global one is returned; among locals, the first.
+func (f *File) Symbol(name string) (uint64, error) {
+	s, err := f.symbol(name)
+	return s.Value, err
+}
+
+// SymbolSize returns a symbol's st_size.
+func (f *File) SymbolSize(name string) (uint64, error) {
+	s, err := f.symbol(name)
+	return s.Size, err
+}
+
+func (f *File) symbol(name string) (elf.Symbol, error) {
+	f.symOnce.Do(f.loadSymbols)
+	if f.symErr != nil {
+		return elf.Symbol{}, &LookupError{File: f.path, Kind: "symbol", Name: name, Err: f.symErr}
+	}
+	s, ok := f.syms[name]
+	if !ok {
+		return elf.Symbol{}, &LookupError{File: f.path, Kind: "symbol", Name: name, Err: ErrNotFound}
+	}
+	return s, nil
+}
+
+func (f *File) loadSymbols() {
+	syms, err := f.elf.Symbols()
+	if err != nil {
+		f.symErr = fmt.Errorf("reading .symtab: %w", err)
+		return
+	}
+	f.syms = make(map[string]elf.Symbol, len(syms))
+	for _, s := range syms {
+		if s.Name == "" || elf.ST_TYPE(s.Info) == elf.STT_FILE || elf.ST_TYPE(s.Info) == elf.STT_SECTION {
+			continue
+		}
+		old, dup := f.syms[s.Name]
+		if !dup || (elf.ST_BIND(old.Info) == elf.STB_LOCAL && elf.ST_BIND(s.Info) != elf.STB_LOCAL) {
+			f.syms[s.Name] = s
+		}
+	}
+}
+
+// ReadData copies the image's initialised bytes at a link-time address:
+// .rodata, .data and the like as the kernel starts with them. Bytes in a
+// NOBITS section (.bss) read as zeros. The range must lie in one section.
+func (f *File) ReadData(addr uint64, p []byte) error {
+	n := uint64(len(p))
+	for _, s := range f.elf.Sections {
+		if s.Flags&elf.SHF_ALLOC == 0 || s.Size == 0 || addr < s.Addr || addr-s.Addr >= s.Size {
+			continue
+		}
+		off := addr - s.Addr
+		if n > s.Size-off {
+			return fmt.Errorf("%s: %d bytes at %#x run past the end of %s (%#x-%#x)", f.path, n, addr, s.Name, s.Addr, s.Addr+s.Size)
+		}
+		if s.Type == elf.SHT_NOBITS {
+			clear(p)
+			return nil
+		}
+		b, ok := f.section(s)
+		if !ok {
+			return fmt.Errorf("%s: section %s (file offset %#x, %d bytes) is not readable from the file", f.path, s.Name, s.Offset, s.Size)
+		}
+		copy(p, b[off:off+n])
+		return nil
+	}
+	return fmt.Errorf("%s: address %#x is in no allocated section: %w", f.path, addr, errNoSection)
+}
+
+var errNoSection = errors.New("no section")
