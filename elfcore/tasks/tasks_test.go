@@ -143,8 +143,16 @@ type fakeKernel struct {
 }
 
 func newFakeKernel(t *testing.T, g generation) *fakeKernel {
-	k := &fakeKernel{t: t, g: g, l: newLayout(g), mem: &fakeMem{}, next: heapBase + 0x10000}
-	k.mem.regions = []region{{imgLink + kaslr, make([]byte, 0x30000)}, {heapBase, make([]byte, 0x800000)}}
+	return newFakeKernelWith(t, g, newLayout(g))
+}
+
+// fixtureLink is where testdata/vmlinux.elf is linked.
+const fixtureLink = 0xffffffff81000000
+
+func newFakeKernelWith(t *testing.T, g generation, l *fakeLayout) *fakeKernel {
+	k := &fakeKernel{t: t, g: g, l: l, mem: &fakeMem{}, next: heapBase + 0x10000}
+	k.mem.regions = []region{{imgLink + kaslr, make([]byte, 0x30000)}, {fixtureLink + kaslr, make([]byte, 0x10000)},
+		{heapBase, make([]byte, 0x800000)}}
 	return k
 }
 
@@ -162,7 +170,7 @@ func (k *fakeKernel) alloc(n uint64) uint64 {
 	return a
 }
 
-func (k *fakeKernel) initTask() uint64 { return imgLink + kaslr }
+func (k *fakeKernel) initTask() uint64 { return k.l.symbols["init_task"] + kaslr }
 
 // taskSpec is a task to write.
 type taskSpec struct {
@@ -264,7 +272,12 @@ func (k *fakeKernel) cpus(idle, curr []uint64) {
 
 func (k *fakeKernel) list(t *testing.T) *List {
 	t.Helper()
-	w, err := New(k.mem, k.l, kaslr)
+	return k.listWith(t, k.l)
+}
+
+func (k *fakeKernel) listWith(t *testing.T, layout Layout) *List {
+	t.Helper()
+	w, err := New(k.mem, layout, kaslr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +310,10 @@ func rows(l *List) []row {
 // kthreadd, a multi-threaded process, a zombie; CPU 0 idle, CPU 1 runs
 // a thread of pid 200.
 func standard(t *testing.T, g generation) *fakeKernel {
-	k := newFakeKernel(t, g)
+	return standardOn(newFakeKernel(t, g))
+}
+
+func standardOn(k *fakeKernel) *fakeKernel {
 	it := k.initTask()
 	k.writeTask(it, taskSpec{pid: 0, tgid: 0, parent: it, comm: "swapper/0"})
 	idle1 := k.writeTask(0, taskSpec{pid: 0, tgid: 0, parent: it, cpu: 1, comm: "swapper/1"})
@@ -638,5 +654,61 @@ func addrOf(l *List, pid int32) uint64 {
 	panic(fmt.Sprintf("no pid %d", pid))
 }
 
-// The debug vmlinux reader is what the command passes as the Layout.
-var _ Layout = (*vmlinux.File)(nil)
+// TestVmlinuxFixture walks with a real *vmlinux.File as the Layout: a
+// small C program with 6.1's shapes, linked like a kernel with a
+// zero-based per-CPU section (testdata/regenerate.sh). The memory is
+// written with the offsets its DWARF gives.
+func TestVmlinuxFixture(t *testing.T) {
+	v, err := vmlinux.Open("testdata/vmlinux.elf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	l := &fakeLayout{members: map[string]int64{}, sizes: map[string]int64{}, symbols: map[string]uint64{}}
+	for m := range newLayout(gen61).members {
+		typ, member, _ := strings.Cut(m, ".")
+		if l.members[m], err = v.MemberOffset(typ, member); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for s := range newLayout(gen61).symbols {
+		if l.symbols[s], err = v.Symbol(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.sizes["cpumask"], err = v.StructSize("cpumask"); err != nil {
+		t.Fatal(err)
+	}
+	// What vmlinux.c's _Static_asserts say, and the per-CPU symbol
+	// below __per_cpu_end, 0-based.
+	if l.members["task_struct.thread_info.cpu"] != 12 || l.members["task_struct.comm"] != 112 || l.symbols["runqueues"] != 0x40 ||
+		l.symbols["init_task"] < fixtureLink || l.sizes["cpumask"] != 8 {
+		t.Fatalf("the fixture's layout is not what vmlinux.c says: %v %v %v", l.members, l.symbols, l.sizes)
+	}
+	k := standardOn(newFakeKernelWith(t, gen61, l))
+	got := k.listWith(t, v)
+	if r := rows(got); !slices.Equal(r, standardRows) {
+		t.Errorf("tasks:\n%s\nwant\n%s", fmtRows(r), fmtRows(standardRows))
+	}
+	if len(got.Problems) != 0 {
+		t.Errorf("problems %q", got.Problems)
+	}
+	// Without a member, New names it and keeps the vmlinux's error.
+	_, err = New(k.mem, noMember{v, "task_struct.real_parent"}, kaslr)
+	if !errors.Is(err, vmlinux.ErrNotFound) || !strings.Contains(err.Error(), "real_parent") {
+		t.Errorf("err %v", err)
+	}
+}
+
+// noMember hides one member of a Layout.
+type noMember struct {
+	*vmlinux.File
+	hide string
+}
+
+func (n noMember) MemberOffset(typ, member string) (int64, error) {
+	if typ+"."+member == n.hide {
+		return n.File.MemberOffset(typ, "no_such_"+member)
+	}
+	return n.File.MemberOffset(typ, member)
+}
