@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ldx/elfcore/verify"
+	"ldx/elfcore/vmlinux"
 )
 
 func init() { commands = append(commands, newVerifyCmd) }
@@ -39,17 +40,30 @@ By default only headers, notes and a bounded number of small reads are done
 runs the installed crash, makedumpfile and drgn on the file and shows their
 real verdict beside the prediction (drgn and crash's sys need --vmlinux).
 
+--vmlinux names the debug vmlinux of the dumped kernel (from its -dbg
+package). It adds the checks V1-V7, which prove the pair belongs together:
+BUILD-ID and the release and linux_banner equal the vmlinux's; every
+SYMBOL() is the vmlinux's symbol plus KERNELOFFSET; OFFSET(), SIZE(),
+LENGTH() and NUMBER() (enumerators) equal its DWARF. Only the types the
+dump's VMCOREINFO names are read from the DWARF.
+
 Exit codes: 0 every consumer will read the dump (cosmetic findings and
 information aside), 5 degraded (a consumer loses a feature), 6 fatal (a
 consumer rejects the dump or reads wrong data; also when a tool run by
 --with-tools fails), 3 not a dump at all, 2 usage, 1 other failures.`,
 		Example: `  ldx verify vmcore
   ldx verify /dev/sdb --json
+  ldx verify vmcore --vmlinux /usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64
   ldx verify vmcore --with-tools --vmlinux /usr/lib/debug/boot/vmlinux-$(uname -r)`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if topt.Vmlinux != "" && !withTools {
-				return &exitError{exitUsage, errors.New("verify: --vmlinux is used by --with-tools")}
+			if topt.Vmlinux != "" {
+				v, err := vmlinux.Open(topt.Vmlinux)
+				if err != nil {
+					return &exitError{exitBadInput, fmt.Errorf("verify: --vmlinux: %w", err)}
+				}
+				defer v.Close()
+				opt.Vmlinux = v
 			}
 			rep, err := verify.File(cmd.Context(), args[0], opt)
 			if err != nil {
@@ -88,7 +102,7 @@ consumer rejects the dump or reads wrong data; also when a tool run by
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.BoolVar(&opt.Deep, "deep", false, "read every byte: zero-page statistics, unreadable ranges, full comparison of overlapping segments")
 	f.BoolVar(&withTools, "with-tools", false, "run the installed crash, makedumpfile and drgn on the file and compare")
-	f.StringVar(&topt.Vmlinux, "vmlinux", "", "debug vmlinux of the dumped kernel (for --with-tools: crash sys, drgn)")
+	f.StringVar(&topt.Vmlinux, "vmlinux", "", "debug vmlinux of the dumped kernel: adds checks V1-V7 (the pair matches), and is given to crash and drgn by --with-tools")
 	f.DurationVar(&topt.Timeout, "tool-timeout", 3*time.Minute, "time limit for each tool run")
 	f.BoolVar(&brief, "brief", false, "list only the checks that did not pass")
 	return cmd

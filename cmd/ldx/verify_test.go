@@ -75,7 +75,8 @@ func TestVerifyCommand(t *testing.T) {
 		{"missing", []string{"verify", filepath.Join(dir, "nope")}, exitBadInput, nil, "no such file"},
 		{"no args", []string{"verify"}, exitUsage, nil, "accepts 1 arg"},
 		{"bad flag", []string{"verify", "--frob", good}, exitUsage, nil, "unknown flag"},
-		{"vmlinux alone", []string{"verify", "--vmlinux", "x", good}, exitUsage, nil, "--with-tools"},
+		{"vmlinux missing", []string{"verify", "--vmlinux", "/nonexistent/vmlinux", good}, exitBadInput, nil, "--vmlinux: open /nonexistent/vmlinux"},
+		{"vmlinux not ELF", []string{"verify", "--vmlinux", notELF, good}, exitBadInput, nil, "--vmlinux"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

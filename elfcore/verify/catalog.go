@@ -73,6 +73,14 @@ var catalog = []entry{
 	{"F1", "printk ring (lockless) readable", Fatal, []Consumer{Makedumpfile, VmcoreDmesg}},
 	{"F2", "printk buffers reachable through p_vaddr", Fatal, []Consumer{VmcoreDmesg}},
 
+	{"V1", "BUILD-ID equals the vmlinux's build-id (--vmlinux)", Fatal, []Consumer{Crash, Drgn}},
+	{"V2", "OSRELEASE and linux_banner equal the vmlinux's (--vmlinux)", Fatal, []Consumer{Crash, Drgn}},
+	{"V3", "SYMBOL() entries equal vmlinux symbols plus KERNELOFFSET (--vmlinux)", Fatal, tools3},
+	{"V4", "OFFSET() entries equal the vmlinux's DWARF (--vmlinux)", Fatal, tools3},
+	{"V5", "SIZE() entries equal the vmlinux's DWARF (--vmlinux)", Fatal, tools3},
+	{"V6", "LENGTH() entries equal the vmlinux's DWARF (--vmlinux)", Fatal, tools3},
+	{"V7", "NUMBER() enumerators equal the vmlinux's DWARF (--vmlinux)", Degraded, tools3},
+
 	{"K-1", "livedump notes cut at one page", Fatal, all},
 	{"K-2", "livedump device cleared or marked before the capture", Degraded, all},
 	{"K-3", "livedump RAM range over holes and past RAM", Degraded, all},

@@ -13,6 +13,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/kmem"
+	"ldx/elfcore/vmlinux"
 	"ldx/extract"
 	"ldx/vmcoreinfo"
 )
@@ -26,6 +27,9 @@ type Options struct {
 	Deep bool
 	// Progress, if set, is called during the deep read.
 	Progress func(done, total int64)
+	// Vmlinux, if set, is the debug image the dump is said to be of: the
+	// V checks compare the two (build-id, release, symbols, layouts).
+	Vmlinux *vmlinux.File
 }
 
 // UnreadableError reports an input that cannot be read as a dump at all:
@@ -172,6 +176,7 @@ func (c *checker) run() error {
 	c.checkVMCOREINFO()
 	c.checkTranslation()
 	c.checkPrintk()
+	c.checkVmlinux()
 	c.checkLivedump()
 	c.checkDeep()
 	c.order()
@@ -282,6 +287,8 @@ func (c *checker) applies(id string) bool {
 		return c.livedump
 	case id == "Z1":
 		return c.opt.Deep
+	case strings.HasPrefix(id, "V"):
+		return c.opt.Vmlinux != nil
 	}
 	return true
 }

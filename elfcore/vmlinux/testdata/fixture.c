@@ -78,4 +78,5 @@ _Static_assert(offsetof(struct task_struct, comm) == 16, "comm");
 _Static_assert(offsetof(struct task_struct, tasks) == 32, "tasks");
 _Static_assert(sizeof(struct task_struct) == 64, "task_struct");
 
+void _stext(void) {}
 void _start(void) {}
