@@ -115,6 +115,17 @@ type resolver struct {
 	missing []error
 }
 
+// add records a missing piece, once: two members of one missing type
+// would otherwise say the same thing twice.
+func (r *resolver) add(err error) {
+	for _, m := range r.missing {
+		if m.Error() == err.Error() {
+			return
+		}
+	}
+	r.missing = append(r.missing, err)
+}
+
 // member returns the offset of the first of forms (member paths of typ)
 // that exists, and which one it was.
 func (r *resolver) member(typ string, forms ...string) (int64, string, bool) {
@@ -126,7 +137,7 @@ func (r *resolver) member(typ string, forms ...string) (int64, string, bool) {
 		}
 		a.errs = append(a.errs, err)
 	}
-	r.missing = append(r.missing, a)
+	r.add(a)
 	return 0, "", false
 }
 
@@ -144,7 +155,7 @@ func (r *resolver) symbol(names ...string) (uint64, string, bool) {
 		}
 		alt.errs = append(alt.errs, err)
 	}
-	r.missing = append(r.missing, alt)
+	r.add(alt)
 	return 0, "", false
 }
 
@@ -180,7 +191,7 @@ func resolveLayout(l Layout, kaslr uint64) (*layout, error) {
 		stk, err3 := r.try(ts, "stack")
 		ti, err4 := r.try("thread_info", "cpu")
 		if err3 != nil || err4 != nil {
-			r.missing = append(r.missing, &alternatives{"the task's CPU", nonNil(err, err2, err3, err4)})
+			r.add(&alternatives{"the task's CPU", nonNil(err, err2, err3, err4)})
 		}
 		lo.cpu, lo.stack, lo.cpuViaStk, lo.cpuName = ti, stk, true, "thread_info.cpu at task_struct.stack"
 	}
@@ -195,7 +206,7 @@ func resolveLayout(l Layout, kaslr uint64) (*layout, error) {
 	} else if tg, err := r.try(ts, "thread_group"); err == nil {
 		lo.threadGroup, lo.useThreadGrp = tg, true
 	} else {
-		r.missing = append(r.missing, &alternatives{"the thread lists", nonNil(errNode, errHead, errSig, err)})
+		r.add(&alternatives{"the thread lists", nonNil(errNode, errHead, errSig, err)})
 	}
 
 	lo.rqCurr, _, _ = r.member("rq", "curr")
@@ -225,7 +236,7 @@ func resolveLayout(l Layout, kaslr uint64) (*layout, error) {
 		if err == nil {
 			err = fmt.Errorf("struct cpumask has size %d", n)
 		}
-		r.missing = append(r.missing, err)
+		r.add(err)
 	}
 
 	if len(r.missing) > 0 {

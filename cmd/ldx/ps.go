@@ -1,0 +1,230 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"ldx/elfcore/tasks"
+	"ldx/elfcore/vmlinux"
+	"ldx/extract"
+	"ldx/vmcoreinfo"
+)
+
+func init() { commands = append(commands, newPsCmd) }
+
+// psTask is one task in ps --json.
+type psTask struct {
+	PID       int32  `json:"pid"`
+	TGID      int32  `json:"tgid"`
+	PPID      int32  `json:"ppid"`
+	State     string `json:"state"`
+	StateBits hexU64 `json:"state_bits"`
+	ExitState uint32 `json:"exit_state"`
+	CPU       int32  `json:"cpu"`
+	Current   bool   `json:"current"`
+	Comm      string `json:"comm"`
+	Task      hexU64 `json:"task"`
+	Found     string `json:"found"`
+}
+
+type psCPU struct {
+	CPU  int    `json:"cpu"`
+	RQ   hexU64 `json:"rq"`
+	Curr hexU64 `json:"curr"`
+	Idle hexU64 `json:"idle"`
+}
+
+// psReport is ps --json.
+type psReport struct {
+	Input       string           `json:"input"`
+	Vmlinux     string           `json:"vmlinux"`
+	Release     string           `json:"release,omitempty"`
+	KASLROffset hexU64           `json:"kaslr_offset"`
+	Layout      tasks.LayoutInfo `json:"layout"`
+	CPUs        []psCPU          `json:"cpus"`
+	Tasks       []psTask         `json:"tasks"`
+	Skipped     int              `json:"skipped"`
+	Problems    []string         `json:"problems"`
+}
+
+func newPsCmd() *cobra.Command {
+	var vmlinuxPath string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ps FILE --vmlinux VMLINUX",
+		Short: "List the dumped kernel's tasks (needs the debug vmlinux)",
+		Long: `ps lists every task of the dumped kernel, as ps -eL would have on the
+running system, plus each CPU's idle task (pid 0, swapper/N): pid, thread
+group (tgid), parent process (ppid, the tgid of real_parent), state, CPU
+and command name. A ">" marks the task each CPU was running (rq->curr)
+when memory was captured.
+
+Processes come from the list at init_task.tasks, their threads from
+signal->thread_head (or thread_group on kernels before 3.14), the idle and
+running tasks from each online CPU's runqueue. The layout of task_struct
+and the runqueue comes from the DWARF of --vmlinux, the debug vmlinux of
+the dumped kernel (its -dbg package); symbols are moved by the dump's
+KERNELOFFSET. The vmlinux must be the dumped kernel's: its build-id (or,
+without one in the dump, its release) is checked against VMCOREINFO.
+
+State letters are the kernel's own (/proc/PID/stat): R running or
+runnable, S sleeping, D uninterruptible (also frozen tasks), T stopped, t
+traced, X dead, Z zombie, P parked, I idle kernel thread.
+
+Tasks are listed by tgid, then pid, threads after their process. Lists
+that are damaged (a pointer to nowhere, a cycle) end where the damage is,
+tasks that cannot be read are skipped; both are reported on standard error
+with the address, and the rest is listed.
+
+Exit codes: 0 listed (even with damage reported), 1 no task could be
+listed (the vmlinux lacks a needed type or field, init_task unreadable),
+2 usage, 3 not a readable dump, or the vmlinux cannot be read or is not
+the dumped kernel's.`,
+		Example: `  ldx ps vmcore --vmlinux /usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64
+  ldx ps /dev/sdb --vmlinux vmlinux-6.12 --json | jq -r '.tasks[] | select(.state == "D") | .comm'`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if vmlinuxPath == "" {
+				return &exitError{exitUsage, errors.New("ps: --vmlinux VMLINUX is required (the debug vmlinux of the dumped kernel)")}
+			}
+			v, err := vmlinux.Open(vmlinuxPath)
+			if err != nil {
+				return &exitError{exitBadInput, fmt.Errorf("ps: --vmlinux: %w", err)}
+			}
+			defer v.Close()
+			d, err := openDump(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			rep, err := psList(cmd, d, v)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := writeJSON(cmd.OutOrStdout(), rep); err != nil {
+					return err
+				}
+			} else if err := psTable(cmd.OutOrStdout(), rep); err != nil {
+				return err
+			}
+			reportPsProblems(cmd.ErrOrStderr(), rep)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&vmlinuxPath, "vmlinux", "", "debug vmlinux of the dumped kernel (required)")
+	f.BoolVar(&asJSON, "json", false, "print the tasks, the CPUs and what could not be read as JSON")
+	return cmd
+}
+
+// psList checks that the vmlinux is the dump's and walks the tasks.
+func psList(cmd *cobra.Command, d *extract.Dump, v *vmlinux.File) (*psReport, error) {
+	m, err := kernelMem(d)
+	if err != nil {
+		return nil, &exitError{exitBadInput, err}
+	}
+	release, err := checkVmlinuxMatches(d.VMCOREINFO, v)
+	if err != nil {
+		return nil, &exitError{exitBadInput, fmt.Errorf("ps: %s: %w", d.Source.Path, err)}
+	}
+	kaslr, err := kaslrOffset(d.VMCOREINFO, v)
+	if err != nil {
+		return nil, &exitError{exitBadInput, fmt.Errorf("ps: %s: %w", d.Source.Path, err)}
+	}
+	w, err := tasks.New(m, v, kaslr)
+	if err != nil {
+		return nil, fmt.Errorf("ps: %s: %w", v.Path(), err)
+	}
+	l, err := w.List(cmd.Context())
+	if err != nil {
+		return nil, fmt.Errorf("ps: %s: %w", d.Source.Path, err)
+	}
+	rep := &psReport{Input: d.Source.Path, Vmlinux: v.Path(), Release: release, KASLROffset: hexU64(kaslr),
+		Layout: l.Layout, CPUs: []psCPU{}, Tasks: make([]psTask, 0, len(l.Tasks)), Skipped: l.Skipped, Problems: l.Problems}
+	if rep.Problems == nil {
+		rep.Problems = []string{}
+	}
+	for _, c := range l.CPUs {
+		rep.CPUs = append(rep.CPUs, psCPU{c.CPU, hexU64(c.RQ), hexU64(c.Curr), hexU64(c.Idle)})
+	}
+	for _, t := range l.Tasks {
+		rep.Tasks = append(rep.Tasks, psTask{PID: t.PID, TGID: t.TGID, PPID: t.PPID, State: string(t.State),
+			StateBits: hexU64(t.StateBits), ExitState: t.ExitState, CPU: t.CPU, Current: t.Current,
+			Comm: t.Comm, Task: hexU64(t.Addr), Found: string(t.Found)})
+	}
+	return rep, nil
+}
+
+// checkVmlinuxMatches compares the vmlinux's build-id with the dump's
+// BUILD-ID or, when either has none, the releases. A vmlinux of another
+// build would give wrong offsets and read garbage as tasks. It returns
+// the release.
+func checkVmlinuxMatches(vi *vmcoreinfo.Info, v *vmlinux.File) (string, error) {
+	dumpRel, haveRel := vi.OSRelease()
+	vRel, relErr := v.Release()
+	if id, ok := vi.BuildID(); ok && v.BuildID() != nil {
+		vid := hex.EncodeToString(v.BuildID())
+		if !strings.EqualFold(id, vid) {
+			return "", fmt.Errorf("--vmlinux %s is not the dumped kernel's: its build-id is %s (release %s), the dump's BUILD-ID %s (release %s)",
+				v.Path(), vid, vRel, id, dumpRel)
+		}
+		return dumpRel, nil
+	}
+	if !haveRel || relErr != nil {
+		return dumpRel, nil // nothing to compare; init_task's sanity check still applies
+	}
+	if vRel != dumpRel {
+		return "", fmt.Errorf("--vmlinux %s is not the dumped kernel's: it is release %s, the dump's OSRELEASE %s", v.Path(), vRel, dumpRel)
+	}
+	return dumpRel, nil
+}
+
+// kaslrOffset is KERNELOFFSET or, without it, SYMBOL(_stext) less the
+// vmlinux's _stext.
+func kaslrOffset(vi *vmcoreinfo.Info, v *vmlinux.File) (uint64, error) {
+	if off, ok := vi.KernelOffset(); ok {
+		return off, nil
+	}
+	if st, ok := vi.Symbol("_stext"); ok {
+		if link, err := v.Symbol("_stext"); err == nil {
+			return st - link, nil
+		}
+	}
+	return 0, errors.New("VMCOREINFO has neither KERNELOFFSET nor SYMBOL(_stext): the KASLR offset is unknown")
+}
+
+// psTable prints the tasks for people.
+func psTable(w io.Writer, rep *psReport) error {
+	rows := make([][]string, 0, len(rep.Tasks))
+	for _, t := range rep.Tasks {
+		mark := ""
+		if t.Current {
+			mark = ">"
+		}
+		ppid := strconv.Itoa(int(t.PPID))
+		if t.PPID < 0 {
+			ppid = "?"
+		}
+		rows = append(rows, []string{mark, strconv.Itoa(int(t.PID)), strconv.Itoa(int(t.TGID)), ppid,
+			strconv.Itoa(int(t.CPU)), t.State, fmt.Sprintf("%#x", uint64(t.Task)), t.Comm})
+	}
+	return printTable(w, []string{" ", "PID", "TGID", "PPID", "CPU", "ST", "TASK", "COMM"}, rows, 1, 2, 3, 4)
+}
+
+// reportPsProblems says on w what could not be read.
+func reportPsProblems(w io.Writer, rep *psReport) {
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "ldx: ps: %s\n", p)
+	}
+	if rep.Skipped > 0 || len(rep.Problems) > 0 {
+		fmt.Fprintf(w, "ldx: ps: %d tasks listed, %d skipped as unreadable, %d problems: the list may be incomplete\n",
+			len(rep.Tasks), rep.Skipped, len(rep.Problems))
+	}
+}
