@@ -63,7 +63,8 @@ func newPsCmd() *cobra.Command {
 running system, plus each CPU's idle task (pid 0, swapper/N): pid, thread
 group (tgid), parent process (ppid, the tgid of real_parent), state, CPU
 and command name. A ">" marks the task each CPU was running (rq->curr)
-when memory was captured.
+when memory was captured. (The idle tasks of CPUs other than 0 show ppid
+1: init forked them when it brought the CPUs up.)
 
 Processes come from the list at init_task.tasks, their threads from
 signal->thread_head (or thread_group on kernels before 3.14), the idle and
