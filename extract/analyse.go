@@ -154,18 +154,23 @@ type noteInfo struct {
 	prefix      []byte         // that text
 	damage      error          // the notes page is damaged, not just cut
 	crashTimeP1 string         // CRASHTIME seen in page 1, if it survived
+	descsz      int            // n_descsz of the kernel's VMCOREINFO note, -1 if its header was cut
+	rebuilt     *rebuilt       // the text was rebuilt from the vmlinux
 }
 
 // readNotes parses the written page of notes (pfn 1) and recovers what the
 // one-page limit of the kernel cut off (K-1): the complete VMCOREINFO note
 // lives in the dumped memory at the kernel's vmcoreinfo_note page (§4.4),
 // found through the manifest or by scanning page starts.
-func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func(prefix []byte) (uint64, []byte, error)) (*noteInfo, error) {
+//
+// When the complete text is nowhere in the memory either and rebuild is
+// set (extract --vmlinux), the text is rebuilt from the vmlinux.
+func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func(prefix []byte) (uint64, []byte, error), rebuild func(prefix []byte) (*rebuilt, error)) (*noteInfo, error) {
 	page := make([]byte, pageSize)
 	if _, err := src.ReadAt(page, notesOffset); err != nil {
 		return nil, fmt.Errorf("%s: reading the notes page at %#x: %w", src.Path, notesOffset, err)
 	}
-	ni := &noteInfo{}
+	ni := &noteInfo{descsz: -1}
 	claimed := int(h.note.Filesz)
 	if h.note.Filesz > 1<<24 {
 		return nil, &InputError{Path: src.Path, Off: h.core.ProgOffset(0) + 32, What: fmt.Sprintf("PT_NOTE p_filesz %#x is absurd", h.note.Filesz)}
@@ -191,6 +196,7 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 	var prefix []byte
 	descsz, haveHdr := vmcoreinfoNoteHeader(written[min(vOff, len(written)):])
 	if haveHdr {
+		ni.descsz = int(descsz)
 		text := written[vOff+24:]
 		if int(descsz) <= len(text) {
 			text = text[:descsz]
@@ -222,14 +228,31 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 	// does (356·N + 24 + roundup4(S), §4.3) once S is known.
 	if ni.vmcoreinfo == nil {
 		paddr, text, err := recoverVMCOREINFO(src, man, prefix, scan)
-		if err != nil {
+		switch {
+		case err == nil:
+			ni.vmcoreinfo = text
+			ni.vmciSource = fmt.Sprintf("the kernel's vmcoreinfo_note page in the dumped memory at %#x", paddr)
+		case rebuild != nil:
+			rb, rerr := rebuild(prefix)
+			if rerr != nil {
+				return nil, &InputError{Path: src.Path, Off: -1, What: fmt.Sprintf("%v; and rebuilding it from the vmlinux failed: %v", err, rerr)}
+			}
+			ni.rebuilt, ni.vmcoreinfo, ni.vmciSource = rb, rb.text, rb.source
+		default:
+			var ie *InputError
+			if errors.As(err, &ie) && ie.Hint == "" {
+				ie.Hint = "with the kernel's debug vmlinux, `ldx extract --vmlinux VMLINUX` rebuilds VMCOREINFO from it and the dumped memory"
+			}
 			return nil, err
 		}
-		ni.vmcoreinfo = text
-		ni.vmciSource = fmt.Sprintf("the kernel's vmcoreinfo_note page in the dumped memory at %#x", paddr)
 	}
+	// The note-size formula needs the kernel's text length, which a
+	// rebuilt text need not have.
 	s := len(ni.vmcoreinfo)
-	if rest := claimed - 24 - (s+3)&^3; rest >= 0 && rest%coreNoteSize == 0 {
+	if ni.rebuilt != nil {
+		s = ni.descsz
+	}
+	if rest := claimed - 24 - (s+3)&^3; s >= 0 && rest >= 0 && rest%coreNoteSize == 0 {
 		ni.cpus = rest / coreNoteSize
 	}
 	if man != nil && man.PresentCPUs > 0 {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/vmlinux"
 	"ldx/elfcore/kmem"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
@@ -44,6 +45,11 @@ type Options struct {
 
 	// Progress, if set, is called as work advances.
 	Progress func(Progress)
+
+	// Vmlinux, if set, is the dumped kernel's debug vmlinux: when the
+	// dump's VMCOREINFO cannot be recovered from the dumped memory, it is
+	// rebuilt from the vmlinux and the memory (and the summary says so).
+	Vmlinux *vmlinux.File
 }
 
 // Progress reports how far a phase has got.
@@ -183,7 +189,7 @@ func analyse(ctx context.Context, src *Source, opt *Options, sum *Summary) (*pla
 	}
 	if !isLivedumpLayout(core) {
 		sum.Format = "ELF vmcore"
-		return planELF(ctx, src, core, sum)
+		return planELF(ctx, src, core, opt, sum)
 	}
 	sum.Format = "livedump raw device"
 	return planLivedump(ctx, src, core, man, opt, sum)
@@ -238,16 +244,28 @@ func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *man
 	scan := func(prefix []byte) (uint64, []byte, error) {
 		return scanVMCOREINFO(ctx, src, p.ram, prefix, opt)
 	}
-	ni, err := readNotes(src, h, man, scan)
+	var rebuild func(prefix []byte) (*rebuilt, error)
+	if opt.Vmlinux != nil {
+		rebuild = func(prefix []byte) (*rebuilt, error) {
+			return rebuildVMCOREINFO(ctx, src, p.ram, opt.Vmlinux, prefix)
+		}
+	}
+	ni, err := readNotes(src, h, man, scan, rebuild)
 	if err != nil {
 		return nil, err
+	}
+	if ni.rebuilt != nil {
+		sum.repair("%s", ni.rebuilt.repair)
+		for _, w := range ni.rebuilt.warnings {
+			sum.warn("%s", w)
+		}
 	}
 	sum.CPUs = ni.cpus
 	sum.VMCOREINFO = ni.vmciSource
 	if ni.damage != nil {
 		sum.warn("the notes page is damaged after %d CPU notes (%v); the CPU notes after it were rebuilt", len(ni.coreNotes), ni.damage)
 	}
-	if ni.truncated {
+	if ni.truncated && ni.rebuilt == nil {
 		sum.repair("the kernel wrote only the first 4096 bytes of its %d-byte notes (K-1): %d of %d bytes of VMCOREINFO text survived; took the complete text from %s, recovering %s",
 			h.note.Filesz, ni.survived, len(ni.vmcoreinfo), ni.vmciSource, lostKeys(ni.prefix, ni.vmcoreinfo))
 	}

@@ -19,7 +19,7 @@ import (
 // segment (drgn then fails with "recursive address translation",
 // vmcore-dmesg cannot map any kernel address). The direct-map base and
 // the image extent come from the dump's own page tables.
-func planELF(ctx context.Context, src *Source, core *elfcore.File, sum *Summary) (*plan, error) {
+func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options, sum *Summary) (*plan, error) {
 	if core.Type != elf.ET_CORE || core.Machine != elf.EM_X86_64 {
 		return nil, &InputError{Path: src.Path, Off: 0x10, What: fmt.Sprintf("an ELF %v for %v, not an x86_64 core", core.Type, core.Machine)}
 	}
@@ -42,15 +42,31 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, sum *Summary)
 			kept = append(kept, n)
 		}
 	}
+	sum.VMCOREINFO = "the input's VMCOREINFO note"
 	if vmci == nil {
-		return nil, &InputError{Path: src.Path, Off: int64(core.Phoff), What: "the core has no VMCOREINFO note, so no consumer can make sense of it as a kernel dump",
-			Hint: "for QEMU dumps, run QEMU with -device vmcoreinfo and load the guest's qemu_fw_cfg module before dumping"}
+		if opt.Vmlinux == nil {
+			return nil, &InputError{Path: src.Path, Off: int64(core.Phoff), What: "the core has no VMCOREINFO note, so no consumer can make sense of it as a kernel dump",
+				Hint: "with the kernel's debug vmlinux, `ldx extract --vmlinux VMLINUX` rebuilds VMCOREINFO from it and the dumped memory; for QEMU dumps, run QEMU with -device vmcoreinfo and load the guest's qemu_fw_cfg module before dumping"}
+		}
+		var ram []manifest.Range
+		for _, r := range core.Phys().Ranges() {
+			ram = append(ram, manifest.Range{Start: r[0], End: r[1]})
+		}
+		rb, err := rebuildVMCOREINFO(ctx, core.Phys(), ram, opt.Vmlinux, nil)
+		if err != nil {
+			return nil, &InputError{Path: src.Path, Off: int64(core.Phoff), What: "the core has no VMCOREINFO note, and rebuilding it from the vmlinux failed: " + err.Error()}
+		}
+		vmci = &elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: rb.text, Off: -1}
+		sum.VMCOREINFO = rb.source
+		sum.repair("%s", rb.repair)
+		for _, w := range rb.warnings {
+			sum.warn("%s", w)
+		}
 	}
 	info, dmg := vmcoreinfo.ParseLenient(vmci.Desc)
 	if !dmg.Clean() {
 		sum.repair("cleaned the VMCOREINFO text: %s", dmg)
 	}
-	sum.VMCOREINFO = "the input's VMCOREINFO note"
 	if rel, ok := info.OSRelease(); ok {
 		sum.Release = rel
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"ldx/elfcore/vmlinux"
 	"ldx/extract"
 )
 
@@ -22,6 +23,7 @@ func init() { commands = append(commands, newExtractCmd) }
 func newExtractCmd() *cobra.Command {
 	var opt extract.Options
 	var asJSON, quiet bool
+	var vmlinuxPath string
 	cmd := &cobra.Command{
 		Use:   "extract DEVICE|IMAGE -o VMCORE",
 		Short: "Turn a livedump device or image into a compact ELF vmcore",
@@ -32,6 +34,14 @@ when the kernel cut it off), PT_LOADs only where RAM is, pages the kernel
 never wrote presented as zeros. The vmcore is a sparse file: zero pages take
 no disk space (copy it with cp, rsync -S or tar -S to keep it so).
 
+--vmlinux names the dumped kernel's debug vmlinux (from its -dbg package).
+It is used only when the dump's VMCOREINFO cannot be recovered from the
+dumped memory: the kernel image is then found in the memory by the
+vmlinux's linux_banner (KASLR offset, phys_base, paging depth) and the
+VMCOREINFO the kernel would have written is rebuilt from the vmlinux and
+the variables it prints, read from the memory. The summary says so, and
+lists the keys it could not rebuild (CRASHTIME).
+
 The input is only read. The output is created with mode 0600 under a
 temporary name and renamed into place when complete; an existing file is
 replaced only with --force.
@@ -39,12 +49,21 @@ replaced only with --force.
 Exit codes: 0 written, 1 failure, 2 usage, 3 unusable input, 4 output
 exists, 130 interrupted.`,
 		Example: `  ldx extract /dev/sdb -o vmcore
-  ldx extract livedump.img.xz -o vmcore --json`,
+  ldx extract livedump.img.xz -o vmcore --json
+  ldx extract /dev/sdb -o vmcore --vmlinux /usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opt.Input = args[0]
 			if opt.Output == "" {
 				return &exitError{exitUsage, errors.New("extract: -o VMCORE is required")}
+			}
+			if vmlinuxPath != "" {
+				v, err := vmlinux.Open(vmlinuxPath)
+				if err != nil {
+					return &exitError{exitBadInput, fmt.Errorf("extract: --vmlinux: %w", err)}
+				}
+				defer v.Close()
+				opt.Vmlinux = v
 			}
 			stderr := cmd.ErrOrStderr()
 			if !quiet {
@@ -71,6 +90,7 @@ exists, 130 interrupted.`,
 	f.BoolVar(&opt.Force, "force", false, "replace the output if it exists")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	f.StringVar(&vmlinuxPath, "vmlinux", "", "debug vmlinux of the dumped kernel: rebuild VMCOREINFO from it when the dump's is lost")
 	return cmd
 }
 

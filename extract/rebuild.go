@@ -1,0 +1,142 @@
+package extract
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"ldx/elfcore/kmem"
+	"ldx/elfcore/vmlinux"
+	"ldx/kmod/manifest"
+	"ldx/vmcoreinfo"
+	"ldx/vmcoreinfo/generate"
+)
+
+// rebuilt is a VMCOREINFO made from the debug vmlinux and the dumped
+// memory, for a dump whose own text is lost.
+type rebuilt struct {
+	text     []byte
+	source   string   // for Summary.VMCOREINFO
+	repair   string   // what was done, for Summary.Repairs
+	warnings []string // disagreements and keys left out
+}
+
+// rebuildVMCOREINFO generates the kernel's VMCOREINFO (vmcoreinfo/generate)
+// with the runtime values found in the dumped memory: the image is located
+// by the vmlinux's linux_banner (kmem.Locate: KERNELOFFSET, phys_base,
+// paging depth, SME bit), and the variables the kernel prints are read
+// through the page tables. survived is whatever of the kernel's own text
+// reached the dump (the part of the notes page a livedump kept): it must
+// agree with the vmlinux, and its CRASHTIME is kept.
+func rebuildVMCOREINFO(ctx context.Context, phys io.ReaderAt, ram []manifest.Range, v *vmlinux.File, survived []byte) (*rebuilt, error) {
+	sym, err := imageSymbols(v)
+	if err != nil {
+		return nil, err
+	}
+	var old *vmcoreinfo.Info
+	if len(survived) > 0 {
+		// Only complete lines count: the last one may be cut.
+		if i := bytes.LastIndexByte(survived, '\n'); i >= 0 {
+			old, _ = vmcoreinfo.ParseLenient(survived[:i+1])
+		}
+	}
+	if old != nil {
+		if id, ok := old.BuildID(); ok && len(v.BuildID()) > 0 && !strings.EqualFold(id, fmt.Sprintf("%x", v.BuildID())) {
+			return nil, fmt.Errorf("the surviving VMCOREINFO says BUILD-ID=%s but the vmlinux %s has %x: it is not this kernel's vmlinux", id, v.Path(), v.BuildID())
+		}
+	}
+	ranges := make([][2]uint64, len(ram))
+	for i, r := range ram {
+		ranges[i] = [2]uint64{r.Start, r.End}
+	}
+	loc, err := kmem.Locate(ctx, phys, ranges, sym)
+	if err != nil {
+		return nil, fmt.Errorf("finding the kernel image of %s in the dumped memory: %w (is it this kernel's vmlinux?)", v.Path(), err)
+	}
+	mem, err := kmem.New(phys, loc.Params(sym))
+	if err != nil {
+		return nil, err
+	}
+	res, err := generate.Generate(v, &generate.Runtime{KernelOffset: loc.KernelOffset, PhysBase: loc.PhysBase, PgtableL5: loc.L5, SMEMask: loc.SMEMask, Mem: mem})
+	if err != nil {
+		return nil, err
+	}
+	out := &rebuilt{text: res.Text()}
+	// The kernel's own surviving lines are the judge of the generated ones.
+	agree, differ := 0, []string{}
+	if old != nil {
+		for _, l := range old.Lines() {
+			if l.Key == vmcoreinfo.KeyCrashTime {
+				continue
+			}
+			if g, ok := res.Get(l.Key); ok {
+				if g == l.Value {
+					agree++
+				} else {
+					differ = append(differ, fmt.Sprintf("%s (kernel %s, rebuilt %s)", l.Key, l.Value, g))
+				}
+			}
+		}
+		if len(differ) > 0 {
+			out.warnings = append(out.warnings, fmt.Sprintf("the rebuilt VMCOREINFO differs from the %d surviving lines of the kernel's own in %s", agree+len(differ), strings.Join(differ, ", ")))
+		}
+		if ct, ok := old.Get(vmcoreinfo.KeyCrashTime); ok {
+			out.text = append(out.text, vmcoreinfo.KeyCrashTime+"="+ct+"\n"...)
+		}
+	}
+	var unknown []string
+	for _, u := range res.Unknown {
+		if u.Key == vmcoreinfo.KeyCrashTime && old != nil && old.Has(vmcoreinfo.KeyCrashTime) {
+			continue
+		}
+		unknown = append(unknown, u.Key)
+	}
+	if len(unknown) > 0 {
+		out.warnings = append(out.warnings, fmt.Sprintf("the rebuilt VMCOREINFO lacks %s: a vmlinux and the dumped memory cannot give them", strings.Join(unknown, ", ")))
+	}
+	out.source = fmt.Sprintf("a rebuild from the vmlinux %s (build-id %x) and the dumped memory", v.Path(), v.BuildID())
+	out.repair = fmt.Sprintf("rebuilt VMCOREINFO (%d lines) from the vmlinux %s: the kernel image found in the dumped memory by its linux_banner at %#x (KERNELOFFSET %x, phys_base %#x, %d-level paging), the printed variables read from memory",
+		len(res.Lines), v.Path(), loc.BannerPhys, loc.KernelOffset, loc.PhysBase, map[bool]int{false: 4, true: 5}[loc.L5])
+	if old != nil {
+		out.repair += fmt.Sprintf("; %d of the kernel's surviving lines agree", agree)
+	}
+	return out, nil
+}
+
+// imageSymbols looks up what kmem.Locate needs in the vmlinux.
+func imageSymbols(v *vmlinux.File) (kmem.ImageSymbols, error) {
+	var s kmem.ImageSymbols
+	var errs []error
+	need := func(name string) uint64 {
+		a, err := v.Symbol(name)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return a
+	}
+	opt := func(name string) uint64 { a, _ := v.Symbol(name); return a }
+	s.BannerAddr = need("linux_banner")
+	s.TopPgt = need("init_top_pgt")
+	s.Level3Pgt = need("level3_kernel_pgt")
+	s.Level4Pgt = opt("level4_kernel_pgt")
+	s.Level2Pgt = opt("level2_kernel_pgt")
+	s.PgtableL5 = opt("__pgtable_l5_enabled")
+	if err := errors.Join(errs...); err != nil {
+		return s, fmt.Errorf("the vmlinux lacks what locating its image needs: %w", err)
+	}
+	n, _ := v.SymbolSize("linux_banner")
+	if n == 0 || n > 512 {
+		n = 512
+	}
+	s.Banner = make([]byte, n)
+	if err := v.ReadData(s.BannerAddr, s.Banner); err != nil {
+		return s, err
+	}
+	if i := bytes.IndexByte(s.Banner, 0); i >= 0 {
+		s.Banner = s.Banner[:i]
+	}
+	return s, nil
+}
