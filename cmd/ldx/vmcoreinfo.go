@@ -87,6 +87,7 @@ Exit codes: 0 ok, 1 failure or a missing key, 2 usage, 3 not a readable dump.`,
 	}
 	cmd.Flags().StringArrayVarP(&keys, "key", "k", nil, "print only this key's value (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON object of keys and values, in the text's order")
+	cmd.AddCommand(newVMCOREINFOGenerateCmd()) // vmcoreinfo_generate.go
 	return cmd
 }
 

@@ -81,9 +81,35 @@ type Line struct {
 
 // Omitted is a key the kernel emits whose value is not known here.
 type Omitted struct {
-	Key    string `json:"key"`
-	Reason string `json:"reason"`
+	Key    string   `json:"key"`
+	Reason string   `json:"reason"`
+	Kind   OmitKind `json:"kind"`
 }
+
+// OmitKind says why a key is not known: whether it is expected (the
+// running kernel's value, no dump given; CRASHTIME) or a failure.
+type OmitKind string
+
+const (
+	// CrashTime: CRASHTIME, which no generation can know.
+	CrashTime OmitKind = "crash-time"
+	// NeedsDump: only the running kernel had the value, and no dump (or no
+	// dump memory) was given.
+	NeedsDump OmitKind = "needs-dump"
+	// DumpUnreadable: the dump was given but the value could not be read
+	// from its memory.
+	DumpUnreadable OmitKind = "dump-unreadable"
+	// NotInVmlinux: the vmlinux does not give what the kernel prints (a
+	// damaged vmlinux, or a kernel whose source differs from the table).
+	NotInVmlinux OmitKind = "vmlinux"
+	// Unsupported: a part of the kernel's emission this package does not
+	// generate (the log_buf keys of kernels before 5.10).
+	Unsupported OmitKind = "unsupported"
+)
+
+// Expected reports whether an omission is expected from the inputs given
+// rather than a failure: CRASHTIME, and runtime values without a dump.
+func (o Omitted) Expected() bool { return o.Kind == CrashTime || o.Kind == NeedsDump }
 
 // Result is a generated VMCOREINFO.
 type Result struct {
@@ -130,15 +156,30 @@ func (r *Result) Get(key string) (string, bool) {
 
 // crashTime is the one key no generation can know: crash_save_vmcoreinfo
 // appends it when the kernel crashes (or a livedump is taken).
-var crashTime = Omitted{Key: "CRASHTIME", Reason: "appended by crash_save_vmcoreinfo() at crash (or live dump) time, never at boot: a vmlinux cannot know it, and a dump keeps it only in its own VMCOREINFO"}
+var crashTime = Omitted{Key: "CRASHTIME", Kind: CrashTime, Reason: "appended by crash_save_vmcoreinfo() at crash (or live dump) time, never at boot: a vmlinux cannot know it, and a dump keeps it only in its own VMCOREINFO"}
 
 // unknownError marks a value that is not known (as opposed to a failure
 // to read the vmlinux).
-type unknownError struct{ reason string }
+type unknownError struct {
+	kind   OmitKind
+	reason string
+}
 
 func (e *unknownError) Error() string { return e.reason }
 
-func unknown(format string, a ...any) error { return &unknownError{fmt.Sprintf(format, a...)} }
+func unknown(kind OmitKind, format string, a ...any) error {
+	return &unknownError{kind, fmt.Sprintf(format, a...)}
+}
+
+// because prefixes an unknown value's reason with why a key depends on
+// it, keeping its kind; other errors pass unchanged.
+func because(err error, format string, a ...any) error {
+	var ue *unknownError
+	if errors.As(err, &ue) {
+		return &unknownError{ue.kind, fmt.Sprintf(format, a...) + ": " + ue.reason}
+	}
+	return err
+}
 
 // Generate builds the VMCOREINFO the kernel of v would have emitted. rt
 // nil means no dump: SYMBOL() values are link-time addresses, KERNELOFFSET
@@ -161,7 +202,7 @@ func Generate(v Vmlinux, rt *Runtime) (*Result, error) {
 		if e.when != nil {
 			ok, err := e.when(g)
 			if err != nil {
-				g.res.Unknown = append(g.res.Unknown, Omitted{e.key, fmt.Sprintf("cannot tell whether this kernel emits it: %v", err)})
+				g.res.Unknown = append(g.res.Unknown, Omitted{e.key, fmt.Sprintf("cannot tell whether this kernel emits it: %v", err), NotInVmlinux})
 				continue
 			}
 			if !ok {
@@ -170,11 +211,12 @@ func Generate(v Vmlinux, rt *Runtime) (*Result, error) {
 		}
 		val, origin, err := e.value(g)
 		if err != nil {
+			o := Omitted{Key: e.key, Reason: "the vmlinux does not give it: " + err.Error(), Kind: NotInVmlinux}
 			var ue *unknownError
-			if !errors.As(err, &ue) {
-				err = fmt.Errorf("the vmlinux does not give it: %w", err)
+			if errors.As(err, &ue) {
+				o.Reason, o.Kind = ue.reason, ue.kind
 			}
-			g.res.Unknown = append(g.res.Unknown, Omitted{e.key, err.Error()})
+			g.res.Unknown = append(g.res.Unknown, o)
 			continue
 		}
 		g.res.Lines = append(g.res.Lines, Line{Key: e.key, Value: val, Origin: origin, Source: e.source})
@@ -234,7 +276,7 @@ func (g *gen) hasStruct(name string) (bool, error) { _, err := g.v.StructSize(na
 // readVar reads a little-endian integer variable of the running kernel.
 func (g *gen) readVar(name string, size int) (uint64, error) {
 	if g.rt == nil || g.rt.Mem == nil {
-		return 0, unknown("the running kernel's %s: needs a dump", name)
+		return 0, unknown(NeedsDump, "%s holds the running kernel's value: needs a dump", name)
 	}
 	a, err := g.v.Symbol(name)
 	if err != nil {
@@ -243,16 +285,17 @@ func (g *gen) readVar(name string, size int) (uint64, error) {
 	va := a + g.ko()
 	b := make([]byte, 8)
 	if _, err := g.rt.Mem.ReadAt(b[:size], int64(va)); err != nil {
-		return 0, unknown("reading %s at %#x in the dump: %v", name, va, err)
+		return 0, unknown(DumpUnreadable, "reading %s at %#x in the dump: %v", name, va, err)
 	}
 	return binary.LittleEndian.Uint64(b), nil
 }
 
 // runtimeValue reads a variable from the dump's memory, falling back to
-// a value given in Runtime (cross-checked when both exist).
+// the value given in Runtime (cross-checked when both exist): the given
+// values are the dump's addressing values, as good as the variable.
 func (g *gen) runtimeValue(name string, size int, given func(*Runtime) uint64) (uint64, error) {
 	if g.rt == nil {
-		return 0, unknown("the running kernel's %s: needs a dump", name)
+		return 0, unknown(NeedsDump, "%s holds the running kernel's value: needs a dump", name)
 	}
 	v, err := g.readVar(name, size)
 	if err == nil {
@@ -262,8 +305,8 @@ func (g *gen) runtimeValue(name string, size int, given func(*Runtime) uint64) (
 		return v, nil
 	}
 	var ue *unknownError
-	if g.rt.Mem != nil && !errors.As(err, &ue) {
-		return 0, err
+	if errors.As(err, &ue) && ue.kind == DumpUnreadable {
+		g.res.Warnings = append(g.res.Warnings, fmt.Sprintf("%s; the addressing value %#x is written", err, given(g.rt)))
 	}
 	return given(g.rt), nil
 }
@@ -295,7 +338,7 @@ func (g *gen) pgtableL5() (bool, Origin, error) {
 func (g *gen) maxPhysmemBits() (int64, Origin, error) {
 	l5, origin, err := g.pgtableL5()
 	if err != nil {
-		return 0, "", err
+		return 0, "", because(err, "MAX_PHYSMEM_BITS is (pgtable_l5_enabled() ? 52 : 46)")
 	}
 	if l5 {
 		return 52, origin, nil

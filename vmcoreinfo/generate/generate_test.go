@@ -64,8 +64,8 @@ func TestGenerateWithoutDump(t *testing.T) {
 			var unk []string
 			for _, u := range res.Unknown {
 				unk = append(unk, u.Key)
-				if u.Reason == "" {
-					t.Errorf("%s: no reason", u.Key)
+				if u.Reason == "" || !u.Expected() {
+					t.Errorf("%s: kind %s, reason %q: want an expected omission with a reason", u.Key, u.Kind, u.Reason)
 				}
 			}
 			if !slices.Equal(unk, k.unknownWithoutDump) {
@@ -107,6 +107,7 @@ func TestGenerateConditions(t *testing.T) {
 		want    map[string]string // key → value ("" only: present)
 		absent  []string
 		unknown []string
+		kind    OmitKind  // of every unknown key but CRASHTIME, when set
 		after   [2]string // want[after[1]] follows after[0] directly
 	}{
 		{name: "!CONFIG_NUMA", kernel: k61, mutate: func(f *fakeVmlinux, _ *Runtime) {
@@ -159,15 +160,15 @@ func TestGenerateConditions(t *testing.T) {
 			"NUMBER(PAGE_HUGETLB_MAPCOUNT_VALUE)": "-67108865", "NUMBER(PAGE_SLAB_MAPCOUNT_VALUE)": "-33554433"},
 			absent: []string{"NUMBER(PG_slab)"}},
 		{name: "before 5.10: printk keys not generated", kernel: k61, mutate: func(f *fakeVmlinux, _ *Runtime) { delete(f.symbols, "prb") },
-			absent: []string{"SYMBOL(prb)", "SIZE(printk_ringbuffer)", "SIZE(atomic_long_t)"}, unknown: []string{"SYMBOL(log_buf)", "CRASHTIME"}},
+			absent: []string{"SYMBOL(prb)", "SIZE(printk_ringbuffer)", "SIZE(atomic_long_t)"}, unknown: []string{"SYMBOL(log_buf)", "CRASHTIME"}, kind: Unsupported},
 		{name: "a damaged vmlinux: the key is listed, the rest written", kernel: k61, mutate: func(f *fakeVmlinux, _ *Runtime) {
 			f.fail["page.compound_dtor"] = errors.New("DWARF at .debug_info+0x1234: truncated")
 			f.fail["zone"] = errors.New("DWARF at .debug_info+0x5678: truncated")
 		}, want: map[string]string{"SIZE(page)": "64"}, absent: []string{"OFFSET(page.compound_dtor)", "SIZE(zone)"},
-			unknown: []string{"SIZE(zone)", "OFFSET(page.compound_dtor)", "CRASHTIME"}},
+			unknown: []string{"SIZE(zone)", "OFFSET(page.compound_dtor)", "CRASHTIME"}, kind: NotInVmlinux},
 		{name: "mem_section pointer unreadable", kernel: k61, mutate: func(f *fakeVmlinux, rt *Runtime) {
 			delete(rt.Mem.(fakeMem), f.symbols["mem_section"]+rt.KernelOffset)
-		}, unknown: []string{"SYMBOL(mem_section)", "CRASHTIME"}},
+		}, unknown: []string{"SYMBOL(mem_section)", "CRASHTIME"}, kind: DumpUnreadable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,6 +203,11 @@ func TestGenerateConditions(t *testing.T) {
 					t.Errorf("unknown = %v, want %v (%v)", got, want, res.Unknown)
 				}
 			}
+			for _, u := range res.Unknown {
+				if tc.kind != "" && u.Key != "CRASHTIME" && u.Kind != tc.kind {
+					t.Errorf("%s: kind %s, want %s (%s)", u.Key, u.Kind, tc.kind, u.Reason)
+				}
+			}
 			if tc.after[0] != "" {
 				i := slices.IndexFunc(res.Lines, func(l Line) bool { return l.Key == tc.after[0] })
 				if i < 0 || i+1 >= len(res.Lines) || res.Lines[i+1].Key != tc.after[1] {
@@ -226,6 +232,18 @@ func TestGenerateRuntimeDisagreement(t *testing.T) {
 		t.Errorf("phys_base = %s, want the memory's %d", v, int64(given))
 	}
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "phys_base in the dump's memory") {
+		t.Errorf("warnings = %v", res.Warnings)
+	}
+	// phys_base unreadable in the dump: the addressing value, said.
+	delete(rt.Mem.(fakeMem), f.symbols["phys_base"]+rt.KernelOffset)
+	res, err = Generate(f, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := res.Get("NUMBER(phys_base)"); v != vmcoreinfo.FormatSigned(int64(given+0x200000)) {
+		t.Errorf("phys_base unreadable = %s", v)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "reading phys_base at") {
 		t.Errorf("warnings = %v", res.Warnings)
 	}
 	// Without memory, the given values are written.
@@ -286,7 +304,6 @@ func TestText(t *testing.T) {
 
 func TestRuntimeFromDump(t *testing.T) {
 	f, _, info := fakeKernel(t, "testdata/debian-6.12.117-5level.txt")
-	f.symbols["init_top_pgt"] = 0xffffffff82a22000
 	rt, src, err := RuntimeFromDump(context.Background(), f, fakeMem{}, nil, info)
 	if err != nil || src != FromVMCOREINFO {
 		t.Fatalf("src %s err %v", src, err)

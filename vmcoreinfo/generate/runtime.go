@@ -80,11 +80,16 @@ func RuntimeFromDump(ctx context.Context, v Vmlinux, phys io.ReaderAt, ram [][2]
 			if sme, ok := info.Number("sme_mask"); ok {
 				rt.SMEMask = uint64(sme)
 			}
-			root, err := v.Symbol("init_top_pgt")
+			// The page-table root as the dump says it, else the vmlinux's.
+			p, err := kmem.ParamsFrom(info, nil)
 			if err != nil {
-				return nil, "", err
+				root, err := v.Symbol("init_top_pgt")
+				if err != nil {
+					return nil, "", err
+				}
+				p = kmem.Params{PgtRoot: root + ko, PhysBase: rt.PhysBase, L5: rt.PgtableL5, SMEMask: rt.SMEMask}
 			}
-			m, err := kmem.New(phys, kmem.Params{PgtRoot: root + ko, PhysBase: rt.PhysBase, L5: rt.PgtableL5, SMEMask: rt.SMEMask})
+			m, err := kmem.New(phys, p)
 			if err != nil {
 				return nil, "", err
 			}

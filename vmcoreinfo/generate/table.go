@@ -156,7 +156,7 @@ func table() []emission {
 		withWhen(offset("latched_seq", "val", srcPrintk+"VMCOREINFO_OFFSET(latched_seq, val), 5.13+"), allOf(ifSymbol("prb"), ifStruct("latched_seq"))),
 		{key: "SYMBOL(log_buf)", source: srcPrintk + "the log_buf keys of kernels before 5.10",
 			when: not(ifSymbol("prb")), value: func(*gen) (string, Origin, error) {
-				return "", "", unknown("this kernel predates the 5.10 printk ring buffer; its log_buf keys are not generated")
+				return "", "", unknown(Unsupported, "this kernel predates the 5.10 printk ring buffer; its log_buf keys are not generated")
 			}},
 
 		length("free_area", "free_list", srcBoth+"VMCOREINFO_LENGTH(free_area.free_list, MIGRATE_TYPES)"),
@@ -378,17 +378,19 @@ func pageType(t string) func(*gen) (bool, error) {
 // the KASLR offset.
 func symValue(names ...string) func(*gen) (string, Origin, error) {
 	return func(g *gen) (string, Origin, error) {
-		var first error
+		var all error
 		for _, n := range names {
 			a, err := g.v.Symbol(n)
 			if err == nil {
 				return strconv.FormatUint(a+g.ko(), 16), g.symOrigin(), nil
 			}
-			if first == nil {
-				first = err
+			if all == nil {
+				all = err
+			} else {
+				all = fmt.Errorf("%w; %w", all, err)
 			}
 		}
-		return "", "", first
+		return "", "", all
 	}
 }
 
@@ -453,7 +455,7 @@ func (g *gen) layoutBase(variable string, fixedL4 uint64) (uint64, Origin, error
 	}
 	v, err := g.readVar(variable, 8)
 	if err != nil {
-		return 0, "", unknown("%s (randomised with CONFIG_RANDOMIZE_MEMORY): %v", variable, err)
+		return 0, "", because(err, "%s is randomised at boot (CONFIG_RANDOMIZE_MEMORY)", variable)
 	}
 	return v, FromDump, nil
 }
@@ -481,7 +483,7 @@ func memSection(g *gen) (string, Origin, error) {
 	}
 	v, err := g.readVar("mem_section", 8)
 	if err != nil {
-		return "", "", unknown("the mem_section pointer (SPARSEMEM_EXTREME) is set at boot: %v", err)
+		return "", "", because(err, "the SPARSEMEM_EXTREME root table is allocated at boot")
 	}
 	return strconv.FormatUint(v, 16), FromDump, nil
 }
@@ -502,7 +504,7 @@ func nrSectionRoots(g *gen) (string, Origin, error) {
 	}
 	bits, o, err := g.maxPhysmemBits()
 	if err != nil {
-		return "", "", err
+		return "", "", because(err, "NR_SECTION_ROOTS follows MAX_PHYSMEM_BITS")
 	}
 	sz, err := g.v.StructSize("mem_section")
 	if err != nil {
