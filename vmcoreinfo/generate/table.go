@@ -21,8 +21,14 @@ type emission struct {
 	value func(*gen) (string, Origin, error)
 }
 
-// Kernel sources the table mirrors. Line numbers are those of Debian's
-// linux-source-6.1 (6.1.192) and linux-source-6.12 (6.12.117).
+// Kernel sources the table mirrors, in Debian's linux-source-6.1
+// (6.1.192) and linux-source-6.12 (6.12.117): crash_save_vmcoreinfo_init
+// at kernel/crash_core.c:401 (6.1) and kernel/vmcore_info.c:121 (6.12),
+// log_buf_vmcoreinfo_setup at kernel/printk/printk.c:913 (6.1) and :974
+// (6.12), arch_crash_save_vmcoreinfo at arch/x86/kernel/crash_core_64.c:8
+// (6.1) and vmcore_info_64.c:8 (6.12). The VMCOREINFO_* macros are in
+// include/linux/crash_core.h (6.1) and vmcore_info.h (6.12): SYMBOL "%lx",
+// SIZE/OFFSET/LENGTH "%lu", NUMBER "%ld".
 const (
 	src61     = "kernel/crash_core.c (6.1) "
 	src612    = "kernel/vmcore_info.c (6.12) "
