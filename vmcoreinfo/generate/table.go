@@ -64,7 +64,8 @@ func table() []emission {
 		// !CONFIG_NUMA: contig_page_data exists only then.
 		withWhen(sym("mem_map", srcBoth+"VMCOREINFO_SYMBOL(mem_map) (!CONFIG_NUMA)"), ifSymbol("contig_page_data")),
 		withWhen(sym("contig_page_data", srcBoth+"VMCOREINFO_SYMBOL(contig_page_data) (!CONFIG_NUMA)"), ifSymbol("contig_page_data")),
-		// Added in 6.10 (Huang Shijie, "crash: export vmemmap when
+		// Added after the 6.9 split into vmcore_info.c, in 6.10 as far as
+		// checked (Huang Shijie, "crash: export vmemmap when
 		// CONFIG_SPARSEMEM_VMEMMAP is enabled"); vmemmap_populate exists
 		// only with CONFIG_SPARSEMEM_VMEMMAP.
 		{key: "SYMBOL(vmemmap)", source: src612 + "VMCOREINFO_SYMBOL_ARRAY(vmemmap) (CONFIG_SPARSEMEM_VMEMMAP), 6.10+",
@@ -96,7 +97,7 @@ func table() []emission {
 		offset("page", "_mapcount", srcBoth+"VMCOREINFO_OFFSET(page, _mapcount)"),
 		offset("page", "private", srcBoth+"VMCOREINFO_OFFSET(page, private)"),
 		// The compound page destructor and order left struct page for
-		// the folio (6.6); the lines went with the members.
+		// the folio between 6.1 and 6.12; the lines went with the members.
 		withWhen(offset("page", "compound_dtor", src61+"VMCOREINFO_OFFSET(page, compound_dtor), while struct page has it"), ifMember("page", "compound_dtor")),
 		withWhen(offset("page", "compound_order", src61+"VMCOREINFO_OFFSET(page, compound_order), while struct page has it"), ifMember("page", "compound_order")),
 		offset("page", "compound_head", srcBoth+"VMCOREINFO_OFFSET(page, compound_head)"),
@@ -115,7 +116,7 @@ func table() []emission {
 		offset("list_head", "prev", srcBoth+"VMCOREINFO_OFFSET(list_head, prev)"),
 		withWhen(offset("vmap_area", "va_start", src61+"VMCOREINFO_OFFSET(vmap_area, va_start), up to 6.8"), ifSymbol("vmap_area_list")),
 		withWhen(offset("vmap_area", "list", src61+"VMCOREINFO_OFFSET(vmap_area, list), up to 6.8"), ifSymbol("vmap_area_list")),
-		// MAX_ORDER (6.1), MAX_ORDER + 1 (6.4–6.7), NR_PAGE_ORDERS (6.8+):
+		// MAX_ORDER (6.1), MAX_ORDER + 1 (6.4 on), NR_PAGE_ORDERS (6.12):
 		// always the length of zone.free_area.
 		length("zone", "free_area", srcBoth+"VMCOREINFO_LENGTH(zone.free_area, MAX_ORDER / NR_PAGE_ORDERS)"),
 
@@ -171,7 +172,8 @@ func table() []emission {
 		enum("PG_private", srcBoth+"VMCOREINFO_NUMBER(PG_private)"),
 		enum("PG_swapcache", srcBoth+"VMCOREINFO_NUMBER(PG_swapcache)"),
 		enum("PG_swapbacked", srcBoth+"VMCOREINFO_NUMBER(PG_swapbacked)"),
-		// Slab pages became a page type in 6.10: NUMBER(PG_slab) while
+		// Slab pages became a page type between 6.1 and 6.12 (6.10):
+		// NUMBER(PG_slab) while
 		// PG_slab is a page flag (enum pageflags, a bit number below 64),
 		// PAGE_SLAB_MAPCOUNT_VALUE after.
 		withWhen(enum("PG_slab", src61+"VMCOREINFO_NUMBER(PG_slab), while PG_slab is a page flag"), pageFlag("PG_slab")),
@@ -196,7 +198,7 @@ func table() []emission {
 		{key: "NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)", source: srcBoth + "#define PAGE_OFFLINE_MAPCOUNT_VALUE (~PG_offline) (6.1, under CONFIG_HUGETLB_PAGE: PG_offline 0x100), (PGTY_offline << 24) (6.12)",
 			when: anyOf(pageType("offline"), ifEnum("HUGETLB_PAGE_DTOR")), value: mapcount("offline")},
 
-		// CONFIG_KALLSYMS; CONFIG_KALLSYMS_BASE_RELATIVE (always from 6.11)
+		// CONFIG_KALLSYMS; CONFIG_KALLSYMS_BASE_RELATIVE (no longer optional in 6.12)
 		// chooses kallsyms_offsets/relative_base over kallsyms_addresses.
 		withWhen(sym("kallsyms_names", srcBoth+"VMCOREINFO_SYMBOL(kallsyms_names) (CONFIG_KALLSYMS)"), ifSymbol("kallsyms_names")),
 		withWhen(sym("kallsyms_num_syms", srcBoth+"VMCOREINFO_SYMBOL(kallsyms_num_syms) (CONFIG_KALLSYMS)"), ifSymbol("kallsyms_names")),
@@ -351,7 +353,8 @@ func anyOf(cs ...func(*gen) (bool, error)) func(*gen) (bool, error) {
 }
 
 // pageFlag holds when name is an enum pageflags bit (below 64), not a
-// page type (6.10's enum pagetype reused PG_slab for a type bit).
+// page type (the enum pagetype between 6.1 and 6.12 reused PG_slab for a
+// type bit).
 func pageFlag(name string) func(*gen) (bool, error) {
 	return func(g *gen) (bool, error) {
 		v, err := g.v.Enum(name)
@@ -362,9 +365,10 @@ func pageFlag(name string) func(*gen) (bool, error) {
 	}
 }
 
-// pageType holds when the kernel has the page type (6.10+ for slab and
-// hugetlb): PGTY_<t> (6.11+) or a PG_<t> enumerator above the page-flag
-// range (6.10's enum pagetype).
+// pageType holds when the kernel has the page type (slab and hugetlb
+// became page types between 6.1 and 6.12): PGTY_<t> (as in 6.12) or a
+// PG_<t> enumerator above the page-flag range (the enum pagetype of the
+// releases in between).
 func pageType(t string) func(*gen) (bool, error) {
 	return func(g *gen) (bool, error) {
 		if ok, err := g.hasEnum("PGTY_" + t); ok || err != nil {
@@ -525,9 +529,10 @@ func nrSectionRoots(g *gen) (string, Origin, error) {
 }
 
 // mapcount is PAGE_<T>_MAPCOUNT_VALUE, printed "%ld" of an int: (PGTY_t
-// << 24) from 6.11, ~PG_t while PG_t was an enum pagetype bit (6.10), and
-// ~PG_t of the #defines of include/linux/page-flags.h before (PG_buddy
-// 0x80, PG_offline 0x100 from 4.20 to 6.9).
+// << 24) as in 6.12, ~PG_t while PG_t was an enum pagetype bit (releases
+// between), and ~PG_t of the #defines of include/linux/page-flags.h as in
+// 6.1 (PG_buddy 0x80, PG_offline 0x100). Only the 6.1 and 6.12 forms are
+// checked against source and real dumps.
 func mapcount(t string) func(*gen) (string, Origin, error) {
 	return func(g *gen) (string, Origin, error) {
 		v, err := g.v.Enum("PGTY_" + t)
