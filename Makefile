@@ -18,7 +18,7 @@ FUZZTIME  ?= 10s
 # Tests write and fsync many small dumps; on tmpfs fsync is free.
 TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || echo /tmp)
 
-.PHONY: all build test vet fmt-check unit fuzz-short e2e e2e-deps bench demo clean
+.PHONY: all build test vet fmt-check unit fuzz-short e2e e2e-deps bench bench-analysis bench-vmlinux verify-agreement demo clean
 
 all: build
 
@@ -50,7 +50,7 @@ e2e-deps:
 	./.ci/deps-e2e
 
 e2e: e2e-deps build
-	$(GO) test -count=1 -p 1 -tags e2e -timeout 85m -run '^Test(E2E|AnalysisE2E|PsE2E|GenerateE2E)$$' -v ./extract/ ./cmd/ldx/ ./vmcoreinfo/generate/ 2>&1 | tee e2e.log | grep -E '^(\s*--- |PASS|FAIL|ok|\s+\w+_test.go:[0-9]+: (e2e_|crash|drgn))'
+	$(GO) test -count=1 -p 1 -tags e2e -timeout 85m -run '^Test(E2E|AnalysisE2E|PsE2E|GenerateE2E|VmlinuxE2E)$$' -v ./extract/ ./cmd/ldx/ ./vmcoreinfo/generate/ 2>&1 | tee e2e.log | grep -E '^(\s*--- |PASS|FAIL|ok|\s+\w+_test.go:[0-9]+: (e2e_|crash|drgn))'
 	@echo "e2e: full log in e2e.log"
 
 bench: e2e-deps build
@@ -71,3 +71,9 @@ verify-agreement: e2e-deps build
 # (QEMU dump, livedump device, ldx vmcores): figures, not assertions.
 bench-analysis: e2e-deps build
 	LDX_BENCH=1 $(GO) test -count=1 -tags e2e -timeout 30m -run '^TestBenchAnalysis$$' -v ./cmd/ldx/ | grep -vE '^\s+analysis_e2e_test.go|^=== '
+
+# Time and peak memory of the commands that read a distro debug vmlinux
+# (verify --vmlinux, ps, vmcoreinfo generate, extract --vmlinux) on 6.1
+# and 6.12 guests, page cache warm and cold: figures, not assertions.
+bench-vmlinux: e2e-deps build
+	LDX_BENCH=1 $(GO) test -count=1 -tags e2e -timeout 30m -run '^TestBenchVmlinux$$' -v ./cmd/ldx/ | grep -vE '^\s+\w+_test.go|^=== '

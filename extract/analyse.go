@@ -240,8 +240,11 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 			ni.rebuilt, ni.vmcoreinfo, ni.vmciSource = rb, rb.text, rb.source
 		default:
 			var ie *InputError
-			if errors.As(err, &ie) && ie.Hint == "" {
-				ie.Hint = "with the kernel's debug vmlinux, `ldx extract --vmlinux VMLINUX` rebuilds VMCOREINFO from it and the dumped memory"
+			if errors.As(err, &ie) {
+				if ie.Hint != "" {
+					ie.Hint += "\n  "
+				}
+				ie.Hint += "with the kernel's debug vmlinux, `ldx extract --vmlinux VMLINUX` rebuilds VMCOREINFO from it and the dumped memory"
 			}
 			return nil, err
 		}

@@ -274,7 +274,7 @@ func (c *checker) checkLayout(v *vmlinux.File) {
 				var le *vmlinux.LookupError
 				if errors.As(err, &le) && errors.Is(err, vmlinux.ErrNotFound) && (k.id == "V4" || k.id == "V5") {
 					// The kernel wrote it because its build has it.
-					bad = append(bad, fmt.Sprintf("%s: %v", l.Key, err))
+					bad = append(bad, fmt.Sprintf("%s: the vmlinux has no %s %s", l.Key, le.Kind, le.Name))
 					if firstBad == "" {
 						firstBad = l.Key
 					}
