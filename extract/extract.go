@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"ldx/elfcore"
-	"ldx/elfcore/vmlinux"
 	"ldx/elfcore/kmem"
+	"ldx/elfcore/vmlinux"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
 

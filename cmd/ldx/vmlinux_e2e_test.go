@@ -200,7 +200,7 @@ func checkRebuild(t *testing.T, sc analysisScenario, art *guest.Artefacts, input
 	}
 	for _, form := range []struct {
 		name, src string
-		device bool
+		device    bool
 	}{{"elf", "ldx-vmcore-of-qemu-dump", false}, {"device", "livedump-device", true}} {
 		t.Run(form.name, func(t *testing.T) {
 			lost := filepath.Join(dir, form.name+".lost")
