@@ -3,7 +3,6 @@ package extract
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -32,7 +31,7 @@ type rebuilt struct {
 // reached the dump (the part of the notes page a livedump kept): it must
 // agree with the vmlinux, and its CRASHTIME is kept.
 func rebuildVMCOREINFO(ctx context.Context, phys io.ReaderAt, ram []manifest.Range, v *vmlinux.File, survived []byte) (*rebuilt, error) {
-	sym, err := imageSymbols(v)
+	sym, err := generate.ImageSymbols(v)
 	if err != nil {
 		return nil, err
 	}
@@ -104,39 +103,4 @@ func rebuildVMCOREINFO(ctx context.Context, phys io.ReaderAt, ram []manifest.Ran
 		out.repair += fmt.Sprintf("; %d of the kernel's surviving lines agree", agree)
 	}
 	return out, nil
-}
-
-// imageSymbols looks up what kmem.Locate needs in the vmlinux.
-func imageSymbols(v *vmlinux.File) (kmem.ImageSymbols, error) {
-	var s kmem.ImageSymbols
-	var errs []error
-	need := func(name string) uint64 {
-		a, err := v.Symbol(name)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		return a
-	}
-	opt := func(name string) uint64 { a, _ := v.Symbol(name); return a }
-	s.BannerAddr = need("linux_banner")
-	s.TopPgt = need("init_top_pgt")
-	s.Level3Pgt = need("level3_kernel_pgt")
-	s.Level4Pgt = opt("level4_kernel_pgt")
-	s.Level2Pgt = opt("level2_kernel_pgt")
-	s.PgtableL5 = opt("__pgtable_l5_enabled")
-	if err := errors.Join(errs...); err != nil {
-		return s, fmt.Errorf("the vmlinux lacks what locating its image needs: %w", err)
-	}
-	n, _ := v.SymbolSize("linux_banner")
-	if n == 0 || n > 512 {
-		n = 512
-	}
-	s.Banner = make([]byte, n)
-	if err := v.ReadData(s.BannerAddr, s.Banner); err != nil {
-		return s, err
-	}
-	if i := bytes.IndexByte(s.Banner, 0); i >= 0 {
-		s.Banner = s.Banner[:i]
-	}
-	return s, nil
 }
