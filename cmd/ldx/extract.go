@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"ldx/elfcore/vmlinux"
 	"ldx/extract"
 )
 
@@ -58,9 +57,9 @@ exists, 130 interrupted.`,
 				return &exitError{exitUsage, errors.New("extract: -o VMCORE is required")}
 			}
 			if vmlinuxPath != "" {
-				v, err := vmlinux.Open(vmlinuxPath)
+				v, err := openVmlinux("extract", vmlinuxPath)
 				if err != nil {
-					return &exitError{exitBadInput, fmt.Errorf("extract: --vmlinux: %w", err)}
+					return err
 				}
 				defer v.Close()
 				opt.Vmlinux = v

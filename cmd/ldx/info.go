@@ -16,6 +16,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/kmem"
+	"ldx/elfcore/vmlinux"
 	"ldx/extract"
 	"ldx/kmod/manifest"
 )
@@ -473,4 +474,14 @@ func signedHex(v uint64) string {
 		return fmt.Sprintf("-%#x", -v)
 	}
 	return fmt.Sprintf("%#x", v)
+}
+
+// openVmlinux opens a --vmlinux for a command: a file that cannot be read
+// as a vmlinux is unusable input (exit 3).
+func openVmlinux(cmd, path string) (*vmlinux.File, error) {
+	v, err := vmlinux.Open(path)
+	if err != nil {
+		return nil, &exitError{exitBadInput, fmt.Errorf("%s: --vmlinux: %w", cmd, err)}
+	}
+	return v, nil
 }

@@ -94,9 +94,9 @@ the dumped kernel's.`,
 			if vmlinuxPath == "" {
 				return &exitError{exitUsage, errors.New("ps: --vmlinux VMLINUX is required (the debug vmlinux of the dumped kernel)")}
 			}
-			v, err := vmlinux.Open(vmlinuxPath)
+			v, err := openVmlinux("ps", vmlinuxPath)
 			if err != nil {
-				return &exitError{exitBadInput, fmt.Errorf("ps: --vmlinux: %w", err)}
+				return err
 			}
 			defer v.Close()
 			d, err := openDump(cmd.Context(), args[0])

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"ldx/elfcore/verify"
-	"ldx/elfcore/vmlinux"
 )
 
 func init() { commands = append(commands, newVerifyCmd) }
@@ -58,9 +57,9 @@ consumer rejects the dump or reads wrong data; also when a tool run by
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if topt.Vmlinux != "" {
-				v, err := vmlinux.Open(topt.Vmlinux)
+				v, err := openVmlinux("verify", topt.Vmlinux)
 				if err != nil {
-					return &exitError{exitBadInput, fmt.Errorf("verify: --vmlinux: %w", err)}
+					return err
 				}
 				defer v.Close()
 				opt.Vmlinux = v

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ldx/elfcore/vmlinux"
 	"ldx/vmcoreinfo/generate"
 )
 
@@ -90,9 +89,9 @@ or the vmlinux cannot be read or is not the dumped kernel's.`,
 			if vmlinuxPath == "" {
 				return &exitError{exitUsage, errors.New("vmcoreinfo generate: --vmlinux VMLINUX is required (the kernel's debug vmlinux)")}
 			}
-			v, err := vmlinux.Open(vmlinuxPath)
+			v, err := openVmlinux("vmcoreinfo generate", vmlinuxPath)
 			if err != nil {
-				return &exitError{exitBadInput, fmt.Errorf("vmcoreinfo generate: --vmlinux: %w", err)}
+				return err
 			}
 			defer v.Close()
 			rep := &generateReport{Vmlinux: vmlinuxPath, Dump: dumpPath}
