@@ -250,6 +250,23 @@ func comparePs(t *testing.T, in string, art *guest.Artefacts, got *ldxPs, ref *d
 		}
 		named = append(named, fmt.Sprintf("%s=%d", p.Name, p.PID))
 	}
+	// ldx-worker's two threads (guestfiles/sleeper.c): the thread-list walk
+	// on a real kernel.
+	worker := int32(art.Facts.PID("ldx-worker"))
+	for _, name := range []string{"ldx-worker-t1", "ldx-worker-t2"} {
+		found := false
+		for _, x := range got.Tasks {
+			if x.Comm == name && x.TGID == worker && x.PID != worker && x.PPID == byPidAllPPID(got.Tasks, worker) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no thread %s of ldx-worker (tgid %d)", in, name, worker)
+		}
+	}
+	if threads < 2 {
+		t.Errorf("%s: %d threads that are not group leaders, want at least ldx-worker's 2", in, threads)
+	}
 	if len(art.Facts.Processes) < 3 {
 		t.Errorf("the guest started %d named processes, want ldx-sleeper-a, ldx-sleeper-b, ldx-worker", len(art.Facts.Processes))
 	}
@@ -278,4 +295,10 @@ func byPidAll(ts []ldxPsTask, pid int32) (ldxPsTask, bool) {
 		return ldxPsTask{}, false
 	}
 	return ts[i], true
+}
+
+// byPidAllPPID is the ppid ldx lists for pid (its threads share it).
+func byPidAllPPID(ts []ldxPsTask, pid int32) int32 {
+	x, _ := byPidAll(ts, pid)
+	return x.PPID
 }
