@@ -50,6 +50,10 @@ func Open(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: mmap: %w", path, err)
 	}
+	if !bytes.HasPrefix(data, []byte(elf.ELFMAG)) {
+		unix.Munmap(data)
+		return nil, fmt.Errorf("%s: not an ELF file (it starts with % x): a debug vmlinux is the -dbg package's /usr/lib/debug/boot/vmlinux-<release>, not the compressed /boot/vmlinuz", path, data[:8])
+	}
 	ef, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
 		unix.Munmap(data)
