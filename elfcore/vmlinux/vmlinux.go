@@ -51,8 +51,9 @@ func Open(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: mmap: %w", path, err)
 	}
 	if !bytes.HasPrefix(data, []byte(elf.ELFMAG)) {
+		start := bytes.Clone(data[:8])
 		unix.Munmap(data)
-		return nil, fmt.Errorf("%s: not an ELF file (it starts with % x): a debug vmlinux is the -dbg package's /usr/lib/debug/boot/vmlinux-<release>, not the compressed /boot/vmlinuz", path, data[:8])
+		return nil, fmt.Errorf("%s: not an ELF file (it starts with % x): a debug vmlinux is the -dbg package's /usr/lib/debug/boot/vmlinux-<release>, not the compressed /boot/vmlinuz", path, start)
 	}
 	ef, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
