@@ -2,6 +2,7 @@ package extract
 
 import (
 	"bytes"
+	"context"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -232,11 +233,20 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 		case err == nil:
 			ni.vmcoreinfo = text
 			ni.vmciSource = fmt.Sprintf("the kernel's vmcoreinfo_note page in the dumped memory at %#x", paddr)
+		case errors.Is(err, context.Canceled):
+			return nil, err
 		case rebuild != nil:
 			rb, rerr := rebuild(prefix)
+			if errors.Is(rerr, context.Canceled) {
+				return nil, rerr
+			}
 			if rerr != nil {
 				return nil, &InputError{Path: src.Path, Off: -1, What: fmt.Sprintf("%v; and rebuilding it from the vmlinux failed: %v", err, rerr)}
 			}
+			// Why the kernel's own text was not usable stays worth
+			// knowing (a manifest that points at the wrong page says the
+			// device is not from this capture).
+			rb.warnings = append([]string{"the kernel's own VMCOREINFO could not be recovered: " + err.Error()}, rb.warnings...)
 			ni.rebuilt, ni.vmcoreinfo, ni.vmciSource = rb, rb.text, rb.source
 		default:
 			var ie *InputError

@@ -495,7 +495,7 @@ func scanVMCOREINFO(ctx context.Context, src *Source, ram []manifest.Range, pref
 	if text == nil {
 		return 0, nil, &InputError{Path: src.Path, Off: -1,
 			What: "the VMCOREINFO note was cut off in the notes page and no complete copy was found in the dumped memory",
-			Hint: "without VMCOREINFO crash, makedumpfile and drgn cannot use the dump; with the matching vmlinux, `ldx extract --vmlinux` can rebuild it (not implemented yet)"}
+			Hint: "without VMCOREINFO crash, makedumpfile and drgn cannot use the dump"}
 	}
 	return found, text, nil
 }

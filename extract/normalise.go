@@ -3,6 +3,7 @@ package extract
 import (
 	"context"
 	"debug/elf"
+	"errors"
 	"fmt"
 
 	"ldx/elfcore"
@@ -53,6 +54,9 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options,
 			ram = append(ram, manifest.Range{Start: r[0], End: r[1]})
 		}
 		rb, err := rebuildVMCOREINFO(ctx, core.Phys(), ram, opt.Vmlinux, nil)
+		if errors.Is(err, context.Canceled) {
+			return nil, err
+		}
 		if err != nil {
 			return nil, &InputError{Path: src.Path, Off: int64(core.Phoff), What: "the core has no VMCOREINFO note, and rebuilding it from the vmlinux failed: " + err.Error()}
 		}
@@ -166,6 +170,5 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options,
 	if core.Phoff != elfcore.HeaderSize {
 		sum.repair("moved the program headers to offset 64 (they were at %#x; makedumpfile reads them at 64 whatever e_phoff says)", core.Phoff)
 	}
-	_ = ctx
 	return p, nil
 }

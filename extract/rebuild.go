@@ -43,7 +43,7 @@ func rebuildVMCOREINFO(ctx context.Context, phys io.ReaderAt, ram []manifest.Ran
 		}
 	}
 	if old != nil {
-		if id, ok := old.BuildID(); ok && len(v.BuildID()) > 0 && !strings.EqualFold(id, fmt.Sprintf("%x", v.BuildID())) {
+		if id, ok := old.BuildID(); ok && len(v.BuildID()) > 0 && !v.MatchesBuildID(id) {
 			return nil, fmt.Errorf("the surviving VMCOREINFO says BUILD-ID=%s but the vmlinux %s has %x: it is not this kernel's vmlinux", id, v.Path(), v.BuildID())
 		}
 	}

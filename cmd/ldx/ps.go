@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -172,7 +171,7 @@ func checkVmlinuxMatches(vi *vmcoreinfo.Info, v *vmlinux.File) (string, error) {
 	vRel, relErr := v.Release()
 	if id, ok := vi.BuildID(); ok && v.BuildID() != nil {
 		vid := hex.EncodeToString(v.BuildID())
-		if !strings.EqualFold(id, vid) {
+		if !v.MatchesBuildID(id) {
 			return "", fmt.Errorf("--vmlinux %s is not the dumped kernel's: its build-id is %s (release %s), the dump's BUILD-ID %s (release %s)",
 				v.Path(), vid, vRel, id, dumpRel)
 		}

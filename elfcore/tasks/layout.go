@@ -230,19 +230,23 @@ func resolveLayout(l Layout, kaslr uint64) (*layout, error) {
 	if a, name, ok := r.symbol("__cpu_online_mask", "cpu_online_bits"); ok {
 		lo.onlineMask, lo.onlineName = a+kaslr, name
 	}
-	if n, err := l.StructSize("cpumask"); err == nil && n > 0 {
+	// NR_CPUS is at most 8192 (arch/x86/Kconfig): a larger mask is
+	// damaged DWARF, not a reason to allocate it.
+	if n, err := l.StructSize("cpumask"); err == nil && n > 0 && n <= maxMaskBytes {
 		lo.maskBytes = n
 	} else {
 		if err == nil {
-			err = fmt.Errorf("struct cpumask has size %d", n)
+			err = fmt.Errorf("struct cpumask has size %d, want 1 to %d bytes", n, maxMaskBytes)
 		}
 		r.add(err)
 	}
 
+	if len(r.missing) == 0 {
+		lo.span(r)
+	}
 	if len(r.missing) > 0 {
 		return nil, &LayoutError{Missing: r.missing}
 	}
-	lo.span()
 	return lo, nil
 }
 
@@ -256,7 +260,7 @@ func zeroBasedPerCPU(l Layout, sym uint64) bool {
 }
 
 // span sets the byte range of task_struct the walk reads per task.
-func (lo *layout) span() {
+func (lo *layout) span(r *resolver) {
 	type f struct{ off, size int64 }
 	fs := []f{{lo.tasks, 16}, {lo.pid, 4}, {lo.tgid, 4}, {lo.exitState, 4}, {lo.comm, commLen},
 		{lo.realParent, 8}, {lo.state, int64(lo.stateSize)}}
@@ -275,4 +279,14 @@ func (lo *layout) span() {
 		lo.spanLo = min(lo.spanLo, x.off)
 		lo.spanHi = max(lo.spanHi, x.off+x.size)
 	}
+	// Each task is read as one span of task_struct (about 10 KiB on 6.x):
+	// offsets that spread it wider are damaged DWARF.
+	if lo.spanLo < 0 || lo.spanHi-lo.spanLo > maxTaskSpan {
+		r.add(fmt.Errorf("task_struct fields span bytes %d to %d: more than %d bytes, the vmlinux's DWARF is damaged", lo.spanLo, lo.spanHi, maxTaskSpan))
+	}
 }
+
+const (
+	maxMaskBytes = 8192 / 8
+	maxTaskSpan  = 1 << 20
+)

@@ -602,6 +602,25 @@ func TestCancel(t *testing.T) {
 }
 
 func TestFatal(t *testing.T) {
+	// Damaged DWARF must not size the walk's reads.
+	for _, tc := range []struct {
+		name   string
+		damage func(l *fakeLayout)
+		want   string
+	}{
+		{"task_struct spread over a terabyte", func(l *fakeLayout) { l.members["task_struct.comm"] = 1 << 40 }, "task_struct fields span"},
+		{"cpumask of a gigabyte", func(l *fakeLayout) { l.sizes["cpumask"] = 1 << 30 }, "struct cpumask has size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := standard(t, gen61)
+			tc.damage(k.l)
+			_, err := New(k.mem, k.l, kaslr)
+			var le *LayoutError
+			if !errors.As(err, &le) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want a LayoutError saying %q", err, tc.want)
+			}
+		})
+	}
 	t.Run("layout lacks fields", func(t *testing.T) {
 		k := standard(t, gen61)
 		delete(k.l.members, "task_struct.__state")

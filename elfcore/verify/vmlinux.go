@@ -2,7 +2,6 @@ package verify
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -74,8 +73,7 @@ func (c *checker) checkBuildID(v *vmlinux.File) {
 		c.skip("V1", "the vmlinux has no .note.gnu.build-id")
 	case !ok:
 		c.skip("V1", "VMCOREINFO has no BUILD-ID (kernels before 5.9 do not write it); V2 compares the release and banner")
-	case !strings.EqualFold(strings.TrimRight(got, "0"), strings.TrimRight(hex.EncodeToString(want), "0")) &&
-		!strings.EqualFold(got, hex.EncodeToString(want)):
+	case !v.MatchesBuildID(got):
 		c.fail("V1", fmt.Sprintf("VMCOREINFO BUILD-ID=%s, the vmlinux (%s) has %x", got, v.Path(), want), fixWrongVmlinux,
 			at("VMCOREINFO BUILD-ID", c.vmciLineOff("BUILD-ID")), vmMismatch()...)
 	default:
@@ -163,9 +161,9 @@ func (c *checker) kaslrOffset(v *vmlinux.File) (uint64, string, bool) {
 	return 0, "VMCOREINFO has neither KERNELOFFSET nor SYMBOL(_stext): the KASLR offset is unknown", false
 }
 
-// pointerSymbols are SYMBOL() keys the kernel writes with
-// VMCOREINFO_SYMBOL_ARRAY for a pointer: the value is the pointer, not
-// the variable's address (mem_section under SPARSEMEM_EXTREME).
+// pointerValue reads the pointer stored at a kernel address: SYMBOL() keys
+// the kernel writes with VMCOREINFO_SYMBOL_ARRAY for a pointer hold its
+// value, not the variable's address (mem_section under SPARSEMEM_EXTREME).
 func (c *checker) pointerValue(addr uint64) (uint64, bool) {
 	if c.mkd == nil {
 		return 0, false

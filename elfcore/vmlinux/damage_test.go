@@ -1,6 +1,7 @@
 package vmlinux
 
 import (
+	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -51,14 +52,19 @@ func TestDamagedFiles(t *testing.T) {
 				return
 			}
 			defer v.Close()
-			opened++
+			done <- "opened"
 			v.BuildID()
 			v.Release()
 			v.Symbol("init_task")
 			v.StructSize("page")
-			v.Member("page", "compound_dtor")
-			v.Member("task_struct", "thread_info.cpu")
-			v.Member("printk_info", "level")
+			// What Member returns lies inside its struct, whatever the damage.
+			for _, q := range [][2]string{{"page", "compound_dtor"}, {"task_struct", "thread_info.cpu"}, {"printk_info", "level"}, {"uts_namespace", "name.release"}} {
+				m, err := v.Member(q[0], q[1])
+				size, err2 := v.StructSize(q[0])
+				if err == nil && err2 == nil && (m.Offset < 0 || m.Offset+m.Size > size) {
+					panic(fmt.Sprintf("%s.%s at %d+%d outside %d bytes", q[0], q[1], m.Offset, m.Size, size))
+				}
+			}
 			v.Enum("PG_lru")
 			v.VarArrayLen("node_data")
 			v.VarTypeName("init_task")
@@ -66,6 +72,10 @@ func TestDamagedFiles(t *testing.T) {
 		}()
 		select {
 		case e := <-done:
+			if e == "opened" {
+				opened++
+				e = <-done
+			}
 			if e != nil {
 				os.WriteFile(filepath.Join(os.TempDir(), "ldx-vmlinux-panic.elf"), b, 0o600)
 				t.Fatalf("damaged copy %d: panic: %v (input saved in %s)", i, e, os.TempDir())

@@ -2,6 +2,7 @@ package vmlinux
 
 import (
 	"debug/dwarf"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync"
@@ -33,6 +34,9 @@ type index struct {
 var debugSections = []string{"abbrev", "info", "str", "line_str", "str_offsets", "addr", "rnglists", "ranges"}
 
 func (f *File) dwarfIndex() (*index, error) {
+	if f.closed.Load() {
+		return nil, fmt.Errorf("%s: %w", f.path, ErrClosed)
+	}
 	f.dwarfOnce.Do(func() {
 		sec := map[string][]byte{}
 		for _, name := range debugSections {
@@ -80,6 +84,13 @@ func (f *File) debugSection(name string) ([]byte, error) {
 	}
 	if b, ok := f.section(s); ok && !strings.HasPrefix(s.Name, ".zdebug_") {
 		return b, nil
+	}
+	// delve allocates what a .zdebug_ header claims: bound it first (zlib
+	// cannot expand more than ~1032x; debug info does ~5-10x).
+	if raw, ok := f.section(s); ok && strings.HasPrefix(s.Name, ".zdebug_") && len(raw) >= 12 && string(raw[:4]) == "ZLIB" {
+		if n := binary.BigEndian.Uint64(raw[4:12]); n > 1032*uint64(len(raw)) || n > 1<<32 {
+			return nil, fmt.Errorf("%s: %s claims %d bytes uncompressed from %d: damaged", f.path, s.Name, n, len(raw))
+		}
 	}
 	b, err := godwarf.GetDebugSectionElf(f.elf, name)
 	if err != nil {
@@ -214,12 +225,13 @@ func (x *index) indexEnumerators(r *dwarf.Reader) error {
 // UnitsIndexed says how many compilation units lookups have needed so far
 // (for benchmarks and tests of laziness).
 func (f *File) UnitsIndexed() int {
-	if f.dw == nil {
+	x, err := f.dwarfIndex()
+	if err != nil {
 		return 0
 	}
-	f.dw.mu.Lock()
-	defer f.dw.mu.Unlock()
-	return f.dw.units
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.units
 }
 
 func (f *File) lookupErr(kind, name string, err error) error {
@@ -415,6 +427,7 @@ type Member struct {
 	ArrayLen  int64 // element count when the member is an array (0 for a flexible one); -1 otherwise
 
 	typ dwarf.Offset // the member's resolved type, for paths and anonymous members
+	die dwarf.Offset // the DW_TAG_member entry
 }
 
 // MemberOffset returns offsetof(typ, member): what OFFSET() keys hold.
@@ -435,12 +448,19 @@ func (f *File) Member(typ, member string) (Member, error) {
 	if err != nil {
 		return Member{}, f.lookupErr("type", typ, err)
 	}
+	top := outer
 	var m Member
 	base := int64(0)
+	prev := typ
 	for i, part := range strings.Split(member, ".") {
 		if i > 0 {
-			if m.ArrayLen >= 0 || m.BitSize != 0 {
-				return Member{}, f.lookupErr("member", typ+"."+member, fmt.Errorf("%s is not a struct or union", part))
+			switch {
+			case m.ArrayLen >= 0:
+				return Member{}, f.lookupErr("member", typ+"."+member, fmt.Errorf("%s is an array, not a struct or union", prev))
+			case m.BitSize != 0:
+				return Member{}, f.lookupErr("member", typ+"."+member, fmt.Errorf("%s is a bitfield, not a struct or union", prev))
+			case outer.tag != dwarf.TagStructType && outer.tag != dwarf.TagUnionType:
+				return Member{}, f.lookupErr("member", typ+"."+member, fmt.Errorf("%s is a %s, not a struct or union", prev, kindName(outer.tag)))
 			}
 		}
 		var found bool
@@ -452,10 +472,17 @@ func (f *File) Member(typ, member string) (Member, error) {
 			return Member{}, f.lookupErr("member", typ+"."+member, nil)
 		}
 		base = m.Offset
+		prev = part
 		outer, err = f.memberType(m)
 		if err != nil {
 			return Member{}, f.lookupErr("member", typ+"."+member, err)
 		}
+	}
+	// A member outside its struct is damaged DWARF, and would send callers
+	// reading that many bytes astray.
+	if m.Offset < 0 || m.Size < 0 || m.Offset+m.Size > top.size || m.BitOffset < 0 || m.BitOffset+m.BitSize > top.size*8 {
+		return Member{}, f.lookupErr("member", typ+"."+member, &FormatError{Off: uint64(m.die),
+			Msg: fmt.Sprintf("member at byte %d, %d bytes (bit %d, %d bits), lies outside its %d-byte %s", m.Offset, m.Size, m.BitOffset, m.BitSize, top.size, typ)})
 	}
 	return m, nil
 }
@@ -537,7 +564,7 @@ func (f *File) memberAt(c *dwarf.Entry, base int64) (Member, error) {
 	if err != nil {
 		return Member{}, err
 	}
-	m := Member{Size: t.size, ArrayLen: t.arrayLen, typ: t.off}
+	m := Member{Size: t.size, ArrayLen: t.arrayLen, typ: t.off, die: c.Offset}
 	var loc int64
 	switch v := c.Val(dwarf.AttrDataMemberLoc).(type) {
 	case int64:
@@ -664,8 +691,17 @@ func (f *File) VarTypeName(name string) (string, error) {
 	return ti.name, nil
 }
 
-// VarSize returns sizeof a global variable's type.
-func (f *File) VarSize(name string) (int64, error) {
-	ti, _, err := f.varType(name)
-	return ti.size, err
+// kindName names a DWARF type tag the way C would.
+func kindName(t dwarf.Tag) string {
+	switch t {
+	case dwarf.TagPointerType:
+		return "pointer"
+	case dwarf.TagBaseType:
+		return "scalar"
+	case dwarf.TagEnumerationType:
+		return "enum"
+	case dwarf.TagSubroutineType:
+		return "function"
+	}
+	return strings.TrimPrefix(strings.TrimSuffix(t.String(), "Type"), "Tag")
 }

@@ -9,6 +9,9 @@ import (
 // vmlinux does not have.
 var ErrNotFound = errors.New("not found")
 
+// ErrClosed is returned by every method of a closed File.
+var ErrClosed = errors.New("vmlinux file already closed")
+
 // LookupError says which name of which kind was looked up, in which file.
 type LookupError struct {
 	File string // the vmlinux path

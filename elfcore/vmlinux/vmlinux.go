@@ -9,15 +9,19 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
 
-// File is an opened vmlinux. Its methods are safe for concurrent use.
+// File is an opened vmlinux. Its methods are safe for concurrent use,
+// except Close: after Close every method returns ErrClosed, but Close must
+// not run while a lookup is in flight (the lookup reads the mapping).
 type File struct {
-	path string
-	data []byte // the whole file, mapped read-only
-	elf  *elf.File
+	path   string
+	data   []byte // the whole file, mapped read-only
+	elf    *elf.File
+	closed atomic.Bool
 
 	symOnce sync.Once
 	syms    map[string]elf.Symbol
@@ -70,7 +74,7 @@ func Open(path string) (*File, error) {
 // Close unmaps the file. Nothing returned earlier (slices from ReadData
 // are copies) refers to the mapping.
 func (f *File) Close() error {
-	if f.data == nil {
+	if f.closed.Swap(true) {
 		return nil
 	}
 	err := unix.Munmap(f.data)
@@ -81,15 +85,15 @@ func (f *File) Close() error {
 // Path is the file's path as opened.
 func (f *File) Path() string { return f.path }
 
-// ByteOrder is the image's byte order.
-func (f *File) ByteOrder() binary.ByteOrder { return f.elf.ByteOrder }
-
 // Machine is the ELF e_machine.
 func (f *File) Machine() elf.Machine { return f.elf.Machine }
 
 // BuildID returns the GNU build-id (the kernel's VMCOREINFO BUILD-ID), or
 // nil when the image has none.
 func (f *File) BuildID() []byte {
+	if f.closed.Load() {
+		return nil
+	}
 	for _, s := range f.elf.Sections {
 		if s.Type != elf.SHT_NOTE {
 			continue
@@ -179,6 +183,9 @@ func (f *File) SymbolSize(name string) (uint64, error) {
 }
 
 func (f *File) symbol(name string) (elf.Symbol, error) {
+	if f.closed.Load() {
+		return elf.Symbol{}, &LookupError{File: f.path, Kind: "symbol", Name: name, Err: ErrClosed}
+	}
 	f.symOnce.Do(f.loadSymbols)
 	if f.symErr != nil {
 		return elf.Symbol{}, &LookupError{File: f.path, Kind: "symbol", Name: name, Err: f.symErr}
@@ -212,6 +219,9 @@ func (f *File) loadSymbols() {
 // .rodata, .data and the like as the kernel starts with them. Bytes in a
 // NOBITS section (.bss) read as zeros. The range must lie in one section.
 func (f *File) ReadData(addr uint64, p []byte) error {
+	if f.closed.Load() {
+		return fmt.Errorf("%s: %w", f.path, ErrClosed)
+	}
 	n := uint64(len(p))
 	for _, s := range f.elf.Sections {
 		if s.Flags&elf.SHF_ALLOC == 0 || s.Size == 0 || addr < s.Addr || addr-s.Addr >= s.Size {
@@ -236,3 +246,19 @@ func (f *File) ReadData(addr uint64, p []byte) error {
 }
 
 var errNoSection = errors.New("no section")
+
+// MatchesBuildID reports whether a build-id written as hex — VMCOREINFO's
+// BUILD-ID — is this image's. The kernel prints a fixed 20 bytes
+// ("%20phN"), so a shorter build-id comes zero-padded; case is ignored.
+func (f *File) MatchesBuildID(hexID string) bool {
+	id := f.BuildID()
+	if len(id) == 0 || hexID == "" {
+		return false
+	}
+	want := strings.ToLower(fmt.Sprintf("%x", id))
+	got := strings.ToLower(hexID)
+	if len(got) > len(want) && strings.Trim(got[len(want):], "0") == "" {
+		got = got[:len(want)]
+	}
+	return got == want
+}

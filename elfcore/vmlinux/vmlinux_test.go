@@ -2,6 +2,7 @@ package vmlinux
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,7 +108,7 @@ func TestLayout(t *testing.T) {
 		}
 		for _, c := range members {
 			got, err := f.Member(c.typ, c.member)
-			got.typ = 0
+			got.typ, got.die = 0, 0
 			if err != nil || got != c.want {
 				t.Errorf("%s: Member(%s, %s) = %+v, %v; want %+v", path, c.typ, c.member, got, err, c.want)
 			}
@@ -190,5 +191,67 @@ func TestBadFiles(t *testing.T) {
 	}
 	if _, err := f.StructSize("page"); err == nil || !strings.Contains(err.Error(), "no .debug_info") {
 		t.Errorf("StructSize without DWARF: %v", err)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	f, err := Open(fixtures[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.StructSize("page"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	f.Close() // twice is fine
+	if _, err := f.StructSize("task_struct"); !errors.Is(err, ErrClosed) {
+		t.Errorf("StructSize after Close: %v", err)
+	}
+	if _, err := f.Symbol("init_task"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Symbol after Close: %v", err)
+	}
+	if err := f.ReadData(0x402000, make([]byte, 4)); !errors.Is(err, ErrClosed) {
+		t.Errorf("ReadData after Close: %v", err)
+	}
+	if f.BuildID() != nil {
+		t.Error("BuildID after Close")
+	}
+}
+
+func TestMatchesBuildID(t *testing.T) {
+	f := open(t, fixtures[0])
+	id := fmt.Sprintf("%x", f.BuildID())
+	for _, c := range []struct {
+		hex  string
+		want bool
+	}{
+		{id, true},
+		{strings.ToUpper(id), true},
+		{id + "000000", true}, // the kernel's %20phN pads a shorter id
+		{id[:len(id)-2], false},
+		{id[:len(id)-1] + "0", id[len(id)-1] == '0'},
+		{id + "01", false},
+		{"", false},
+	} {
+		if got := f.MatchesBuildID(c.hex); got != c.want {
+			t.Errorf("MatchesBuildID(%q) = %v", c.hex, got)
+		}
+	}
+}
+
+// Lookups index compilation units only as they need them.
+func TestLazy(t *testing.T) {
+	f := open(t, fixtures[0])
+	if _, err := f.Symbol("init_task"); err != nil {
+		t.Fatal(err)
+	}
+	if f.dw != nil {
+		t.Error("a symbol lookup loaded DWARF")
+	}
+	if _, err := f.StructSize("page"); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.UnitsIndexed(); n != 1 {
+		t.Errorf("%d units indexed after one found type, want 1", n)
 	}
 }

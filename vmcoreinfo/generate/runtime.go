@@ -35,12 +35,17 @@ func ImageSymbols(v Vmlinux) (kmem.ImageSymbols, error) {
 		*n.dst = a
 	}
 	// linux_banner is "Linux version … \n" and a NUL: read it in small
-	// steps, so that a banner near the end of .rodata reads too.
+	// steps, and the last step byte by byte where 16 bytes would run past
+	// the end of its section (ReadData refuses that).
 	var banner []byte
 	chunk := make([]byte, 16)
 	for len(banner) < 1024 {
-		if err := v.ReadData(s.BannerAddr+uint64(len(banner)), chunk); err != nil {
-			return s, fmt.Errorf("reading linux_banner at %#x in the vmlinux: %w", s.BannerAddr, err)
+		at := s.BannerAddr + uint64(len(banner))
+		if err := v.ReadData(at, chunk); err != nil {
+			chunk = chunk[:1]
+			if err := v.ReadData(at, chunk); err != nil {
+				return s, fmt.Errorf("reading linux_banner at %#x in the vmlinux: %w", s.BannerAddr, err)
+			}
 		}
 		if i := bytes.IndexByte(chunk, 0); i >= 0 {
 			s.Banner = append(banner, chunk[:i]...)
