@@ -362,7 +362,8 @@ func (c *checker) lengthValue(v *vmlinux.File, name string) (int64, error) {
 		if !ok1 || !ok2 || !ok3 || err != nil || size <= 0 || phys < sect || phys-sect > 40 || int64(page) < size {
 			return 0, errNotDWARF
 		}
-		return (int64(1) << (phys - sect)) / (int64(page) / size), nil
+		perRoot := int64(page) / size
+		return ((int64(1) << (phys - sect)) + perRoot - 1) / perRoot, nil // DIV_ROUND_UP, as mmzone.h
 	}
 	return 0, errNotDWARF
 }
