@@ -39,7 +39,7 @@ func TestBenchE2E(t *testing.T) {
 	fmt.Fprintln(tw, "guest\ttool\tinput MiB\ttime s\tMiB/s\toutput MiB\ton disk MiB\tpeak RSS MiB\t")
 	for _, mem := range []string{"1G", "4G"} {
 		spec := guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: mem, CPUs: 2}
-		art, err := guest.Prepare(ctx, e2eCache(t), spec)
+		art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), spec)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -72,18 +72,11 @@ func (sc e2eScenario) has(variant string) bool {
 	return len(sc.variants) == 0 || slices.Contains(sc.variants, variant)
 }
 
-func e2eCache(t *testing.T) string {
-	if d := os.Getenv("LDX_CACHE"); d != "" {
-		return d
-	}
-	return guest.DefaultCacheDir()
-}
-
 func TestE2E(t *testing.T) {
 	ctx := guest.WithLog(context.Background(), t.Logf)
 	for _, sc := range e2eScenarios {
 		t.Run(sc.name, func(t *testing.T) {
-			art, err := guest.Prepare(ctx, e2eCache(t), sc.spec)
+			art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), sc.spec)
 			if err != nil {
 				t.Fatalf("preparing the guest: %v", err)
 			}

@@ -52,13 +52,6 @@ var analysisScenarios = []analysisScenario{
 	{"6.12-dynamic-ring", guest.Spec{Kernel: guest.KernelSpec{Series: "6.12"}, Memory: "512M", CPUs: 2, Cmdline: "log_buf_len=1M dyndbg=+p"}, false, "dynamic"},
 }
 
-func e2eCacheDir() string {
-	if d := os.Getenv("LDX_CACHE"); d != "" {
-		return d
-	}
-	return guest.DefaultCacheDir()
-}
-
 // analysisInputs makes the inputs of one guest: the QEMU dump, the raw
 // device the livedump kernel would have written from its memory, and ldx
 // extract's vmcores of both.
@@ -92,7 +85,7 @@ func TestAnalysisE2E(t *testing.T) {
 	ctx := guest.WithLog(context.Background(), t.Logf)
 	for _, sc := range analysisScenarios {
 		t.Run(sc.name, func(t *testing.T) {
-			art, err := guest.Prepare(ctx, e2eCacheDir(), sc.spec)
+			art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), sc.spec)
 			if err != nil {
 				t.Fatalf("preparing the guest: %v", err)
 			}
@@ -542,7 +535,7 @@ func TestBenchAnalysis(t *testing.T) {
 		t.Fatalf("%v (make build first)", err)
 	}
 	ctx := guest.WithLog(context.Background(), t.Logf)
-	art, err := guest.Prepare(ctx, e2eCacheDir(), guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "1G", CPUs: 4})
+	art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "1G", CPUs: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,7 +109,7 @@ func TestPsE2E(t *testing.T) {
 	bin, _ := filepath.Abs("../../bin/ldx")
 	for _, sc := range analysisScenarios[:4] { // 6.1 and 6.12, 2 and 4 CPUs, 4- and 5-level paging
 		t.Run(sc.name, func(t *testing.T) {
-			art, err := guest.Prepare(ctx, e2eCacheDir(), sc.spec)
+			art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), sc.spec)
 			if err != nil {
 				t.Fatalf("preparing the guest: %v", err)
 			}

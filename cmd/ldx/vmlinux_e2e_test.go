@@ -54,7 +54,7 @@ func TestVmlinuxE2E(t *testing.T) {
 	ctx := guest.WithLog(context.Background(), t.Logf)
 	arts := map[string]*guest.Artefacts{}
 	for _, sc := range vmlinuxScenarios {
-		art, err := guest.Prepare(ctx, e2eCacheDir(), sc.spec)
+		art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), sc.spec)
 		if err != nil {
 			t.Fatalf("preparing %s: %v", sc.name, err)
 		}
@@ -352,7 +352,7 @@ func TestBenchVmlinux(t *testing.T) {
 	}
 	fmt.Printf("%-8s %-36s %10s %10s %10s %10s\n", "kernel", "command", "warm s", "warm MiB", "cold s", "cold MiB")
 	for _, sc := range []analysisScenario{analysisScenarios[0], analysisScenarios[2]} {
-		art, err := guest.Prepare(ctx, e2eCacheDir(), sc.spec)
+		art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), sc.spec)
 		if err != nil {
 			t.Fatal(err)
 		}

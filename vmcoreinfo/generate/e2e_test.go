@@ -11,7 +11,6 @@ package generate_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -33,18 +32,11 @@ var e2eGuests = []struct {
 	{"6.12-la57-2cpu", guest.Spec{Kernel: guest.KernelSpec{Series: "6.12"}, Memory: "512M", CPUs: 2, LA57: true}},
 }
 
-func e2eCache() string {
-	if d := os.Getenv("LDX_CACHE"); d != "" {
-		return d
-	}
-	return guest.DefaultCacheDir()
-}
-
 func TestGenerateE2E(t *testing.T) {
 	ctx := guest.WithLog(context.Background(), t.Logf)
 	for _, g := range e2eGuests {
 		t.Run(g.name, func(t *testing.T) {
-			art, err := guest.Prepare(ctx, e2eCache(), g.spec)
+			art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), g.spec)
 			if err != nil {
 				t.Fatalf("preparing the guest: %v", err)
 			}
