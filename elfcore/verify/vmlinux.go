@@ -122,15 +122,11 @@ func (c *checker) bannerCompare(v *vmlinux.File) (diff string, ok bool) {
 	if !okKO || err != nil {
 		return "", false
 	}
-	n, _ := v.SymbolSize("linux_banner")
-	if n == 0 || n > 512 {
-		n = 512
-	}
-	want := make([]byte, n)
-	if v.ReadData(addr, want) != nil {
+	want, err := v.Banner()
+	if err != nil {
 		return "", false
 	}
-	got := make([]byte, n)
+	got := make([]byte, len(want)+1) // and its NUL
 	if _, err := c.mkd.ReadAt(got, int64(addr+ko)); err != nil {
 		return "", false
 	}

@@ -140,30 +140,58 @@ func (f *File) section(s *elf.Section) ([]byte, bool) {
 	return f.data[s.Offset:end], true
 }
 
-// Release returns the kernel release (UTS_RELEASE, what OSRELEASE in
-// VMCOREINFO and `uname -r` say), read from linux_banner — "Linux version
-// <release> (<builder>) …" — so that no DWARF is needed for it.
-func (f *File) Release() (string, error) {
+// Banner returns linux_banner, without its NUL: "Linux version <release>
+// (<builder>) (<compiler>) #<build> <date>\n". The whole banner tells
+// builds apart where the release does not, and is what locates the image
+// in a dump's memory.
+func (f *File) Banner() ([]byte, error) {
 	addr, err := f.Symbol("linux_banner")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	n, _ := f.SymbolSize("linux_banner")
-	if n == 0 || n > 512 {
-		n = 512
+	if n == 0 || n > maxBanner {
+		n = maxBanner
 	}
 	buf := make([]byte, n)
-	if err := f.ReadData(addr, buf); err != nil {
-		return "", fmt.Errorf("%s: reading linux_banner: %w", f.path, err)
+	// Without a symbol size, a banner near the end of its section may be
+	// shorter than the read: shrink to what the section holds.
+	for len(buf) > 0 {
+		err = f.ReadData(addr, buf)
+		if err == nil || !errors.Is(err, errPastSection) {
+			break
+		}
+		buf = buf[:len(buf)/2]
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading linux_banner at %#x: %w", f.path, addr, err)
 	}
 	const prefix = "Linux version "
 	if !bytes.HasPrefix(buf, []byte(prefix)) {
-		return "", fmt.Errorf("%s: linux_banner at %#x does not start with %q", f.path, addr, prefix)
+		return nil, fmt.Errorf("%s: linux_banner at %#x does not start with %q", f.path, addr, prefix)
 	}
-	rest := buf[len(prefix):]
-	end := bytes.IndexAny(rest, " \x00\n")
+	i := bytes.IndexByte(buf, 0)
+	if i < 0 {
+		return nil, fmt.Errorf("%s: linux_banner at %#x has no NUL within %d bytes", f.path, addr, len(buf))
+	}
+	return buf[:i], nil
+}
+
+// maxBanner bounds linux_banner (about 200 bytes on Debian kernels).
+const maxBanner = 1024
+
+// Release returns the kernel release (UTS_RELEASE, what OSRELEASE in
+// VMCOREINFO and `uname -r` say), read from linux_banner so that no DWARF
+// is needed for it.
+func (f *File) Release() (string, error) {
+	b, err := f.Banner()
+	if err != nil {
+		return "", err
+	}
+	rest := b[len("Linux version "):]
+	end := bytes.IndexAny(rest, " \n")
 	if end <= 0 {
-		return "", fmt.Errorf("%s: linux_banner at %#x has no release", f.path, addr)
+		return "", fmt.Errorf("%s: linux_banner %q has no release", f.path, b)
 	}
 	return string(rest[:end]), nil
 }
@@ -229,7 +257,7 @@ func (f *File) ReadData(addr uint64, p []byte) error {
 		}
 		off := addr - s.Addr
 		if n > s.Size-off {
-			return fmt.Errorf("%s: %d bytes at %#x run past the end of %s (%#x-%#x)", f.path, n, addr, s.Name, s.Addr, s.Addr+s.Size)
+			return fmt.Errorf("%s: %d bytes at %#x run past the end of %s (%#x-%#x): %w", f.path, n, addr, s.Name, s.Addr, s.Addr+s.Size, errPastSection)
 		}
 		if s.Type == elf.SHT_NOBITS {
 			clear(p)
@@ -245,7 +273,10 @@ func (f *File) ReadData(addr uint64, p []byte) error {
 	return fmt.Errorf("%s: address %#x is in no allocated section: %w", f.path, addr, errNoSection)
 }
 
-var errNoSection = errors.New("no section")
+var (
+	errNoSection   = errors.New("no section")
+	errPastSection = errors.New("past the section's end")
+)
 
 // MatchesBuildID reports whether a build-id written as hex — VMCOREINFO's
 // BUILD-ID — is this image's. The kernel prints a fixed 20 bytes

@@ -29,6 +29,9 @@ func TestImage(t *testing.T) {
 		if id := f.BuildID(); len(id) != 20 {
 			t.Errorf("%s: build-id %x, want 20 bytes", path, id)
 		}
+		if b, err := f.Banner(); err != nil || string(b) != "Linux version 6.1.0-fixture (ldx@fixture) #1 SMP\n" {
+			t.Errorf("%s: Banner() = %q, %v", path, b, err)
+		}
 		rel, err := f.Release()
 		if err != nil || rel != "6.1.0-fixture" {
 			t.Errorf("%s: Release() = %q, %v", path, rel, err)

@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -46,6 +47,24 @@ func (f *fakeVmlinux) Release() (string, error) {
 		return "", notFound("symbol", "linux_banner")
 	}
 	return f.release, nil
+}
+
+// Banner reads linux_banner from the fake's data, up to its NUL.
+func (f *fakeVmlinux) Banner() ([]byte, error) {
+	a, err := f.Symbol("linux_banner")
+	if err != nil {
+		return nil, err
+	}
+	for base, b := range f.data {
+		if a >= base && a < base+uint64(len(b)) {
+			rest := b[a-base:]
+			if i := bytes.IndexByte(rest, 0); i >= 0 {
+				return rest[:i], nil
+			}
+			return nil, fmt.Errorf("fake-vmlinux: linux_banner has no NUL")
+		}
+	}
+	return nil, fmt.Errorf("fake-vmlinux: no data at linux_banner %#x", a)
 }
 
 func (f *fakeVmlinux) Symbol(name string) (uint64, error) {

@@ -35,6 +35,7 @@ import (
 type Vmlinux interface {
 	BuildID() []byte
 	Release() (string, error)
+	Banner() ([]byte, error)
 	Symbol(name string) (uint64, error)
 	ReadData(addr uint64, p []byte) error
 	StructSize(name string) (int64, error)

@@ -1,7 +1,6 @@
 package generate
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,26 +33,12 @@ func ImageSymbols(v Vmlinux) (kmem.ImageSymbols, error) {
 		}
 		*n.dst = a
 	}
-	// linux_banner is "Linux version … \n" and a NUL: read it in small
-	// steps, and the last step byte by byte where 16 bytes would run past
-	// the end of its section (ReadData refuses that).
-	var banner []byte
-	chunk := make([]byte, 16)
-	for len(banner) < 1024 {
-		at := s.BannerAddr + uint64(len(banner))
-		if err := v.ReadData(at, chunk); err != nil {
-			chunk = chunk[:1]
-			if err := v.ReadData(at, chunk); err != nil {
-				return s, fmt.Errorf("reading linux_banner at %#x in the vmlinux: %w", s.BannerAddr, err)
-			}
-		}
-		if i := bytes.IndexByte(chunk, 0); i >= 0 {
-			s.Banner = append(banner, chunk[:i]...)
-			return s, nil
-		}
-		banner = append(banner, chunk...)
+	b, err := v.Banner()
+	if err != nil {
+		return s, err
 	}
-	return s, fmt.Errorf("linux_banner at %#x in the vmlinux has no NUL within 1024 bytes", s.BannerAddr)
+	s.Banner = b
+	return s, nil
 }
 
 // RuntimeSource says where a Runtime's addressing values came from.
