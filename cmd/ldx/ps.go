@@ -134,7 +134,7 @@ func psList(cmd *cobra.Command, d *extract.Dump, v *vmlinux.File) (*psReport, er
 	if err != nil {
 		return nil, &exitError{exitBadInput, fmt.Errorf("ps: %s: %w", d.Source.Path, err)}
 	}
-	kaslr, err := kaslrOffset(d.VMCOREINFO, v)
+	kaslr, _, err := v.KASLROffset(d.VMCOREINFO)
 	if err != nil {
 		return nil, &exitError{exitBadInput, fmt.Errorf("ps: %s: %w", d.Source.Path, err)}
 	}
@@ -184,20 +184,6 @@ func checkVmlinuxMatches(vi *vmcoreinfo.Info, v *vmlinux.File) (string, error) {
 		return "", fmt.Errorf("--vmlinux %s is not the dumped kernel's: it is release %s, the dump's OSRELEASE %s", v.Path(), vRel, dumpRel)
 	}
 	return dumpRel, nil
-}
-
-// kaslrOffset is KERNELOFFSET or, without it, SYMBOL(_stext) less the
-// vmlinux's _stext.
-func kaslrOffset(vi *vmcoreinfo.Info, v *vmlinux.File) (uint64, error) {
-	if off, ok := vi.KernelOffset(); ok {
-		return off, nil
-	}
-	if st, ok := vi.Symbol("_stext"); ok {
-		if link, err := v.Symbol("_stext"); err == nil {
-			return st - link, nil
-		}
-	}
-	return 0, errors.New("VMCOREINFO has neither KERNELOFFSET nor SYMBOL(_stext): the KASLR offset is unknown")
 }
 
 // psTable prints the tasks for people.

@@ -55,9 +55,9 @@ func (c *checker) checkVmlinux() {
 	}
 	c.checkBuildID(v)
 	c.checkVmRelease(v)
-	ko, how, ok := c.kaslrOffset(v)
-	if !ok {
-		c.skip("V3", how)
+	ko, how, err := v.KASLROffset(c.info)
+	if err != nil {
+		c.skip("V3", err.Error())
 	} else {
 		c.checkSymbols(v, ko, how)
 	}
@@ -117,9 +117,9 @@ func (c *checker) bannerCompare(v *vmlinux.File) (diff string, ok bool) {
 	if c.mkd == nil {
 		return "", false
 	}
-	ko, _, okKO := c.kaslrOffset(v)
+	ko, _, errKO := v.KASLROffset(c.info)
 	addr, err := v.Symbol("linux_banner")
-	if !okKO || err != nil {
+	if errKO != nil || err != nil {
 		return "", false
 	}
 	want, err := v.Banner()
@@ -141,20 +141,6 @@ func (c *checker) bannerCompare(v *vmlinux.File) (diff string, ok bool) {
 		return "", true
 	}
 	return fmt.Sprintf("linux_banner in memory is %q, the vmlinux's is %q", truncate(cut(got), 120), truncate(cut(want), 120)), true
-}
-
-// kaslrOffset is KERNELOFFSET, or SYMBOL(_stext) minus the vmlinux's
-// _stext when the key is missing.
-func (c *checker) kaslrOffset(v *vmlinux.File) (uint64, string, bool) {
-	if ko, ok := c.info.KernelOffset(); ok {
-		return ko, fmt.Sprintf("KERNELOFFSET=%x", ko), true
-	}
-	st, ok := c.info.Symbol("_stext")
-	link, err := v.Symbol("_stext")
-	if ok && err == nil {
-		return st - link, fmt.Sprintf("KASLR offset %#x from SYMBOL(_stext) (no KERNELOFFSET)", st-link), true
-	}
-	return 0, "VMCOREINFO has neither KERNELOFFSET nor SYMBOL(_stext): the KASLR offset is unknown", false
 }
 
 // pointerValue reads the pointer stored at a kernel address: SYMBOL() keys

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"ldx/vmcoreinfo"
 )
 
 // File is an opened vmlinux. Its methods are safe for concurrent use,
@@ -292,4 +294,20 @@ func (f *File) MatchesBuildID(hexID string) bool {
 		got = got[:len(want)]
 	}
 	return got == want
+}
+
+// KASLROffset is how far the dumped kernel's image was moved from this
+// vmlinux's link-time addresses: KERNELOFFSET from the dump's VMCOREINFO,
+// else SYMBOL(_stext) minus the vmlinux's _stext. how says which, for
+// reports; without either, the error says so.
+func (f *File) KASLROffset(info *vmcoreinfo.Info) (off uint64, how string, err error) {
+	if ko, ok := info.KernelOffset(); ok {
+		return ko, fmt.Sprintf("KERNELOFFSET=%x", ko), nil
+	}
+	st, ok := info.Symbol("_stext")
+	link, lerr := f.Symbol("_stext")
+	if ok && lerr == nil {
+		return st - link, fmt.Sprintf("KASLR offset %#x from SYMBOL(_stext) (no KERNELOFFSET)", st-link), nil
+	}
+	return 0, "", errors.New("VMCOREINFO has neither KERNELOFFSET nor SYMBOL(_stext): the KASLR offset is unknown")
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"ldx/vmcoreinfo"
 )
 
 // The fixtures are fixture.c built as DWARF 5 and DWARF 4; its
@@ -256,5 +258,29 @@ func TestLazy(t *testing.T) {
 	}
 	if n := f.UnitsIndexed(); n != 1 {
 		t.Errorf("%d units indexed after one found type, want 1", n)
+	}
+}
+
+func TestKASLROffset(t *testing.T) {
+	f := open(t, fixtures[0])
+	stext, _ := f.Symbol("_stext")
+	for _, c := range []struct {
+		text string
+		want uint64
+		ok   bool
+	}{
+		{"KERNELOFFSET=1e000000\n", 0x1e000000, true},
+		{fmt.Sprintf("SYMBOL(_stext)=%x\n", stext+0x200000), 0x200000, true},
+		{fmt.Sprintf("KERNELOFFSET=400000\nSYMBOL(_stext)=%x\n", stext+0x200000), 0x400000, true}, // the key wins
+		{"OSRELEASE=6.1.0-fixture\n", 0, false},
+	} {
+		info, err := vmcoreinfo.Parse([]byte(c.text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := f.KASLROffset(info)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("%q: %#x, %v; want %#x", c.text, got, err, c.want)
+		}
 	}
 }
