@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"ldx/elfcore/vmlinux"
+	"ldx/vmcoreinfo/generate"
 )
 
 // The V checks run only with a vmlinux (Options.Vmlinux): they prove the
@@ -61,7 +62,7 @@ func (c *checker) checkVmlinux() {
 	} else {
 		c.checkSymbols(v, ko, how)
 	}
-	c.checkLayout(v)
+	c.checkLayout(v, ko)
 }
 
 // checkBuildID is V1.
@@ -157,6 +158,7 @@ func (c *checker) pointerValue(addr uint64) (uint64, bool) {
 // checkSymbols is V3: every SYMBOL() equals the vmlinux symbol plus the
 // KASLR offset.
 func (c *checker) checkSymbols(v *vmlinux.File, ko uint64, how string) {
+	rt := c.vmRuntime(ko)
 	var bad, unknown []string
 	n := 0
 	firstBad := ""
@@ -171,39 +173,26 @@ func (c *checker) checkSymbols(v *vmlinux.File, ko uint64, how string) {
 			continue // D2 reports malformed values
 		}
 		n++
-		link, err := symbolValue(v, name)
-		if name == "vmemmap" && errors.Is(err, vmlinux.ErrNotFound) {
-			// x86_64's vmemmap is (struct page *)vmemmap_base: the
-			// kernel printed the variable's runtime value.
-			if base, err := v.Symbol("vmemmap_base"); err == nil {
-				if p, ok := c.pointerValue(base + ko); ok {
-					if p != got {
-						bad = append(bad, fmt.Sprintf("%s=%x, vmemmap_base in memory holds %#x", l.Key, got, p))
-						if firstBad == "" {
-							firstBad = l.Key
-						}
-					}
-					continue
-				}
-			}
-		}
-		if errors.Is(err, vmlinux.ErrNotFound) {
+		want, err := c.expected(v, rt, l.Key)
+		if errors.Is(err, vmlinux.ErrNotFound) || errors.Is(err, errNotDWARF) {
 			unknown = append(unknown, name)
 			continue
 		} else if err != nil {
 			unknown = append(unknown, fmt.Sprintf("%s (%v)", name, err))
 			continue
 		}
-		if got == link+ko {
+		if w, _ := strconv.ParseUint(want, 16, 64); w == got {
 			continue
 		}
-		if p, ok := c.pointerValue(link + ko); ok && p == got {
-			continue // VMCOREINFO_SYMBOL_ARRAY of a pointer: its value
+		if link, err := v.Symbol(name); err == nil {
+			if p, ok := c.pointerValue(link + ko); ok && p == got {
+				continue // VMCOREINFO_SYMBOL_ARRAY of a pointer the kernel table does not know
+			}
 		}
 		if firstBad == "" {
 			firstBad = l.Key
 		}
-		bad = append(bad, fmt.Sprintf("%s=%x, vmlinux %#x + %#x = %#x", l.Key, got, link, ko, link+ko))
+		bad = append(bad, fmt.Sprintf("%s=%x, the vmlinux + %#x gives %s", l.Key, got, ko, want))
 	}
 	var notChecked string
 	if len(unknown) > 0 {
@@ -232,7 +221,8 @@ var layoutKinds = []struct {
 
 // checkLayout is V4–V7: OFFSET(), SIZE(), LENGTH() and NUMBER() entries
 // against the vmlinux's DWARF.
-func (c *checker) checkLayout(v *vmlinux.File) {
+func (c *checker) checkLayout(v *vmlinux.File, ko uint64) {
+	rt := c.vmRuntime(ko)
 	for _, k := range layoutKinds {
 		var bad, unknown []string
 		n, checked := 0, 0
@@ -249,7 +239,11 @@ func (c *checker) checkLayout(v *vmlinux.File) {
 				continue
 			}
 			n++
-			want, err := c.layoutValue(v, k.id, name)
+			if k.id == "V7" && name != "PG_head_mask" && !strings.HasPrefix(name, "PG_") && !strings.HasPrefix(name, "NR_") {
+				unknown = append(unknown, name) // layout constants and runtime values
+				continue
+			}
+			want, err := c.layoutValue(v, rt, l.Key)
 			if err != nil {
 				var le *vmlinux.LookupError
 				if errors.As(err, &le) && errors.Is(err, vmlinux.ErrNotFound) && (k.id == "V4" || k.id == "V5") {
@@ -296,112 +290,71 @@ func (c *checker) checkLayout(v *vmlinux.File) {
 
 var errNotDWARF = errors.New("not a DWARF entity")
 
-// symbolValue is the link-time value the kernel's VMCOREINFO_SYMBOL(name)
-// takes. Two x86_64 names are macros, not symbols: swapper_pg_dir is
-// init_top_pgt, and node_online_map is node_states[N_ONLINE].
-func symbolValue(v *vmlinux.File, name string) (uint64, error) {
-	a, err := v.Symbol(name)
-	if err == nil || !errors.Is(err, vmlinux.ErrNotFound) {
-		return a, err
+// vmRuntime is what the dump says about the running kernel, for
+// generate.Value: the KASLR offset, the addressing keys, and memory to
+// read the variables the kernel printed (mem_section, vmemmap_base).
+func (c *checker) vmRuntime(ko uint64) *generate.Runtime {
+	rt := &generate.Runtime{KernelOffset: ko, PhysBase: c.physBase, PgtableL5: c.params.L5, SMEMask: c.params.SMEMask}
+	if c.mkd != nil {
+		rt.Mem = c.mkd
 	}
-	switch name {
-	case "swapper_pg_dir":
-		return v.Symbol("init_top_pgt")
-	case "node_online_map":
-		base, err1 := v.Symbol("node_states")
-		idx, err2 := v.Enum("N_ONLINE")
-		size, err3 := v.StructSize("nodemask_t")
-		if err := errors.Join(err1, err2, err3); err != nil {
-			return 0, err
-		}
-		return base + uint64(idx*size), nil
-	}
-	return a, err
+	return rt
 }
 
-// lengthValue is what VMCOREINFO_LENGTH(name, …) printed where name is not
-// a DWARF array: the printk dictionary fields are sizeof members of
-// dev_printk_info; mem_section's length is NR_SECTION_ROOTS, computed the
-// way include/linux/mmzone.h does from the dump's own MAX_PHYSMEM_BITS,
-// SECTION_SIZE_BITS and PAGESIZE (SPARSEMEM_EXTREME: mem_section is a
-// pointer to roots of PAGE_SIZE / sizeof(struct mem_section) entries).
-func (c *checker) lengthValue(v *vmlinux.File, name string) (int64, error) {
-	switch name {
-	case "printk_info_subsystem", "printk_info_device":
-		m, err := v.Member("dev_printk_info", strings.TrimPrefix(name, "printk_info_"))
-		if err != nil {
-			return 0, errNotDWARF
-		}
-		return m.Size, nil
-	case "mem_section":
-		if n, err := v.VarArrayLen(name); err == nil {
-			return n, nil // SPARSEMEM without EXTREME: an array of NR_SECTION_ROOTS
-		}
-		phys, ok1 := c.info.Number("MAX_PHYSMEM_BITS")
-		sect, ok2 := c.info.Number("SECTION_SIZE_BITS")
-		page, ok3 := c.info.PageSize()
-		size, err := v.StructSize("mem_section")
-		if !ok1 || !ok2 || !ok3 || err != nil || size <= 0 || phys < sect || phys-sect > 40 || int64(page) < size {
-			return 0, errNotDWARF
-		}
-		perRoot := int64(page) / size
-		return ((int64(1) << (phys - sect)) + perRoot - 1) / perRoot, nil // DIV_ROUND_UP, as mmzone.h
+// expected is the value the kernel of v printed for key, as
+// vmcoreinfo/generate computes it (macros such as swapper_pg_dir,
+// node_online_map, NR_SECTION_ROOTS, PG_head_mask, the printk dictionary
+// sizes, and the runtime vmemmap and mem_section values read from memory).
+// A key generate's table does not have is computed the plain way: a
+// symbol plus the KASLR offset, offsetof, sizeof, an array's length, an
+// enumerator.
+func (c *checker) expected(v *vmlinux.File, rt *generate.Runtime, key string) (string, error) {
+	want, _, err := generate.Value(v, rt, key)
+	if !errors.Is(err, generate.ErrNoKey) {
+		return want, err
 	}
-	return 0, errNotDWARF
+	kind, name, _ := strings.Cut(strings.TrimSuffix(key, ")"), "(")
+	typ, member, dotted := strings.Cut(name, ".")
+	var n int64
+	switch {
+	case kind == "SYMBOL":
+		a, err := v.Symbol(name)
+		return strconv.FormatUint(a+rt.KernelOffset, 16), err
+	case kind == "OFFSET" && dotted:
+		n, err = v.MemberOffset(typ, member)
+	case kind == "SIZE":
+		n, err = v.StructSize(name)
+	case kind == "LENGTH" && dotted:
+		var m vmlinux.Member
+		if m, err = v.Member(typ, member); err == nil && m.ArrayLen < 0 {
+			err = errNotDWARF
+		}
+		n = m.ArrayLen
+	case kind == "LENGTH":
+		if n, err = v.VarArrayLen(name); err != nil {
+			err = errNotDWARF
+		}
+	case kind == "NUMBER":
+		if n, err = v.Enum(name); err != nil {
+			err = errNotDWARF
+		}
+	default:
+		err = errNotDWARF
+	}
+	return strconv.FormatInt(n, 10), err
 }
 
-// layoutValue computes what the kernel's macro would have printed for a
-// key, from DWARF: VMCOREINFO_OFFSET is offsetof, VMCOREINFO_SIZE and
-// _STRUCT_SIZE sizeof, VMCOREINFO_LENGTH an array's element count (of a
-// member "type.member", or of a global array), VMCOREINFO_NUMBER an
-// enumerator (and PG_head_mask, 1 << PG_head).
-func (c *checker) layoutValue(v *vmlinux.File, id, name string) (int64, error) {
-	switch id {
-	case "V4":
-		typ, member, ok := strings.Cut(name, ".")
-		if !ok {
-			return 0, errNotDWARF
-		}
-		return v.MemberOffset(typ, member)
-	case "V5":
-		return v.StructSize(name)
-	case "V6":
-		if typ, member, ok := strings.Cut(name, "."); ok {
-			m, err := v.Member(typ, member)
-			if err != nil {
-				return 0, err
-			}
-			if m.ArrayLen < 0 {
-				return 0, errNotDWARF
-			}
-			return m.ArrayLen, nil
-		}
-		if n, err := c.lengthValue(v, name); err == nil {
-			return n, nil
-		}
-		n, err := v.VarArrayLen(name)
-		if err != nil {
-			return 0, errNotDWARF
-		}
-		return n, nil
-	case "V7":
-		if name == "PG_head_mask" {
-			b, err := v.Enum("PG_head")
-			if err != nil {
-				return 0, errNotDWARF
-			}
-			return 1 << b, nil
-		}
-		if !strings.HasPrefix(name, "PG_") && !strings.HasPrefix(name, "NR_") {
-			return 0, errNotDWARF // layout constants and runtime values
-		}
-		n, err := v.Enum(name)
-		if err != nil {
-			return 0, errNotDWARF
-		}
-		return n, nil
+// layoutValue is expected for the decimal families (V4–V7).
+func (c *checker) layoutValue(v *vmlinux.File, rt *generate.Runtime, key string) (int64, error) {
+	want, err := c.expected(v, rt, key)
+	if err != nil {
+		return 0, err
 	}
-	return 0, errNotDWARF
+	n, err := strconv.ParseInt(want, 10, 64)
+	if err != nil {
+		return 0, errNotDWARF
+	}
+	return n, nil
 }
 
 func firstN(s []string, n int) []string {

@@ -230,6 +230,26 @@ func Generate(v Vmlinux, rt *Runtime) (*Result, error) {
 // checked against, and whose real VMCOREINFO the e2e test reproduces.
 var verifiedSeries = map[[2]int]bool{{6, 1}: true, {6, 12}: true}
 
+// ErrNoKey is Value's answer for a key the kernel's table does not have.
+var ErrNoKey = errors.New("not a key of the kernel's VMCOREINFO table")
+
+// Value computes one key as the kernel v was built from prints it, without
+// generating the rest: ldx verify compares a dump's own lines with it. The
+// key's emission condition is not evaluated (whoever asks has the line).
+func Value(v Vmlinux, rt *Runtime, key string) (string, Origin, error) {
+	rel, err := v.Release()
+	if err != nil {
+		return "", "", err
+	}
+	g := &gen{v: v, rt: rt, res: &Result{Release: rel}}
+	for _, e := range table() {
+		if e.key == key {
+			return e.value(g)
+		}
+	}
+	return "", "", ErrNoKey
+}
+
 // gen carries one generation.
 type gen struct {
 	v   Vmlinux
