@@ -3,11 +3,11 @@ package extract
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 
-	"ldx/elfcore/kmem"
 	"ldx/elfcore/vmlinux"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
@@ -31,10 +31,6 @@ type rebuilt struct {
 // reached the dump (the part of the notes page a livedump kept): it must
 // agree with the vmlinux, and its CRASHTIME is kept.
 func rebuildVMCOREINFO(ctx context.Context, phys io.ReaderAt, ram []manifest.Range, v *vmlinux.File, survived []byte) (*rebuilt, error) {
-	sym, err := generate.ImageSymbols(v)
-	if err != nil {
-		return nil, err
-	}
 	var old *vmcoreinfo.Info
 	if len(survived) > 0 {
 		// Only complete lines count: the last one may be cut.
@@ -51,15 +47,15 @@ func rebuildVMCOREINFO(ctx context.Context, phys io.ReaderAt, ram []manifest.Ran
 	for i, r := range ram {
 		ranges[i] = [2]uint64{r.Start, r.End}
 	}
-	loc, err := kmem.Locate(ctx, phys, ranges, sym)
+	rt, _, err := generate.RuntimeFromDump(ctx, v, phys, ranges, nil)
+	if errors.Is(err, context.Canceled) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("finding the kernel image of %s in the dumped memory: %w (is it this kernel's vmlinux?)", v.Path(), err)
 	}
-	mem, err := kmem.New(phys, loc.Params(sym))
-	if err != nil {
-		return nil, err
-	}
-	res, err := generate.Generate(v, &generate.Runtime{KernelOffset: loc.KernelOffset, PhysBase: loc.PhysBase, PgtableL5: loc.L5, SMEMask: loc.SMEMask, Mem: mem})
+	loc := rt.Location
+	res, err := generate.Generate(v, rt)
 	if err != nil {
 		return nil, err
 	}

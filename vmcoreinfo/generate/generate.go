@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 
+	"ldx/elfcore/kmem"
 	"ldx/elfcore/vmlinux"
 )
 
@@ -59,6 +60,9 @@ type Runtime struct {
 	// only memory can give (the mem_section pointer, the randomised
 	// vmalloc and vmemmap bases) unknown.
 	Mem io.ReaderAt
+	// Location is where kmem.Locate found the image, when the values
+	// above came from it (RuntimeFromDump without usable VMCOREINFO).
+	Location *kmem.Location
 }
 
 // Origin says where a value came from.

@@ -102,5 +102,5 @@ func RuntimeFromDump(ctx context.Context, v Vmlinux, phys io.ReaderAt, ram [][2]
 	if err != nil {
 		return nil, "", err
 	}
-	return &Runtime{KernelOffset: loc.KernelOffset, PhysBase: loc.PhysBase, PgtableL5: loc.L5, SMEMask: loc.SMEMask, Mem: m}, Located, nil
+	return &Runtime{KernelOffset: loc.KernelOffset, PhysBase: loc.PhysBase, PgtableL5: loc.L5, SMEMask: loc.SMEMask, Mem: m, Location: loc}, Located, nil
 }
