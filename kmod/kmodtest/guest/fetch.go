@@ -31,8 +31,9 @@ type KernelSpec struct {
 	// Package, if set, names the concrete image package (for example
 	// "linux-image-6.1.0-56-cloud-amd64") and bypasses the meta package.
 	Package string `json:"package,omitempty"`
-	// Version, if set, pins the image package's version (apt's pkg=version);
-	// otherwise apt's candidate is used.
+	// Version, if set, pins the image package's version (apt's pkg=version).
+	// Without Package and Version, the series' entry in Pins says both; a
+	// series without one gets apt's candidate of the meta package.
 	Version string `json:"version,omitempty"`
 }
 
@@ -80,6 +81,11 @@ type Kernel struct {
 	DownloadBytes int64         `json:"download_bytes"`
 	DownloadTime  time.Duration `json:"download_time"`
 	ExtractTime   time.Duration `json:"extract_time"`
+
+	// Choice says how this run came to use the kernel: "pinned", or why
+	// not (for example the pin is no longer served). Not stored: it is a
+	// property of the run, not of the kernel.
+	Choice string `json:"-"`
 }
 
 // Relative layout inside a kernel's cache directory. Stored relative so the
@@ -134,6 +140,8 @@ type pkgInfo struct {
 	version   string
 	imageSize int64
 	dbgSize   int64
+	choice    string // see Kernel.Choice
+	warning   string // loud line when a pin had to be given up
 }
 
 func (p pkgInfo) release() string {
@@ -149,14 +157,18 @@ func (p pkgInfo) cacheKey() string {
 func escapeVersion(v string) string { return strings.ReplaceAll(v, ":", "%3a") }
 
 // Fetch makes sure the kernel described by k is unpacked under cacheDir and
-// returns it. The image and -dbg packages are fetched with apt-get download
-// and unpacked with dpkg: nothing is installed on the host. The cache is keyed
-// by the concrete package and version, so a repeated call only asks the local
-// apt-cache which version is current and returns at once; if apt-cache cannot
-// answer (no lists), a matching kernel already in the cache is used without
-// touching the network. Unpacking happens in a temporary directory renamed
-// into place when complete, so an interrupted fetch is never mistaken for a
-// finished one.
+// returns it. A spec that names only a series and flavour means that
+// series' entry in Pins, fetched at exactly the pinned version; if the
+// archive no longer serves it, Fetch warns loudly and takes the newest
+// kernel of the series instead. Either way it announces the package and
+// version it uses (log function and stderr). The image and -dbg packages are
+// fetched with apt-get download and unpacked with dpkg: nothing is installed
+// on the host. The cache is keyed by the concrete package and version, so a
+// repeated call only asks the local apt-cache what is served and returns at
+// once; if apt-cache cannot answer (no lists), a matching kernel already in
+// the cache (the pinned one first) is used without touching the network.
+// Unpacking happens in a temporary directory renamed into place when
+// complete, so an interrupted fetch is never mistaken for a finished one.
 func Fetch(ctx context.Context, cacheDir string, k KernelSpec) (*Kernel, error) {
 	k = k.withDefaults()
 	if cacheDir == "" {
@@ -166,8 +178,13 @@ func Fetch(ctx context.Context, cacheDir string, k KernelSpec) (*Kernel, error) 
 
 	info, err := resolveCached(ctx, kernelsDir, k)
 	if err != nil {
-		if kern := findCachedKernel(kernelsDir, k); kern != nil {
+		if kern, choice, warning := findCachedFor(kernelsDir, k); kern != nil {
 			logf(ctx, "apt-cache failed (%v); using cached %s %s", err, kern.Package, kern.Version)
+			if warning != "" {
+				announce(ctx, warning)
+			}
+			kern.Choice = choice
+			announce(ctx, kernelLine(k, kern, choice))
 			return kern, nil
 		}
 		// Most likely there are no package lists yet (fresh container).
@@ -175,11 +192,56 @@ func Fetch(ctx context.Context, cacheDir string, k KernelSpec) (*Kernel, error) 
 		if _, uerr := run(ctx, "", "apt-get", "update"); uerr != nil {
 			return nil, fmt.Errorf("resolve %+v: %w (and apt-get update failed: %v)", k, err, uerr)
 		}
-		if info, err = resolve(ctx, k); err != nil {
+		if info, err = resolvePinned(ctx, k, Pins); err != nil {
 			return nil, err
 		}
 	}
+	if info.warning != "" {
+		announce(ctx, info.warning)
+	}
+	kern, err := fetchResolved(ctx, cacheDir, kernelsDir, k, info)
+	if err != nil && info.choice == choicePinned && ctx.Err() == nil {
+		// The download refreshed the lists (apt-get update) before giving
+		// up: if they no longer serve the pin, fall back to the series.
+		if again, rerr := resolvePinned(ctx, k, Pins); rerr == nil && (again.image != info.image || again.version != info.version) {
+			if again.warning != "" {
+				announce(ctx, again.warning)
+			}
+			info = again
+			kern, err = fetchResolved(ctx, cacheDir, kernelsDir, k, info)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	kern.Choice = info.choice
+	announce(ctx, kernelLine(k, kern, info.choice))
+	return kern, nil
+}
 
+// findCachedFor finds a cached kernel for k when apt-cache cannot answer:
+// the pinned one if it is there, else the newest cached of the series (with
+// a warning when that is not the pin).
+func findCachedFor(kernelsDir string, k KernelSpec) (kern *Kernel, choice, warning string) {
+	p, pinned := pinFor(Pins, k)
+	if pinned {
+		if kern := findCachedKernel(kernelsDir, KernelSpec{Package: p.Package, Version: p.Version}); kern != nil {
+			return kern, choicePinned + ", from the cache: apt-cache unavailable", ""
+		}
+	}
+	kern = findCachedKernel(kernelsDir, k)
+	if kern == nil {
+		return nil, "", ""
+	}
+	if !pinned {
+		return kern, unpinnedChoice(k) + ", from the cache: apt-cache unavailable", ""
+	}
+	return kern, fallbackChoice(p) + ", from the cache: apt-cache unavailable",
+		pinFallbackWarning(p, "not in the cache and apt-cache unavailable", kern.Package, kern.Version)
+}
+
+// fetchResolved makes sure the kernel info names is unpacked in the cache.
+func fetchResolved(ctx context.Context, cacheDir, kernelsDir string, k KernelSpec, info pkgInfo) (*Kernel, error) {
 	dir := filepath.Join(kernelsDir, info.cacheKey())
 	if kern, err := loadKernel(dir); err == nil {
 		return kern, nil
@@ -258,22 +320,78 @@ func resolveCached(ctx context.Context, kernelsDir string, k KernelSpec) (pkgInf
 		Stamp                     string
 		Meta, Image, Dbg, Version string
 		ImageSize, DbgSize        int64
+		Choice, Warning           string
 	}
 	stamp := aptListsStamp()
-	key, _ := json.Marshal(k)
+	// The pin is part of the question: editing Pins must not reuse an
+	// answer given for the old pin.
+	pin, _ := pinFor(Pins, k)
+	key, _ := json.Marshal(struct {
+		Spec KernelSpec
+		Pin  Pin
+	}{k, pin})
 	path := filepath.Join(kernelsDir, fmt.Sprintf("resolve-%x.json", sha256.Sum256(key)))
 	var m memo
-	if b, err := os.ReadFile(path); err == nil && stamp != "" && json.Unmarshal(b, &m) == nil && m.Stamp == stamp && m.Image != "" {
-		return pkgInfo{meta: m.Meta, image: m.Image, dbg: m.Dbg, version: m.Version, imageSize: m.ImageSize, dbgSize: m.DbgSize}, nil
+	if b, err := os.ReadFile(path); err == nil && stamp != "" && json.Unmarshal(b, &m) == nil && m.Stamp == stamp && m.Image != "" && m.Choice != "" {
+		return pkgInfo{meta: m.Meta, image: m.Image, dbg: m.Dbg, version: m.Version, imageSize: m.ImageSize, dbgSize: m.DbgSize,
+			choice: m.Choice, warning: m.Warning}, nil
 	}
-	info, err := resolve(ctx, k)
+	info, err := resolvePinned(ctx, k, Pins)
 	if err != nil {
 		return info, err
 	}
 	if stamp != "" && os.MkdirAll(kernelsDir, 0o755) == nil {
-		writeJSON(path, memo{stamp, info.meta, info.image, info.dbg, info.version, info.imageSize, info.dbgSize})
+		writeJSON(path, memo{stamp, info.meta, info.image, info.dbg, info.version, info.imageSize, info.dbgSize, info.choice, info.warning})
 	}
 	return info, nil
+}
+
+// resolvePinned resolves k through the pin table: the pinned package and
+// version if apt's lists serve both it and its -dbg package, else (with a
+// warning) the newest of the series as resolve finds it. Specs without a pin
+// resolve as before.
+func resolvePinned(ctx context.Context, k KernelSpec, pins []Pin) (pkgInfo, error) {
+	k = k.withDefaults()
+	p, ok := pinFor(pins, k)
+	if !ok {
+		info, err := resolve(ctx, k)
+		info.choice = unpinnedChoice(k)
+		return info, err
+	}
+	served, err := aptServed(ctx, p.Package, p.Dbg)
+	if err != nil {
+		return pkgInfo{}, err
+	}
+	ok, why := pinServed(p, served)
+	if ok {
+		info, err := resolve(ctx, KernelSpec{Package: p.Package, Version: p.Version})
+		if err != nil {
+			return info, err
+		}
+		info.meta = k.MetaPackage() // so that an offline run finds it as one of the series
+		info.choice = choicePinned
+		return info, nil
+	}
+	// An error here most likely means there are no lists at all (then the
+	// pin is not really gone): the caller runs apt-get update and asks again.
+	info, err := resolve(ctx, k)
+	if err != nil {
+		return info, err
+	}
+	info.choice = fallbackChoice(p)
+	info.warning = pinFallbackWarning(p, why, info.image, info.version)
+	return info, nil
+}
+
+func unpinnedChoice(k KernelSpec) string {
+	if k.Package != "" || k.Version != "" {
+		return choiceRequested
+	}
+	return choiceUnpinned
+}
+
+func fallbackChoice(p Pin) string {
+	return "NOT the pinned " + p.Package + "=" + p.Version + ": newest of series " + p.Series
 }
 
 // aptListsStamp summarises the package lists (names, sizes, mtimes); it
