@@ -24,7 +24,7 @@ func TestE2EPrepare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("dump %s (reused %v), kernel %s %s", a.Dump, a.Reused, a.Kernel.Package, a.Kernel.Version)
+	t.Logf("dump %s (reused %v), kernel %s %s (%s)", a.Dump, a.Reused, a.Kernel.Package, a.Kernel.Version, a.Kernel.Choice)
 
 	head := make([]byte, 4)
 	f, err := os.Open(a.Dump)
