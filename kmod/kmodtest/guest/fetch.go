@@ -237,7 +237,8 @@ func findCachedFor(kernelsDir string, k KernelSpec) (kern *Kernel, choice, warni
 		return kern, unpinnedChoice(k) + ", from the cache: apt-cache unavailable", ""
 	}
 	return kern, fallbackChoice(p) + ", from the cache: apt-cache unavailable",
-		pinFallbackWarning(p, "not in the cache and apt-cache unavailable", kern.Package, kern.Version)
+		fmt.Sprintf("WARNING pinned %s=%s is not in the cache and apt-cache is unavailable; using the newest cached kernel of series %s: %s %s",
+			p.Package, p.Version, p.Series, kern.Package, kern.Version)
 }
 
 // fetchResolved makes sure the kernel info names is unpacked in the cache.
