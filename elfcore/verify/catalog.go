@@ -69,9 +69,12 @@ var catalog = []entry{
 	{"E3", "init_uts_ns release equals OSRELEASE", Fatal, tools3},
 	{"E4", "direct-map p_vaddr agrees with the page tables", Degraded, []Consumer{Drgn, Libkdumpfile, VmcoreDmesg}},
 	{"E5", "mem_section validates", Fatal, []Consumer{Makedumpfile}},
+	{"E6", "what crash reads at start-up is in the dump (per-CPU TSS, node data)", Fatal, []Consumer{Crash}},
 
 	{"F1", "printk ring (lockless) readable", Fatal, []Consumer{Makedumpfile, VmcoreDmesg}},
 	{"F2", "printk buffers reachable through p_vaddr", Fatal, []Consumer{VmcoreDmesg}},
+
+	{"G1", "each consumer version knows this kernel", Info, tools3},
 
 	{"V1", "BUILD-ID equals the vmlinux's build-id (--vmlinux)", Fatal, []Consumer{Crash, Drgn}},
 	{"V2", "OSRELEASE and linux_banner equal the vmlinux's (--vmlinux)", Fatal, []Consumer{Crash, Drgn}},

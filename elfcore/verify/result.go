@@ -88,6 +88,10 @@ type Effect struct {
 	// Versions restricts the effect to some versions of the consumer,
 	// e.g. "<0.0.27" for drgn; empty means every version.
 	Versions string `json:"versions,omitempty"`
+	// IfVersionKnown restricts the effect to runs whose consumer version
+	// is known (RunTools): it is about the consumer, not the dump, so it
+	// neither worsens the dump's static verdict nor its exit code.
+	IfVersionKnown bool `json:"if_version_known,omitempty"`
 }
 
 // Effect scopes (Effect.Scope).
@@ -214,7 +218,7 @@ func (r *Report) finish(versions map[Consumer]string) {
 		order = append(order, c.ID)
 		for _, e := range c.Effects {
 			p := preds[e.Consumer]
-			if p == nil || !versionMatches(versions[e.Consumer], e.Versions) {
+			if p == nil || !versionMatches(versions[e.Consumer], e.Versions) || (e.IfVersionKnown && versions[e.Consumer] == "") {
 				continue
 			}
 			if e.Scope != ScopeNoVmlinux {

@@ -67,7 +67,7 @@ func (c *checker) walker(pb uint64) (*kmem.Mem, error) {
 }
 
 func (c *checker) checkTranslation() {
-	ids := []string{"E1", "E2", "E3", "E4", "E5"}
+	ids := []string{"E1", "E2", "E3", "E4", "E5", "E6"}
 	if c.info == nil {
 		for _, id := range ids {
 			c.skip(id, "no VMCOREINFO note (C3)")
@@ -93,6 +93,7 @@ func (c *checker) checkTranslation() {
 	c.checkRelease()
 	c.checkDirectMapWalk()
 	c.checkMemSection()
+	c.checkCrashStartup()
 }
 
 // confirm walks the page tables rooted through phys_base pb and reports

@@ -176,6 +176,7 @@ func (c *checker) run() error {
 	c.checkVMCOREINFO()
 	c.checkTranslation()
 	c.checkPrintk()
+	c.checkKernelSupport()
 	c.checkVmlinux()
 	c.checkLivedump()
 	c.checkDeep()
@@ -218,7 +219,9 @@ func (c *checker) emit(r Result) {
 	if r.Status == Fail {
 		sev := r.Severity
 		for _, ef := range r.Effects {
-			sev = max(sev, ef.Severity)
+			if !ef.IfVersionKnown {
+				sev = max(sev, ef.Severity)
+			}
 		}
 		if sev == None {
 			sev = e.Severity

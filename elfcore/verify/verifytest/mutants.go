@@ -518,8 +518,17 @@ func Mutants() []Mutant {
 			last := len(g.f.Progs) - 1
 			return g.setPhdr(last, func(p *elfcore.ProgHeader) { p.Filesz -= min(p.Filesz, pageSize) }), nil
 		}},
+		// Where the cut falls decides which kernel structures survive (the
+		// per-CPU areas, node data, mem_section, the printk ring), and
+		// each boot puts them elsewhere: three cuts, each page-aligned.
+		{"truncated after a quarter of the data", []string{"B11"}, func(g *Core) (*Mutation, error) {
+			return &Mutation{Size: g.dataStart + (g.dataEnd()-g.dataStart)/4&^(pageSize-1)}, nil
+		}},
 		{"truncated after half the data", []string{"B11"}, func(g *Core) (*Mutation, error) {
 			return &Mutation{Size: g.dataStart + (g.dataEnd()-g.dataStart)/2}, nil
+		}},
+		{"truncated after three quarters of the data", []string{"B11"}, func(g *Core) (*Mutation, error) {
+			return &Mutation{Size: g.dataStart + (g.dataEnd()-g.dataStart)*3/4&^(pageSize-1)}, nil
 		}},
 		{"truncated inside the kernel image", []string{"B11", "E3"}, func(g *Core) (*Mutation, error) {
 			img := g.f.Progs[g.imageIdx()]
