@@ -73,6 +73,9 @@ func (in *Info) Lint() []Problem {
 			first[l.Key] = i
 		}
 		for _, f := range lintValue(ruleFor(l.Key), l.Value) {
+			if f.sev >= Degraded && !f.semantic {
+				f = judgeByParsers(l.Key, l.Value, f)
+			}
 			add(n, l.Key, f.rule, f.sev, "%s", f.msg)
 		}
 	}
@@ -111,6 +114,9 @@ type finding struct {
 	sev  Severity
 	rule string
 	msg  string
+	// semantic: a finding on what a well-formed value says (the row's
+	// extra check), not on how it is written.
+	semantic bool
 }
 
 // lintValue checks a value against its key's row of keyRules (nil for an
@@ -119,14 +125,14 @@ func lintValue(r *keyRule, v string) []finding {
 	if r == nil {
 		switch {
 		case v == "":
-			return []finding{{Cosmetic, "D1", "empty value"}}
+			return []finding{{Cosmetic, "D1", "empty value", false}}
 		case strings.TrimSpace(v) != v:
-			return []finding{{Cosmetic, "D1", "leading or trailing blanks in value"}}
+			return []finding{{Cosmetic, "D1", "leading or trailing blanks in value", false}}
 		}
 		return nil
 	}
 	bad := func(msg string) []finding {
-		return []finding{{r.sev, r.rule, msg + " (" + r.why + ")"}}
+		return []finding{{r.sev, r.rule, msg + " (" + r.why + ")", false}}
 	}
 	var fs []finding
 	switch r.kind {
@@ -144,10 +150,10 @@ func lintValue(r *keyRule, v string) []finding {
 		case !isBuildID(v):
 			return bad("not an even number of hex digits")
 		case strings.ToLower(v) != v:
-			fs = append(fs, finding{Cosmetic, r.rule, "uppercase hex: the kernel writes lowercase"})
+			fs = append(fs, finding{Cosmetic, r.rule, "uppercase hex: the kernel writes lowercase", false})
 		}
 		if len(v) != 40 {
-			fs = append(fs, finding{Cosmetic, r.rule, fmt.Sprintf("%d hex digits: the kernel's build ID is 20 bytes (40 digits)", len(v))})
+			fs = append(fs, finding{Cosmetic, r.rule, fmt.Sprintf("%d hex digits: the kernel's build ID is 20 bytes (40 digits)", len(v)), false})
 		}
 	case HexValue:
 		if strings.TrimSpace(v) != v {
@@ -156,7 +162,7 @@ func lintValue(r *keyRule, v string) []finding {
 		digits := v
 		if hasHexPrefix(v) {
 			digits = v[2:]
-			fs = append(fs, finding{Cosmetic, r.rule, "0x prefix: the kernel writes %lx without it (readers use strtoul base 16, which skips it)"})
+			fs = append(fs, finding{Cosmetic, r.rule, "0x prefix: the kernel writes %lx without it (readers use strtoul base 16, which skips it)", false})
 		}
 		if _, ok := parseHexDigits(digits); !ok {
 			if len(digits) > 16 && allHex(digits) {
@@ -165,23 +171,52 @@ func lintValue(r *keyRule, v string) []finding {
 			return bad("not a hex number (empty or trailing junk)")
 		}
 		if strings.ToLower(digits) != digits {
-			fs = append(fs, finding{Cosmetic, r.rule, "uppercase hex: the kernel writes lowercase"})
+			fs = append(fs, finding{Cosmetic, r.rule, "uppercase hex: the kernel writes lowercase", false})
 		}
 	case UnsignedValue, SignedValue:
 		if f, stop := lintDecimal(r, v); stop {
 			return bad(f)
 		} else if f != "" {
-			fs = append(fs, finding{Degraded, r.rule, f})
+			fs = append(fs, finding{Degraded, r.rule, f, false})
 		} else if r.hexOK && !hasHexPrefix(v) {
-			fs = append(fs, finding{Cosmetic, r.rule, "decimal: the kernel writes this key as 0x%lx"})
+			fs = append(fs, finding{Cosmetic, r.rule, "decimal: the kernel writes this key as 0x%lx", false})
 		}
 	}
 	if r.extra != nil {
 		if sev, want := r.extra(v); sev > 0 {
-			fs = append(fs, finding{sev, r.rule, "want " + want})
+			fs = append(fs, finding{sev, r.rule, "want " + want, true})
 		}
 	}
 	return fs
+}
+
+// judgeByParsers replaces the severity of a finding on a numeric value by
+// what the consumers' own parsers (ParseAll, every version modelled: the
+// worst case) make of it: the worst effect among those that read the key,
+// Cosmetic when all of them read the kernel's value. Findings on
+// keys no modelled consumer reads keep their severity.
+func judgeByParsers(key, v string, f finding) finding {
+	want, have := KernelValue(key, v)
+	var sev Severity
+	var bad []string
+	n := 0
+	for _, r := range ParseAll(key, v) {
+		n++
+		if o, s := r.Assess(want, have); o != ReadsRight {
+			sev = max(sev, s)
+			bad = append(bad, r.Describe())
+		}
+	}
+	if n == 0 {
+		return f
+	}
+	f.sev = max(sev, Cosmetic)
+	if len(bad) == 0 {
+		f.msg += "; every consumer that reads it gets the kernel's value"
+	} else {
+		f.msg += "; " + strings.Join(bad, "; ")
+	}
+	return f
 }
 
 // lintDecimal checks a decimal-family value. It returns a message and
@@ -201,9 +236,15 @@ func lintDecimal(r *keyRule, v string) (msg string, stop bool) {
 		if r.hexOK {
 			return "", false
 		}
-		return "0x-hex where the kernel writes decimal: drgn (base 0) and makedumpfile (hex fallback) read it, crash's decimal parsing does not", false
+		return "0x-hex where the kernel writes decimal", false
 	}
 	s := v
+	if r.kind == SignedValue && s[0] == '-' && hasHexPrefix(s[1:]) {
+		if _, ok := parseHexDigits(s[3:]); !ok {
+			return "not a hex number after -0x", true
+		}
+		return "negative 0x-hex where the kernel writes %ld", false
+	}
 	if s[0] == '-' {
 		if r.kind == UnsignedValue {
 			return "negative value where the kernel writes %lu", true
@@ -212,7 +253,7 @@ func lintDecimal(r *keyRule, v string) (msg string, stop bool) {
 	}
 	if s == "" || strings.Trim(s, "0123456789") != "" {
 		if allHex(s) {
-			return "hex digits without 0x: makedumpfile falls back to hex, drgn rejects it", true
+			return "hex digits without 0x", true
 		}
 		return "not a decimal number (trailing junk?): drgn and makedumpfile reject it", true
 	}

@@ -40,7 +40,11 @@ func TestLint(t *testing.T) {
 		{"SYMBOL(a)=ffffffffffffffff\n", []want{{1, "D2", Degraded, "ULONG_MAX"}}},
 		{"SYMBOL(a)=1ffffffffffffffff\n", []want{{1, "D2", Fatal, "16 hex digits"}}},
 		{"SYMBOL(a)=xyz\n", []want{{1, "D2", Fatal, "not a hex number"}}},
-		{"NUMBER(phys_base)=0x1000\n", []want{{1, "D2", Degraded, "0x-hex where the kernel writes decimal"}}},
+		// crash's dtol reads UNUSED (-1) for phys_base; makedumpfile's hex
+		// fallback and drgn 0.0.27+ read it right.
+		{"NUMBER(phys_base)=0x1000\n", []want{{1, "D2", Fatal, "crash 8.0.2 reads -1"}}},
+		{"NUMBER(phys_base)=-0x1000000\n", []want{{1, "D2", Fatal, "crash 8.0.2 reads 1 "}}},
+		{"NUMBER(KERNELPACMASK)=ffff\n", []want{{1, "D2", Cosmetic, "every consumer that reads it gets the kernel's value"}}}, // drgn reads it base 16
 		{"NUMBER(phys_base)=1f000000\n", []want{{1, "D2", Fatal, "hex digits without 0x"}}},
 		{"NUMBER(phys_base)=010\n", []want{{1, "D2", Fatal, "octal"}}},
 		{"NUMBER(a)=-5\n", nil},
@@ -53,7 +57,7 @@ func TestLint(t *testing.T) {
 		{"OSRELEASE=" + strings.Repeat("6", 65) + "\n", []want{{1, "D3", Fatal, "longer than the 64"}}},
 		{"OSRELEASE=\n", []want{{1, "D3", Fatal, "empty"}}},
 		{"PAGESIZE=4000\n", []want{{1, "D4", Fatal, "power of two"}}},
-		{"PAGESIZE=0x1000\n", []want{{1, "D4", Degraded, "0x-hex"}}},
+		{"PAGESIZE=0x1000\n", []want{{1, "D4", Fatal, "makedumpfile 1.7.2 rejects it"}}}, // no hex fallback for PAGESIZE
 		{"BUILD-ID=xyz\n", []want{{1, "D13", Degraded, "hex digits"}}},
 		{"BUILD-ID=D3D0\n", []want{{1, "D13", Cosmetic, "uppercase"}, {1, "D13", Cosmetic, "40 digits"}}},
 		{"KERNELOFFSET=123\n", []want{{1, "D8", Degraded, "4 KiB"}}},

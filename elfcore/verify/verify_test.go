@@ -184,6 +184,14 @@ func TestMutantPredictions(t *testing.T) {
 		{"missing page-table page (kernel-image PMD)", nil, map[Consumer]Severity{Makedumpfile: Fatal, Drgn: Degraded, Crash: Degraded}, None},
 		{"short NT_PRSTATUS (300 bytes)", nil, map[Consumer]Severity{Libkdumpfile: Fatal, Crash: Degraded, Makedumpfile: None}, None},
 		{"overlapping PT_LOAD with other bytes over init_uts_ns", nil, map[Consumer]Severity{Crash: Degraded, Makedumpfile: Degraded, Drgn: Fatal}, None},
+		// The kernel's phys_base (2 MiB on the synthetic kernel) in 0x
+		// hex: crash's dtol gives UNUSED (-1), makedumpfile's hex
+		// fallback reads it right, drgn 0.0.22 does not read the key
+		// (0.0.27+ read it with base 0, right).
+		{"NUMBER(phys_base) in hex (0x…)", map[Consumer]string{Drgn: "0.0.22"}, map[Consumer]Severity{Crash: Fatal, Makedumpfile: None, Drgn: None}, None},
+		{"NUMBER(phys_base) in hex (0x…)", map[Consumer]string{Drgn: "0.0.30"}, map[Consumer]Severity{Drgn: None}, None},
+		{"OFFSET(uts_namespace.name) with a trailing blank", nil, map[Consumer]Severity{Crash: None, Makedumpfile: Fatal, Drgn: None}, None},
+		{"PAGESIZE line with CRLF", nil, map[Consumer]Severity{Makedumpfile: Fatal, Drgn: Fatal}, None},
 		{"zero padding after the notes", nil, map[Consumer]Severity{Crash: Cosmetic, Makedumpfile: None, Drgn: None}, None},
 	} {
 		t.Run(tc.mutant+" "+tc.versions[Drgn], func(t *testing.T) {

@@ -114,47 +114,95 @@ var dmesgCritical = map[string]bool{
 	// built-in offset without it.
 }
 
-// Keys each consumer parses with a strict number parser (a value with
-// trailing junk is an error there); crash parses its few keys leniently.
-var drgnKeys = map[string]bool{
-	vmcoreinfo.KeyOSRelease: true, vmcoreinfo.KeyPageSize: true, vmcoreinfo.KeyKernelOffset: true,
-	vmcoreinfo.KeySwapperPgDir: true, "LENGTH(mem_section)": true, "NUMBER(SECTION_SIZE_BITS)": true,
-	"NUMBER(MAX_PHYSMEM_BITS)": true, vmcoreinfo.KeyPgtableL5: true, vmcoreinfo.KeyBuildID: true,
-	vmcoreinfo.KeyPhysBase: true, vmcoreinfo.KeyCrashTime: true,
-}
-
-var crashKeys = map[string]bool{
-	vmcoreinfo.KeyOSRelease: true, vmcoreinfo.KeyKernelOffset: true, vmcoreinfo.KeyStext: true,
-	vmcoreinfo.KeyPhysBase: true, vmcoreinfo.KeyKernelImageSize: true, vmcoreinfo.KeySmeMask: true,
-	vmcoreinfo.KeyPgtableL5: true, "NUMBER(MAX_PHYSMEM_BITS)": true, vmcoreinfo.KeyVmallocStart: true,
-}
-
-// makedumpfileParses reports whether makedumpfile reads key: OSRELEASE,
-// PAGESIZE, KERNELOFFSET and the families it looks its symbols and
-// structure layouts up in.
-func makedumpfileParses(key string) bool {
-	switch key {
-	case vmcoreinfo.KeyOSRelease, vmcoreinfo.KeyPageSize, vmcoreinfo.KeyKernelOffset:
-		return true
-	}
-	for _, f := range []string{"SYMBOL(", "SIZE(", "OFFSET(", "LENGTH(", "NUMBER("} {
-		if strings.HasPrefix(key, f) {
-			return true
-		}
-	}
-	return false
-}
-
-// parsers returns the consumers that parse key strictly.
+// parsers returns the consumers that read key and reject a malformed
+// value of it (makedumpfile's and drgn's strict number readers), from the
+// table of vmcoreinfo.Readers; OSRELEASE, which both read as text, too.
 func parsers(key string) []Consumer {
 	var out []Consumer
-	if makedumpfileParses(key) {
-		out = append(out, Makedumpfile)
+	seen := map[Consumer]bool{}
+	add := func(k Consumer) {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
 	}
-	if drgnKeys[key] {
-		out = append(out, Drgn)
+	if key == vmcoreinfo.KeyOSRelease {
+		return []Consumer{Makedumpfile, Drgn}
+	}
+	for _, r := range vmcoreinfo.Readers(key) {
+		switch {
+		case r.PresenceOnly || r.Versions != "":
+		case r.Consumer == vmcoreinfo.Makedumpfile:
+			add(Makedumpfile)
+		case r.Consumer == vmcoreinfo.Drgn:
+			add(Drgn)
+		}
 	}
 	return out
+}
+
+// consumerOf maps vmcoreinfo's consumer bits to verify's names.
+func consumerOf(c vmcoreinfo.Consumer) Consumer {
+	switch c {
+	case vmcoreinfo.Crash:
+		return Crash
+	case vmcoreinfo.Makedumpfile:
+		return Makedumpfile
+	case vmcoreinfo.Drgn:
+		return Drgn
+	case vmcoreinfo.Libkdumpfile:
+		return Libkdumpfile
+	}
+	return VmcoreDmesg
+}
+
+// valueEffects applies each consumer's own parser (vmcoreinfo.ParseAll)
+// to the value of key and compares what it gets with what the kernel
+// meant (vmcoreinfo.KernelValue). It returns an effect for each consumer
+// that rejects, misreads or drops the value, and a description of what
+// every consumer makes of it. modelled is false when no consumer's reader
+// for key is known (text keys, keys only other consumers read).
+func valueEffects(key, value string) (effects []Effect, desc []string, modelled bool) {
+	rs := vmcoreinfo.ParseAll(key, value)
+	if len(rs) == 0 {
+		return nil, nil, false
+	}
+	want, have := vmcoreinfo.KernelValue(key, value)
+	for _, r := range rs {
+		desc = append(desc, r.Describe())
+		o, sev := r.Assess(want, have)
+		if o == vmcoreinfo.ReadsRight {
+			continue
+		}
+		what := fmt.Sprintf("%s=%q: %s", key, value, r.Describe())
+		switch {
+		case o == vmcoreinfo.Rejects && r.Consumer == vmcoreinfo.Makedumpfile:
+			what += "; read_vmcoreinfo fails, and with it the whole run"
+		case o == vmcoreinfo.Rejects && r.Consumer == vmcoreinfo.Drgn:
+			what += "; the core does not open"
+		case o == vmcoreinfo.Misreads && have:
+			what += fmt.Sprintf(", not the kernel's %s", kernelValueText(r, want))
+		}
+		e := eff(consumerOf(r.Consumer), sevOf(sev), what)
+		if r.Versions != "" {
+			e = e.ver(r.Versions)
+		}
+		if r.NoVmlinux {
+			e = e.onlyNovm()
+		}
+		effects = append(effects, e)
+	}
+	desc = append(desc, vmcoreinfo.NotReadBy(rs)...)
+	return effects, desc, true
+}
+
+// kernelValueText formats the kernel's value the way r's value is shown.
+func kernelValueText(r vmcoreinfo.Reading, want uint64) string {
+	r.Got = want
+	if vmcoreinfo.KindOf(r.Key) == vmcoreinfo.SignedValue {
+		r.Signed = true
+	}
+	return r.FormatGot()
 }
 
 func (c *checker) checkVMCOREINFO() {
@@ -212,8 +260,19 @@ func (c *checker) checkLines(descOff int64) {
 			add(Makedumpfile, Degraded, "reads nothing after the text stops being text")
 			add(Drgn, Degraded, "reads nothing after the text stops being text")
 		case "cr":
+			// Every consumer's value runs to the '\n': the CR is part of it.
+			if v, ok := c.info.Get(p.key); ok {
+				if effs, _, ok := valueEffects(p.key, v+"\r"); ok {
+					for _, e := range effs {
+						if e.Versions == "" && e.Scope == "" {
+							add(e.Consumer, e.Severity, e.What)
+						}
+					}
+					break
+				}
+			}
 			for _, k := range parsers(p.key) {
-				add(k, Fatal, fmt.Sprintf("rejects %s's value with the CR after it (drgn \"number in VMCOREINFO is invalid\", makedumpfile \"Invalid data\")", p.key))
+				add(k, Fatal, fmt.Sprintf("rejects %s's value with the CR after it", p.key))
 			}
 		case "nul":
 			for _, k := range parsers(p.key) {
@@ -223,7 +282,7 @@ func (c *checker) checkLines(descOff int64) {
 			}
 			add(Makedumpfile, Cosmetic, "does not see the line behind the NUL bytes")
 		case "no-newline":
-			if drgnKeys[p.key] {
+			if slices.Contains(parsers(p.key), Drgn) {
 				add(Drgn, Fatal, fmt.Sprintf("ignores the last line, %s, because it has no newline", p.key))
 			} else {
 				add(Drgn, Cosmetic, "ignores the last line because it has no newline")
@@ -243,7 +302,10 @@ func (c *checker) checkLines(descOff int64) {
 	c.failSev("D1", Cosmetic, strings.Join(msgs, "; "), fix, at(fmt.Sprintf("VMCOREINFO line %d", p.line), descOff+int64(p.off)), effects...)
 }
 
-// checkValueFormats is D2.
+// checkValueFormats is D2: each malformed value is run through the
+// parsers of the consumers that read its key; a consumer that rejects or
+// misreads it is affected, one that reads the kernel's value is not (the
+// check still fails, cosmetic: the text is not in the kernel's format).
 func (c *checker) checkValueFormats(ps []vmcoreinfo.Problem, descOff int64) {
 	if len(ps) == 0 {
 		c.pass("D2", "every value in the kernel's format")
@@ -251,27 +313,69 @@ func (c *checker) checkValueFormats(ps []vmcoreinfo.Problem, descOff int64) {
 	}
 	var msgs []string
 	var effects []Effect
-	seen := map[Consumer]bool{}
-	worst := vmcoreinfo.Severity(0)
+	sev := Cosmetic
+	byLine := map[int][]vmcoreinfo.Problem{}
+	var lines []int
 	for _, p := range ps {
-		msgs = append(msgs, p.String())
-		worst = max(worst, p.Severity)
-		for _, k := range parsers(p.Key) {
-			if !seen[k] && p.Severity > vmcoreinfo.Cosmetic {
-				seen[k] = true
-				effects = append(effects, eff(k, sevOf(p.Severity), fmt.Sprintf("misreads or rejects %s: %s", p.Key, p.Msg)))
+		if _, ok := byLine[p.Line]; !ok {
+			lines = append(lines, p.Line)
+		}
+		byLine[p.Line] = append(byLine[p.Line], p)
+	}
+	for _, n := range lines {
+		lps := byLine[n]
+		var parts []string
+		for _, p := range lps {
+			parts = append(parts, p.String())
+		}
+		effs, desc, ok := c.lineEffects(lps)
+		effects = append(effects, effs...)
+		for _, e := range effs {
+			sev = max(sev, e.Severity)
+		}
+		if !ok {
+			for _, p := range lps {
+				sev = max(sev, sevOf(p.Severity))
 			}
 		}
-		if crashKeys[p.Key] && !seen[Crash] && p.Severity > vmcoreinfo.Cosmetic {
-			seen[Crash] = true
-			effects = append(effects, crashValueEffect(p))
+		if len(desc) > 0 {
+			parts = append(parts, strings.Join(desc, "; "))
 		}
+		msgs = append(msgs, strings.Join(parts, " — "))
 	}
 	if len(msgs) > 4 {
 		msgs = append(msgs[:4], fmt.Sprintf("… (%d problems)", len(ps)))
 	}
-	c.failSev("D2", sevOf(worst), strings.Join(msgs, "; "), "write the values as the kernel does (`ldx extract` keeps the kernel's text)",
+	c.failSev("D2", sev, strings.Join(msgs, "; "), "write the values as the kernel does (`ldx extract` keeps the kernel's text)",
 		at(fmt.Sprintf("VMCOREINFO line %d", ps[0].Line), descOff+int64(c.lineOffset(ps[0].Line))), effects...)
+}
+
+// lineEffects is what the consumers make of the value of the line the
+// problems ps (all of one line) are about: valueEffects for the keys whose
+// readers are modelled; for the others (OSRELEASE and other text keys),
+// the strict readers that look the key up, at the problem's severity.
+func (c *checker) lineEffects(ps []vmcoreinfo.Problem) (effects []Effect, desc []string, modelled bool) {
+	p := ps[0]
+	if p.Line > 0 && p.Key != "" && p.Line <= c.info.Len() {
+		if l := c.info.Line(p.Line - 1); l.Key == p.Key {
+			if effects, desc, ok := valueEffects(l.Key, l.Value); ok {
+				return effects, desc, true
+			}
+		}
+	}
+	seen := map[Consumer]bool{}
+	for _, p := range ps {
+		if p.Severity <= vmcoreinfo.Cosmetic {
+			continue
+		}
+		for _, k := range parsers(p.Key) {
+			if !seen[k] {
+				seen[k] = true
+				effects = append(effects, eff(k, sevOf(p.Severity), fmt.Sprintf("rejects or misreads %s: %s", p.Key, p.Msg)))
+			}
+		}
+	}
+	return effects, nil, false
 }
 
 // lineOffset returns the offset in the note text of line n of c.info
@@ -280,17 +384,6 @@ func (c *checker) checkValueFormats(ps []vmcoreinfo.Problem, descOff int64) {
 func (c *checker) lineOffset(n int) int {
 	idx := bytes.Index(c.vmci.Desc, []byte(c.info.Line(max(n-1, 0)).String()))
 	return max(idx, 0)
-}
-
-// crashValueEffect is what a malformed value of a key crash reads does to
-// it. crash reads NUMBER() keys with dtol (decimal only; a 0x value is
-// BADVAL, so phys_base comes out as -1) and SYMBOL()/KERNELOFFSET with htol,
-// ignoring trailing junk.
-func crashValueEffect(p vmcoreinfo.Problem) Effect {
-	if strings.HasPrefix(p.Key, "NUMBER(") && strings.Contains(p.Msg, "0x") {
-		return eff(Crash, Fatal, fmt.Sprintf("reads %s as decimal (dtol): the 0x value is invalid to it and comes out wrong", p.Key))
-	}
-	return eff(Crash, Degraded, fmt.Sprintf("parses %s leniently and may misread it: %s", p.Key, p.Msg))
 }
 
 func sevOf(s vmcoreinfo.Severity) Severity {
@@ -332,13 +425,12 @@ func (c *checker) checkKeys(rule string, missing []vmcoreinfo.Requirement, lint 
 		effects = append(effects, c.missingEffects(rule, missing)...)
 	}
 	for _, p := range lint {
+		effs, desc, _ := c.lineEffects([]vmcoreinfo.Problem{p})
 		parts = append(parts, p.String())
-		for _, k := range parsers(p.Key) {
-			effects = append(effects, eff(k, sevOf(p.Severity), fmt.Sprintf("misreads or rejects %s: %s", p.Key, p.Msg)))
+		if len(desc) > 0 {
+			parts[len(parts)-1] += " — " + strings.Join(desc, "; ")
 		}
-		if crashKeys[p.Key] && p.Severity >= vmcoreinfo.Degraded {
-			effects = append(effects, crashValueEffect(p))
-		}
+		effects = append(effects, effs...)
 	}
 	if len(parts) == 0 {
 		c.pass(rule, c.presentSummary(rule))
