@@ -230,15 +230,17 @@ func (c *checker) checkCrashStartup() {
 		c.skip("E6", why)
 		return
 	}
-	var bad []string
+	var bad, good []string
 	for _, r := range reads {
 		buf := make([]byte, r.size)
 		if err := c.crashRead(r.va, buf); err != nil {
 			bad = append(bad, fmt.Sprintf("%s at %#x: %v", r.what, r.va, err))
+		} else if pa, err := c.crashVtoP(r.va); err == nil && (len(good) == 0 || !strings.HasPrefix(good[len(good)-1], r.what)) {
+			good = append(good, fmt.Sprintf("%s at %#x (physical %#x)", r.what, r.va, pa))
 		}
 	}
 	if len(bad) == 0 {
-		c.pass("E6", fmt.Sprintf("%s readable (addresses from %s)", plural(len(reads), "start-up read", "start-up reads"), strings.Join(sources, " and ")))
+		c.pass("E6", fmt.Sprintf("%s readable (addresses from %s): %s", plural(len(reads), "start-up read", "start-up reads"), strings.Join(sources, " and "), strings.Join(good, ", ")))
 		return
 	}
 	n := len(bad)
