@@ -262,18 +262,22 @@ func readTokens(mem io.ReaderAt, table, index uint64) (*[256]token, error) {
 	// of the last token is not known, so read what is there up to that.
 	want := min(maxOff+maxTokenLen, maxTokenTable+maxTokenLen)
 	tb, rerr := readSome(mem, table, want)
+	why := ""
+	if rerr != nil && uint64(len(tb)) < want {
+		why = " (" + rerr.Error() + ")"
+	}
 	var toks [256]token
 	for i := range 256 {
 		o := uint64(binary.LittleEndian.Uint16(ib[i*2:]))
 		if o >= uint64(len(tb)) {
-			toks[i].err = fmt.Errorf("kallsyms: %s[%d] at %#x is %#x, past the %d bytes of %s readable at %#x (%v)",
-				symTokenIndex, i, index+uint64(i)*2, o, len(tb), symTokenTable, table, rerr)
+			toks[i].err = fmt.Errorf("%s[%d] at %#x is %#x, past the %d bytes of %s readable at %#x%s",
+				symTokenIndex, i, index+uint64(i)*2, o, len(tb), symTokenTable, table, why)
 			continue
 		}
 		rest := tb[o:min(uint64(len(tb)), o+maxTokenLen)]
 		end := strings.IndexByte(string(rest), 0)
 		if end < 0 {
-			toks[i].err = fmt.Errorf("kallsyms: %s[%d] at %#x is %#x: the token at %#x has no NUL within %d bytes",
+			toks[i].err = fmt.Errorf("%s[%d] at %#x is %#x: the token at %#x has no NUL within %d bytes",
 				symTokenIndex, i, index+uint64(i)*2, o, table+o, len(rest))
 			continue
 		}
@@ -355,6 +359,7 @@ type stream struct {
 	base  uint64
 	pos   uint64 // next byte, from addr
 	limit uint64
+	step  uint64 // bytes read at a time: 64 KiB, doubling up to chunk
 }
 
 // next returns the next k bytes of entry i.
@@ -365,7 +370,8 @@ func (s *stream) next(k uint64, entry int) ([]byte, error) {
 		}
 		// Keep the unread tail, read a chunk after it.
 		tail := s.buf[s.pos-s.base:]
-		want := max(chunk, k)
+		s.step = min(max(2*s.step, 64<<10), chunk)
+		want := max(s.step, k)
 		nb := make([]byte, len(tail), uint64(len(tail))+want)
 		copy(nb, tail)
 		from := s.pos + uint64(len(tail))
