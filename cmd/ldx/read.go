@@ -38,7 +38,8 @@ ADDR is hexadecimal (0x optional), or a symbol name with an optional
 hexadecimal offset: init_uts_ns, init_uts_ns+0x86, jiffies. A name is
 looked up in VMCOREINFO's SYMBOL() keys, then in the kernel's own kallsyms
 table in the dump (Linux 6.0 and later; see ldx syms). Per-CPU symbols
-there are offsets into a CPU's per-CPU area, not addresses. LEN is decimal,
+there are offsets into each CPU's per-CPU area, not addresses, and are
+refused with their offset. LEN is decimal,
 or hexadecimal with 0x. User addresses need a process's page tables:
 --pgd takes its mm->pgd (a kernel virtual address) or a CR3 value.
 
@@ -167,6 +168,10 @@ func copyMemory(w io.Writer, r io.ReaderAt, addr, length uint64, virtual bool) e
 // symbolLookup resolves a symbol name VMCOREINFO does not have.
 type symbolLookup func(name string) (uint64, error)
 
+// percpuLimit: kallsyms values below it are per-CPU offsets (the absolute
+// per-CPU encoding stores them as non-negative int32s), not addresses.
+const percpuLimit = 1 << 31
+
 // kallsymsLookup resolves names through the dump's own kallsyms table,
 // decoded on first use: most addresses are hexadecimal or VMCOREINFO
 // symbols, and those should not pay for decoding the table.
@@ -185,6 +190,11 @@ func kallsymsLookup(d *extract.Dump) symbolLookup {
 		v, ok := t.Lookup(name)
 		if !ok {
 			return 0, fmt.Errorf("%s is not in the kernel's kallsyms table either (%d symbols)", name, t.Len())
+		}
+		if v < percpuLimit {
+			// Reading at the offset would read user memory or nothing:
+			// say what the value is instead.
+			return 0, fmt.Errorf("%s is a per-CPU symbol: its kallsyms value %#x is an offset into each CPU's per-CPU area; add that CPU's __per_cpu_offset[cpu] (read __per_cpu_offset)", name, v)
 		}
 		return v, nil
 	}

@@ -115,6 +115,9 @@ func TestSymsE2E(t *testing.T) {
 			if code != 0 || !strings.HasPrefix(rd, fmt.Sprintf("%016x  ", byName["jiffies"])) {
 				t.Errorf("ldx read jiffies 8: exit %d, %q %s; jiffies is at %#x", code, rd, errs, byName["jiffies"])
 			}
+			if _, errs, code := ldx("read", art.Dump, "cpu_tss_rw"); code != exitUsage || !strings.Contains(errs, "per-CPU symbol") {
+				t.Errorf("ldx read cpu_tss_rw: exit %d, %s; want the per-CPU offset explained", code, errs)
+			}
 			t.Logf("e2e_syms %s: %d kallsyms symbols (%s, %s): %d at the vmlinux's address + KASLR offset (%s), %d not; vmlinux has %d names; %.0f ms in-process",
 				sc.name, got.Total, got.Encoding, map[bool]string{true: "confirmed by _stext", false: "guessed"}[got.Verified], matched, how, wrong, len(ref), took.Seconds()*1000)
 		})
