@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ldx/elfcore/kallsyms"
 	"ldx/elfcore/kmem"
 	"ldx/extract"
 	"ldx/vmcoreinfo"
@@ -33,8 +34,12 @@ virtual address through the dump's own page tables (init_top_pgt from
 VMCOREINFO; 4 or 5 levels; 2 MiB and 1 GiB pages), or reading physical
 memory with --phys. Lines repeating the previous one are shown as "*".
 
-ADDR is hexadecimal (0x optional), or a VMCOREINFO symbol name with an
-optional hexadecimal offset: init_uts_ns, init_uts_ns+0x86. LEN is decimal,
+ADDR is hexadecimal (0x optional), or a symbol name with an optional
+hexadecimal offset: init_uts_ns, init_uts_ns+0x86, jiffies. A name is
+looked up in VMCOREINFO's SYMBOL() keys, then in the kernel's own kallsyms
+table in the dump (Linux 6.0 and later; see ldx syms). Per-CPU symbols
+there are offsets into each CPU's per-CPU area, not addresses, and are
+refused with their offset. LEN is decimal,
 or hexadecimal with 0x. User addresses need a process's page tables:
 --pgd takes its mm->pgd (a kernel virtual address) or a CR3 value.
 
@@ -69,7 +74,7 @@ readable dump.`,
 				return err
 			}
 			defer d.Close()
-			addr, err := parseAddr(d.VMCOREINFO, args[1])
+			addr, err := parseAddr(d.VMCOREINFO, args[1], kallsymsLookup(d))
 			if err != nil {
 				return &exitError{exitUsage, err}
 			}
@@ -114,7 +119,7 @@ func walkerFor(d *extract.Dump, pgd string) (*kmem.Mem, error) {
 	if err != nil || pgd == "" {
 		return m, err
 	}
-	v, err := parseAddr(d.VMCOREINFO, pgd)
+	v, err := parseAddr(d.VMCOREINFO, pgd, kallsymsLookup(d))
 	if err != nil {
 		return nil, &exitError{exitUsage, fmt.Errorf("--pgd: %w", err)}
 	}
@@ -160,9 +165,46 @@ func copyMemory(w io.Writer, r io.ReaderAt, addr, length uint64, virtual bool) e
 	return nil
 }
 
-// parseAddr reads an address: hexadecimal with or without 0x, or a
-// VMCOREINFO symbol with an optional +offset (hexadecimal).
-func parseAddr(info *vmcoreinfo.Info, s string) (uint64, error) {
+// symbolLookup resolves a symbol name VMCOREINFO does not have.
+type symbolLookup func(name string) (uint64, error)
+
+// percpuLimit: kallsyms values below it are per-CPU offsets (the absolute
+// per-CPU encoding stores them as non-negative int32s), not addresses.
+const percpuLimit = 1 << 31
+
+// kallsymsLookup resolves names through the dump's own kallsyms table,
+// decoded on first use: most addresses are hexadecimal or VMCOREINFO
+// symbols, and those should not pay for decoding the table.
+func kallsymsLookup(d *extract.Dump) symbolLookup {
+	var t *kallsyms.Table
+	var terr error
+	loaded := false
+	return func(name string) (uint64, error) {
+		if !loaded {
+			loaded = true
+			t, terr = readKallsyms(d)
+		}
+		if terr != nil {
+			return 0, terr
+		}
+		v, ok := t.Lookup(name)
+		if !ok {
+			return 0, fmt.Errorf("%s is not in the kernel's kallsyms table either (%d symbols)", name, t.Len())
+		}
+		if v < percpuLimit {
+			// Reading at the offset would read user memory or nothing:
+			// say what the value is instead.
+			return 0, fmt.Errorf("%s is a per-CPU symbol: its kallsyms value %#x is an offset into each CPU's per-CPU area; add that CPU's __per_cpu_offset[cpu] (read __per_cpu_offset)", name, v)
+		}
+		return v, nil
+	}
+}
+
+// parseAddr reads an address: hexadecimal with or without 0x, or a symbol
+// with an optional +offset (hexadecimal). A symbol is looked up in
+// VMCOREINFO's SYMBOL() keys, then through more (the kallsyms table) when
+// more is not nil.
+func parseAddr(info *vmcoreinfo.Info, s string, more symbolLookup) (uint64, error) {
 	s = strings.TrimSpace(s)
 	base, off, hasOff := strings.Cut(s, "+")
 	var v uint64
@@ -174,10 +216,18 @@ func parseAddr(info *vmcoreinfo.Info, s string) (uint64, error) {
 		}
 		name := strings.TrimSuffix(strings.TrimPrefix(base, "SYMBOL("), ")")
 		sym, ok := info.Symbol(name)
-		if !ok {
+		switch {
+		case ok:
+			v = sym
+		case more == nil || strings.HasPrefix(base, "SYMBOL("):
 			return 0, fmt.Errorf("address %q is neither hexadecimal nor a VMCOREINFO symbol (SYMBOL(%s) is not there)", s, name)
+		default:
+			kv, err := more(name)
+			if err != nil {
+				return 0, fmt.Errorf("address %q is neither hexadecimal nor a VMCOREINFO symbol (SYMBOL(%s) is not there), and %w", s, name, err)
+			}
+			v = kv
 		}
-		v = sym
 	}
 	if hasOff {
 		n, err := parseHexAddr(off)

@@ -79,8 +79,9 @@ readable dump.`,
 			}
 			defer d.Close()
 			var addrs []uint64
+			lookup := kallsymsLookup(d)
 			for _, a := range args[1:] {
-				v, err := parseAddr(d.VMCOREINFO, a)
+				v, err := parseAddr(d.VMCOREINFO, a, lookup)
 				if err != nil {
 					return &exitError{exitUsage, err}
 				}
