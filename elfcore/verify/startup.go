@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"ldx/elfcore/kallsyms"
 )
 
 // What crash reads while it starts, before its prompt: a read that fails
@@ -202,10 +204,19 @@ func (c *checker) nodeData() ([]startupRead, string) {
 	if err := c.crashRead(arr, buf); err != nil {
 		return []startupRead{{"node_data[] (pglist_data pointers)", arr, 8 * n}}, "VMCOREINFO"
 	}
+	// Only online nodes are read (node_online_map, a bitmap); without it
+	// every set pointer.
+	online := func(uint64) bool { return true }
+	if m, ok := c.info.Symbol("node_online_map"); ok {
+		bits := make([]byte, (n+7)/8)
+		if c.crashRead(m, bits) == nil {
+			online = func(i uint64) bool { return bits[i/8]&(1<<(i%8)) != 0 }
+		}
+	}
 	var out []startupRead
 	for i := range n {
 		pg := binary.LittleEndian.Uint64(buf[8*i:])
-		if pg == 0 {
+		if pg == 0 || !online(i) {
 			continue
 		}
 		for _, f := range fields {
@@ -252,11 +263,15 @@ func (c *checker) checkCrashStartup() {
 		eff(Crash, Fatal, "stops while starting: \"read error: kernel virtual address: … type: \\\"tss_struct ist array\\\"\" (or pglist_data)"))
 }
 
-// symbolTable is a kernel symbol table read from the dump.
-type symbolTable interface {
-	Lookup(name string) (uint64, bool)
+// kallsyms returns the kernel's own symbol table from the dumped memory
+// (read once, through the page tables), or nil when VMCOREINFO does not
+// locate it or it cannot be read.
+func (c *checker) kallsyms() *kallsyms.Table {
+	if !c.ksymsRead {
+		c.ksymsRead = true
+		if c.mkd != nil && c.info != nil {
+			c.ksyms, _ = kallsyms.Read(c.mkd, c.info)
+		}
+	}
+	return c.ksyms
 }
-
-// kallsyms returns the kernel's symbol table from the dumped memory, or nil
-// when VMCOREINFO does not locate it.
-func (c *checker) kallsyms() symbolTable { return nil }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kallsyms"
 	"ldx/elfcore/kmem"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract"
@@ -144,6 +145,10 @@ type checker struct {
 	// else physBase.
 	truePhysBase uint64
 	pageOffset   uint64 // direct-map base, from the page tables (0: unknown)
+	// ksyms is the kernel's kallsyms table from the dump (E6), read on
+	// first use.
+	ksyms     *kallsyms.Table
+	ksymsRead bool
 }
 
 func newChecker(ctx context.Context, path string, r io.ReaderAt, size int64, opt Options) *checker {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kallsyms"
 	"ldx/elfcore/kmem"
 	"ldx/vmcoreinfo"
 )
@@ -530,6 +531,13 @@ func Mutants() []Mutant {
 		{"truncated after three quarters of the data", []string{"B11"}, func(g *Core) (*Mutation, error) {
 			return &Mutation{Size: g.dataStart + (g.dataEnd()-g.dataStart)*3/4&^(pageSize-1)}, nil
 		}},
+		{"truncated just before the last CPU's TSS", []string{"B11", "E6"}, func(g *Core) (*Mutation, error) {
+			off, err := g.lastTSSOffset()
+			if err != nil {
+				return nil, err
+			}
+			return &Mutation{Size: off &^ (pageSize - 1)}, nil
+		}},
 		{"truncated inside the kernel image", []string{"B11", "E3"}, func(g *Core) (*Mutation, error) {
 			img := g.f.Progs[g.imageIdx()]
 			return &Mutation{Size: int64(img.Off) + int64(img.Filesz)/2}, nil
@@ -633,3 +641,44 @@ func (m Mutant) Build(good []byte) ([]byte, error) {
 
 // Info returns the good vmcore's VMCOREINFO.
 func (g *Core) Info() *vmcoreinfo.Info { return g.info }
+
+// lastTSSOffset is the file offset of the last CPU's TSS IST array (what
+// crash reads first for each CPU), found through the kernel's own symbol
+// table in the dump.
+func (g *Core) lastTSSOffset() (int64, error) {
+	m, err := g.mem()
+	if err != nil {
+		return 0, err
+	}
+	t, err := kallsyms.Read(m, g.info)
+	if err != nil {
+		return 0, err
+	}
+	arr, ok1 := t.Lookup("__per_cpu_offset")
+	tss, ok2 := t.Lookup("cpu_tss_rw")
+	load, _ := t.Lookup("__per_cpu_load")
+	if !ok1 || !ok2 {
+		return 0, fmt.Errorf("kallsyms has no __per_cpu_offset or cpu_tss_rw")
+	}
+	var last uint64
+	for i := range 8192 {
+		v, err := m.Uint64(arr + uint64(i)*8)
+		if err != nil || v == 0 || v == load {
+			break
+		}
+		last = v
+	}
+	if last == 0 {
+		return 0, fmt.Errorf("__per_cpu_offset[0] is unset")
+	}
+	pa, err := m.VtoP(last + tss + 36)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range g.f.Progs {
+		if p.Type == elf.PT_LOAD && p.Contains(pa) && p.Vaddr < ktext && pa-p.Paddr < p.Filesz {
+			return int64(p.Off + pa - p.Paddr), nil
+		}
+	}
+	return 0, fmt.Errorf("no RAM PT_LOAD holds physical %#x", pa)
+}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kallsyms"
+	"ldx/elfcore/kallsyms/kallsymstest"
 	"ldx/extract"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
@@ -33,7 +35,8 @@ const (
 	synKASLR         = 2 << 20  // KERNELOFFSET
 	synTextPhys      = 20 << 20 // _text's physical address: phys_base = 2 MiB
 	synTextSize      = 36 << 20
-	synMemSect       = 8 << 20 // mem_section root array (physical)
+	synMemSect       = 8 << 20  // mem_section root array (physical)
+	synPerCPU        = 58 << 20 // the per-CPU areas (physical), above the image as in real kernels
 	// SyntheticRecord is the text of the one record in its printk ring.
 	SyntheticRecord = "ldx verify test record"
 )
@@ -54,7 +57,6 @@ func SyntheticKernel(cpus int) (*kmodtest.Kernel, error) {
 			lines[i] = "SYMBOL(mem_section)=" + strconv.FormatUint(kmodtest.PageOffset4Level+synMemSect, 16)
 		}
 	}
-	k.VMCOREINFO = []byte(strings.Join(lines, "\n"))
 	sym := func(name string) uint64 {
 		for _, l := range lines {
 			if v, ok := strings.CutPrefix(l, "SYMBOL("+name+")="); ok {
@@ -64,6 +66,38 @@ func SyntheticKernel(cpus int) (*kmodtest.Kernel, error) {
 		}
 		return 0
 	}
+	// The kernel's own symbol table (kallsyms), which VMCOREINFO locates:
+	// verify finds the per-CPU areas through it. Each CPU's area is 256
+	// KiB in the direct map from 58 MiB; __per_cpu_offset ends with the
+	// boot value (__per_cpu_load) as on real kernels.
+	perCPUOffsets := k.TextVirt + 0x2080000
+	perCPULoad := k.TextVirt + 0x2090000
+	ksyms := []kallsyms.Symbol{
+		{Name: "_stext", Addr: sym("_stext"), Type: 'T'},
+		{Name: "__per_cpu_offset", Addr: perCPUOffsets, Type: 'D'},
+		{Name: "__per_cpu_load", Addr: perCPULoad, Type: 'D'},
+		{Name: "cpu_tss_rw", Addr: 0x6000, Type: 'A'},
+		{Name: "init_uts_ns", Addr: sym("init_uts_ns"), Type: 'D'},
+	}
+	ka, err := kallsymstest.Encode(ksyms, k.TextVirt+0x2100000)
+	if err != nil {
+		return nil, err
+	}
+	// The template's kallsyms and node_data lines point into pattern
+	// memory; point them at the real arrays.
+	nodeData := k.TextVirt + 0x20a0000
+	for i, l := range lines {
+		key, _, _ := strings.Cut(l, "=")
+		if name, ok := strings.CutPrefix(key, "SYMBOL("); ok {
+			name = strings.TrimSuffix(name, ")")
+			if a, ok := ka.Addr[name]; ok {
+				lines[i] = fmt.Sprintf("SYMBOL(%s)=%x", name, a)
+			} else if name == "node_data" {
+				lines[i] = fmt.Sprintf("SYMBOL(node_data)=%x", nodeData)
+			}
+		}
+	}
+	k.VMCOREINFO = []byte(strings.Join(lines, "\n"))
 	mem := k.Mem.(*kmodtest.SyntheticMem)
 	// The boot-time VMCOREINFO note, rebuilt with the edited text.
 	note := elfcore.AppendNote(nil, elfcore.Note{Name: "VMCOREINFO", Type: 0, Desc: k.VMCOREINFO})
@@ -138,6 +172,18 @@ func SyntheticKernel(cpus int) (*kmodtest.Kernel, error) {
 	copy(roots, u64(kmodtest.PageOffset4Level+synMemSect+0x8000))
 	put(synMemSect, roots)
 	put(synMemSect+0x8000, u64(0xffffea0000000000|1))
+	for va, b := range ka.Blocks() {
+		put(pa(va), b)
+	}
+	var offs []uint64
+	for cpu := range cpus {
+		offs = append(offs, kmodtest.PageOffset4Level+synPerCPU+uint64(cpu)*0x40000)
+	}
+	put(pa(perCPUOffsets), u64(append(offs, perCPULoad)...))
+	// node_data[0] points at node 0's pglist_data (zeros: crash only
+	// needs to read it), the other nodes are offline.
+	put(pa(nodeData), append(u64(kmodtest.PageOffset4Level+synPerCPU+0x100000), make([]byte, 1023*8)...))
+	put(synPerCPU+0x100000, make([]byte, 4096))
 	if sym("init_top_pgt") == 0 || sym("init_uts_ns") == 0 || sym("prb") == 0 {
 		return nil, fmt.Errorf("verifytest: the synthetic VMCOREINFO lacks a symbol")
 	}
