@@ -1,0 +1,459 @@
+//go:build e2e
+
+// End-to-end test of ldx capture on real kernels carrying the livedump RFC
+// v1 patches, booted under QEMU (TCG) with a busybox initramfs and a static
+// ldx: a capture to a virtio disk that holds a recognisable stale pattern,
+// judged on the host by ldx extract, verify and dmesg and makedumpfile;
+// the four setups in which the v1 kernel code takes the machine down,
+// which must be refused before INIT with their exit codes and leave the
+// guest running; and SIGTERM while the kernel side is in START or SWEEP,
+// which must leave the interface reset and the guest running.
+//
+// The kernels are not part of the repository: they are looked for in
+// shared/livedump-v1/{norandmem,randmem}/bzImage beside the repository
+// (or under $LDX_LIVEDUMP_KERNELS), and the test skips without them.
+//
+//	go test -tags e2e -run TestCaptureE2E -v ./cmd/ldx/
+package main
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"ldx/kmod/kmodtest/guest"
+)
+
+// staleTag starts every 512-byte sector of a dump disk before the guest
+// runs. The rest of the sector is staleFill. A vmcore that contains the
+// tag shows device bytes that the capture neither zeroed nor overwrote.
+const (
+	staleTag  = "LDX-STALE-SECTOR"
+	staleFill = 0x5a
+)
+
+// captureMarker starts the lines the guests write to /dev/kmsg.
+const captureMarker = "ldx-capture-e2e-marker:"
+
+// livedumpKernels finds the folder with the livedump v1 kernels:
+// $LDX_LIVEDUMP_KERNELS, else shared/livedump-v1 beside the module root.
+func livedumpKernels(t *testing.T) string {
+	if d := os.Getenv("LDX_LIVEDUMP_KERNELS"); d != "" {
+		return d
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's working directory")
+		}
+		dir = parent
+	}
+	k := filepath.Join(filepath.Dir(dir), "shared", "livedump-v1")
+	for _, v := range []string{"norandmem", "randmem"} {
+		if _, err := os.Stat(filepath.Join(k, v, "bzImage")); err != nil {
+			t.Skipf("SKIPPING the real-kernel capture test: no livedump v1 kernel at %s (%v); put shared/livedump-v1 beside the repository or set LDX_LIVEDUMP_KERNELS", filepath.Join(k, v, "bzImage"), err)
+		}
+	}
+	return k
+}
+
+// staticLdx builds ldx without cgo, for the guest's initramfs (it has no
+// libc).
+func staticLdx(t *testing.T) []byte {
+	out := filepath.Join(t.TempDir(), "ldx")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building a static ldx: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// makeDisk creates a raw disk image of size bytes. With stale, every
+// sector holds the stale pattern; otherwise only the first and last MiB
+// do (enough to see that a refused run wrote nothing) and the rest is a
+// hole.
+func makeDisk(t *testing.T, path string, size int64, stale bool) {
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	chunk := staleChunk(1 << 20)
+	if !stale {
+		for _, off := range []int64{0, size - int64(len(chunk))} {
+			if _, err := f.WriteAt(chunk, off); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return
+	}
+	for off := int64(0); off < size; off += int64(len(chunk)) {
+		n := min(int64(len(chunk)), size-off)
+		if _, err := f.WriteAt(chunk[:n], off); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func staleChunk(n int) []byte {
+	b := bytes.Repeat([]byte{staleFill}, n)
+	for i := 0; i+512 <= n; i += 512 {
+		copy(b[i:], staleTag)
+	}
+	return b
+}
+
+// countStale counts the sectors of [off, off+n) of path that still begin
+// with the stale tag.
+func countStale(t *testing.T, path string, off, n int64) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return countStaleIn(t, io.NewSectionReader(f, off, n))
+}
+
+func countStaleIn(t *testing.T, r io.Reader) int64 {
+	buf := make([]byte, 4<<20)
+	var hits int64
+	for {
+		n, err := io.ReadFull(r, buf)
+		hits += int64(bytes.Count(buf[:n], []byte(staleTag)))
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return hits
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// guestPrelude is the start of every guest's /init: file systems, the
+// marker lines, and run_ldx, which runs ldx and prints its output and
+// exit code in lines the test parses:
+//
+//	LDXE2E-OUT <name>: <line of ldx's stdout and stderr>
+//	LDXE2E-RC <name> <exit code>
+const guestPrelude = `#!/bin/sh
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /tmp /run
+echo LDXE2E-BOOTED
+for i in 1 2 3; do
+	echo "` + captureMarker + ` line $i of run $(cat /etc/ldx-run)" >/dev/kmsg
+done
+run_ldx() {
+	name=$1
+	shift
+	/bin/ldx "$@" >/tmp/out 2>&1
+	rc=$?
+	sed "s/^/LDXE2E-OUT $name: /" /tmp/out
+	echo "LDXE2E-RC $name $rc"
+}
+state() {
+	read -r s </sys/kernel/livedump/state
+	echo "$s"
+}
+`
+
+// guestEpilogue proves the guest is alive after the scenario and ends it.
+const guestEpilogue = `
+echo "LDXE2E-STATE-END $(state)"
+dmesg | grep -E 'Oops|BUG:|Kernel panic|double fault|livedump|Out of memory' | sed 's/^/LDXE2E-DMESG: /'
+echo LDXE2E-ALIVE
+poweroff -f
+`
+
+type captureScenario struct {
+	name    string
+	kernel  string // norandmem or randmem
+	memory  string
+	cpus    int
+	cmdline string
+	// body runs after guestPrelude.
+	body string
+	// disk: "full" is a stale-filled disk a little larger than RAM,
+	// "sparse" the same size with the pattern only at both ends.
+	disk string
+	// wantRC are the exit codes of the run_ldx calls, by name.
+	wantRC map[string]int
+}
+
+type guestResult struct {
+	console string
+	rc      map[string]int
+	out     map[string][]string
+	lines   []string
+}
+
+var (
+	rcRe  = regexp.MustCompile(`LDXE2E-RC (\S+) (\d+)`)
+	outRe = regexp.MustCompile(`LDXE2E-OUT (\S+): (.*)`)
+)
+
+func parseGuest(console string) *guestResult {
+	g := &guestResult{console: console, rc: map[string]int{}, out: map[string][]string{}}
+	for _, l := range strings.Split(console, "\n") {
+		l = strings.TrimRight(l, "\r")
+		g.lines = append(g.lines, l)
+		if m := rcRe.FindStringSubmatch(l); m != nil {
+			g.rc[m[1]], _ = strconv.Atoi(m[2])
+		}
+		if m := outRe.FindStringSubmatch(l); m != nil {
+			g.out[m[1]] = append(g.out[m[1]], m[2])
+		}
+	}
+	return g
+}
+
+// crashLines are console lines that show the kernel in trouble.
+var crashRe = regexp.MustCompile(`Oops|BUG: |Kernel panic|double fault|general protection|Out of memory|end Kernel panic|Call Trace`)
+
+func (g *guestResult) crashLines() []string {
+	var bad []string
+	for _, l := range g.lines {
+		if crashRe.MatchString(l) {
+			bad = append(bad, l)
+		}
+	}
+	return bad
+}
+
+func (g *guestResult) has(prefix string) (string, bool) {
+	for _, l := range g.lines {
+		if i := strings.Index(l, prefix); i >= 0 {
+			return l[i:], true
+		}
+	}
+	return "", false
+}
+
+func runCaptureGuest(t *testing.T, ctx context.Context, kernels string, ldxBin []byte, sc captureScenario, disk string) *guestResult {
+	t.Helper()
+	run, err := guest.RunScript(ctx, guest.ScriptConfig{
+		Kernel:  filepath.Join(kernels, sc.kernel, "bzImage"),
+		Memory:  sc.memory,
+		CPUs:    sc.cpus,
+		Cmdline: sc.cmdline,
+		Script:  guestPrelude + sc.body + guestEpilogue,
+		Files:   map[string][]byte{"bin/ldx": ldxBin, "etc/ldx-run": []byte(sc.name + "\n")},
+		Disks:   []string{disk},
+		Timeout: 8 * time.Minute,
+	})
+	if err != nil {
+		if run != nil {
+			t.Logf("capture_e2e %s: console:\n%s", sc.name, run.Console)
+		}
+		t.Fatalf("capture_e2e %s: %v", sc.name, err)
+	}
+	g := parseGuest(run.Console)
+	t.Logf("capture_e2e %s: guest ran %.1f s (%s, %d CPUs, %s%s)", sc.name, run.Elapsed.Seconds(), sc.memory, sc.cpus, sc.kernel, map[bool]string{true: ", " + sc.cmdline, false: ""}[sc.cmdline != ""])
+	return g
+}
+
+func TestCaptureE2E(t *testing.T) {
+	kernels := livedumpKernels(t)
+	for _, tool := range []string{"qemu-system-x86_64", "makedumpfile"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing (make e2e-deps installs it): %v", tool, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	ctx = guest.WithLog(ctx, t.Logf)
+	ldxBin := staticLdx(t)
+
+	scenarios := captureScenarios()
+	if only := os.Getenv("LDX_CAPTURE_E2E"); only != "" {
+		var keep []captureScenario
+		for _, sc := range scenarios {
+			if strings.Contains(","+only+",", ","+sc.name+",") {
+				keep = append(keep, sc)
+			}
+		}
+		scenarios = keep
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			disk := filepath.Join(dir, "disk.img")
+			mib, err := guest.ParseMemory(sc.memory)
+			if err != nil {
+				t.Fatal(err)
+			}
+			size := int64(mib+64) << 20
+			makeDisk(t, disk, size, sc.disk == "full")
+			g := runCaptureGuest(t, ctx, kernels, ldxBin, sc, disk)
+			checkGuest(t, sc, g)
+			if sc.disk == "sparse" {
+				// Refused runs write nothing: both ends keep their pattern.
+				if n := countStale(t, disk, 0, 1<<20) + countStale(t, disk, size-1<<20, 1<<20); n != 2*2048 {
+					t.Errorf("capture_e2e %s: the disk's first and last MiB hold %d stale sectors, want %d: a refused capture wrote to the device", sc.name, n, 2*2048)
+				}
+			}
+			if sc.disk == "full" && g.rc["capture"] == 0 {
+				checkCapturedDisk(t, sc, g, disk, dir)
+			}
+		})
+	}
+}
+
+func checkGuest(t *testing.T, sc captureScenario, g *guestResult) {
+	t.Helper()
+	for name, want := range sc.wantRC {
+		got, ok := g.rc[name]
+		t.Logf("capture_e2e %s: ldx %s exit %d (want %d)", sc.name, name, got, want)
+		for _, l := range g.out[name] {
+			t.Logf("capture_e2e %s:   %s| %s", sc.name, name, l)
+		}
+		if !ok {
+			t.Errorf("capture_e2e %s: no exit code for %s on the console", sc.name, name)
+		} else if got != want {
+			t.Errorf("capture_e2e %s: ldx %s exited %d, want %d", sc.name, name, got, want)
+		}
+	}
+	for _, l := range g.lines {
+		if strings.Contains(l, "LDXE2E-") && !strings.Contains(l, "LDXE2E-OUT") && !strings.Contains(l, "LDXE2E-RC") {
+			t.Logf("capture_e2e %s: console: %s", sc.name, l)
+		}
+	}
+	if _, ok := g.has("LDXE2E-ALIVE"); !ok {
+		t.Errorf("capture_e2e %s: the guest did not reach the end of its script; console tail:\n%s", sc.name, strings.Join(g.lines[max(0, len(g.lines)-60):], "\n"))
+	}
+	if bad := g.crashLines(); len(bad) > 0 {
+		t.Errorf("capture_e2e %s: the kernel reported trouble on the console:\n%s", sc.name, strings.Join(bad, "\n"))
+	}
+	if l, ok := g.has("LDXE2E-STATE-END "); ok {
+		st := strings.TrimSpace(strings.TrimPrefix(l, "LDXE2E-STATE-END "))
+		if st != "0" && st != "5" {
+			t.Errorf("capture_e2e %s: the livedump interface ended in state %s, want idle (0 or 5)", sc.name, st)
+		}
+	}
+}
+
+// checkCapturedDisk judges a captured disk on the host.
+func checkCapturedDisk(t *testing.T, sc captureScenario, g *guestResult, disk, dir string) {
+	vmcore := filepath.Join(dir, "vmcore")
+	out, errs, code := ldx("extract", "-q", disk, "-o", vmcore)
+	t.Logf("capture_e2e %s: host: ldx extract exit %d", sc.name, code)
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		t.Logf("capture_e2e %s:   extract| %s", sc.name, l)
+	}
+	if code != 0 {
+		t.Fatalf("capture_e2e %s: ldx extract: exit %d: %s", sc.name, code, errs)
+	}
+	out, errs, code = ldx("verify", vmcore)
+	t.Logf("capture_e2e %s: host: ldx verify exit %d", sc.name, code)
+	if code != 0 {
+		t.Errorf("capture_e2e %s: ldx verify: exit %d:\n%s%s", sc.name, code, out, errs)
+	}
+	dm, errs, code := ldx("dmesg", vmcore)
+	if code != 0 {
+		t.Errorf("capture_e2e %s: ldx dmesg: exit %d: %s", sc.name, code, errs)
+	}
+	ref := filepath.Join(dir, "makedumpfile.dmesg")
+	mdOut, err := exec.Command("makedumpfile", "--dump-dmesg", vmcore, ref).CombinedOutput()
+	md, _ := os.ReadFile(ref)
+	if err != nil {
+		t.Errorf("capture_e2e %s: makedumpfile --dump-dmesg: %v\n%s", sc.name, err, mdOut)
+	}
+	for i := 1; i <= 3; i++ {
+		want := fmt.Sprintf("%s line %d of run %s", captureMarker, i, sc.name)
+		inLdx, inMd := strings.Contains(dm, want), bytes.Contains(md, []byte(want))
+		t.Logf("capture_e2e %s: marker %d: ldx dmesg %v, makedumpfile %v", sc.name, i, inLdx, inMd)
+		if !inLdx || !inMd {
+			t.Errorf("capture_e2e %s: marker %q: in ldx dmesg %v, in makedumpfile --dump-dmesg %v", sc.name, want, inLdx, inMd)
+		}
+	}
+
+	// No stale sector in any PT_LOAD, and one CPU note per CPU.
+	f, err := elf.Open(vmcore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var loads, bytesLoaded, stale int64
+	cpuNotes := 0
+	for _, p := range f.Progs {
+		switch p.Type {
+		case elf.PT_LOAD:
+			loads++
+			bytesLoaded += int64(p.Filesz)
+			stale += countStaleIn(t, p.Open())
+		case elf.PT_NOTE:
+			b, err := io.ReadAll(p.Open())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cpuNotes = countPRStatus(b)
+		}
+	}
+	t.Logf("capture_e2e %s: vmcore: %d PT_LOADs, %d MiB, %d stale sectors, %d NT_PRSTATUS notes", sc.name, loads, bytesLoaded>>20, stale, cpuNotes)
+	if stale != 0 {
+		t.Errorf("capture_e2e %s: %d sectors of the vmcore's PT_LOADs hold the disk's stale pattern", sc.name, stale)
+	}
+	if cpuNotes != sc.cpus {
+		t.Errorf("capture_e2e %s: %d NT_PRSTATUS notes, want one per CPU (%d)", sc.name, cpuNotes, sc.cpus)
+	}
+}
+
+func countPRStatus(b []byte) int {
+	n := 0
+	for len(b) >= 12 {
+		namesz := int(binary.LittleEndian.Uint32(b))
+		descsz := int(binary.LittleEndian.Uint32(b[4:]))
+		typ := binary.LittleEndian.Uint32(b[8:])
+		end := 12 + (namesz+3)&^3 + (descsz+3)&^3
+		if end > len(b) {
+			break
+		}
+		if typ == uint32(elf.NT_PRSTATUS) && namesz >= 4 && string(b[12:16]) == "CORE" {
+			n++
+		}
+		b = b[end:]
+	}
+	return n
+}
+
+func captureScenarios() []captureScenario {
+	return []captureScenario{
+		{
+			name: "norandmem-2cpu", kernel: "norandmem", memory: "2G", cpus: 2, disk: "full",
+			body: `
+run_ldx dryrun capture --dry-run /dev/vda
+run_ldx nonexistent capture /dev/nonexistent
+run_ldx capture capture /dev/vda
+`,
+			wantRC: map[string]int{"dryrun": 0, "nonexistent": 16, "capture": 0},
+		},
+	}
+}
