@@ -352,6 +352,17 @@ func checkGuest(t *testing.T, sc captureScenario, g *guestResult) {
 	if bad := g.crashLines(); len(bad) > 0 {
 		t.Errorf("capture_e2e %s: the kernel reported trouble on the console:\n%s", sc.name, strings.Join(bad, "\n"))
 	}
+	for _, l := range g.lines {
+		if _, rest, ok := strings.Cut(l, "LDXE2E-STATE-AFTER "); ok {
+			name, st, _ := strings.Cut(strings.TrimSpace(rest), " ")
+			if st != "0" && st != "5" {
+				t.Errorf("capture_e2e %s: after %s the livedump interface is in state %s, want idle (0 or 5)", sc.name, name, st)
+			}
+			if !strings.Contains(strings.Join(g.out[name], "\n"), "kernel side: reset") && !strings.Contains(strings.Join(g.out[name], "\n"), "kernel side: idle") {
+				t.Errorf("capture_e2e %s: ldx did not say the kernel side was reset after %s", sc.name, name)
+			}
+		}
+	}
 	if l, ok := g.has("LDXE2E-STATE-END "); ok {
 		st := strings.TrimSpace(strings.TrimPrefix(l, "LDXE2E-STATE-END "))
 		if st != "0" && st != "5" {
@@ -444,6 +455,34 @@ func countPRStatus(b []byte) int {
 	return n
 }
 
+// sigtermAt starts a capture, waits until the livedump state reads $2
+// (polling with the shell's read, no fork), sleeps $3 if given, sends
+// SIGTERM and reports ldx's output, exit code and the state afterwards.
+const sigtermAt = `
+sigterm_at() {
+	name=$1
+	want=$2
+	/bin/ldx capture /dev/vda >/tmp/out 2>&1 &
+	pid=$!
+	n=0
+	while :; do
+		read -r s </sys/kernel/livedump/state
+		[ "$s" = "$want" ] && break
+		kill -0 $pid 2>/dev/null || break
+		n=$((n + 1))
+	done
+	[ -n "$3" ] && sleep "$3"
+	read -r s2 </sys/kernel/livedump/state
+	kill -TERM $pid
+	echo "LDXE2E-KILL $name: state $s after $n polls, $s2 when signalled"
+	wait $pid
+	rc=$?
+	sed "s/^/LDXE2E-OUT $name: /" /tmp/out
+	echo "LDXE2E-RC $name $rc"
+	echo "LDXE2E-STATE-AFTER $name $(state)"
+}
+`
+
 func captureScenarios() []captureScenario {
 	return []captureScenario{
 		{
@@ -454,6 +493,54 @@ run_ldx nonexistent capture /dev/nonexistent
 run_ldx capture capture /dev/vda
 `,
 			wantRC: map[string]int{"dryrun": 0, "nonexistent": 16, "capture": 0},
+		},
+		{
+			// From 4 CPUs the kernel cuts the notes at one page.
+			name: "norandmem-4cpu", kernel: "norandmem", memory: "2G", cpus: 4, disk: "full",
+			body:   "run_ldx capture capture /dev/vda\n",
+			wantRC: map[string]int{"capture": 0},
+		},
+		{
+			// A randomised memory layout: INIT would oops.
+			name: "randmem-kaslr", kernel: "randmem", memory: "2G", cpus: 2, disk: "sparse",
+			body:   "run_ldx capture capture /dev/vda\n",
+			wantRC: map[string]int{"capture": 13},
+		},
+		{
+			// The same kernel with nokaslr is not refused.
+			name: "randmem-nokaslr", kernel: "randmem", memory: "2G", cpus: 2, cmdline: "nokaslr", disk: "sparse",
+			body:   "run_ldx dryrun capture --dry-run /dev/vda\n",
+			wantRC: map[string]int{"dryrun": 0},
+		},
+		{
+			// Too little memory for INIT's 1 GiB of buffers: OOM, then a panic.
+			name: "lowmem-768M", kernel: "norandmem", memory: "768M", cpus: 2, disk: "sparse",
+			body:   "run_ldx capture capture /dev/vda\n",
+			wantRC: map[string]int{"capture": 14},
+		},
+		{
+			// 12 CPUs: per-CPU areas beyond 2 MiB, START would double-fault.
+			name: "norandmem-12cpu", kernel: "norandmem", memory: "2G", cpus: 12, disk: "sparse",
+			body:   "run_ldx capture capture /dev/vda\n",
+			wantRC: map[string]int{"capture": 15},
+		},
+		{
+			// SIGTERM once INIT is done (ldx writing START), once START is
+			// done (the SWEEP write beginning) and one second into SWEEP;
+			// each leaves a device extract refuses. Then a capture in the
+			// same boot must work.
+			name: "sigterm", kernel: "norandmem", memory: "2G", cpus: 2, disk: "full",
+			body: sigtermAt + `
+sigterm_at sigterm-init 1
+run_ldx extract-after-init extract -q /dev/vda -o /tmp/vmcore
+sigterm_at sigterm-start 2
+run_ldx extract-after-start extract -q /dev/vda -o /tmp/vmcore
+sigterm_at sigterm-sweep 2 1
+run_ldx extract-after-sweep extract -q /dev/vda -o /tmp/vmcore
+run_ldx capture capture /dev/vda
+`,
+			wantRC: map[string]int{"sigterm-init": 130, "sigterm-start": 130, "sigterm-sweep": 130,
+				"extract-after-init": 3, "extract-after-start": 3, "extract-after-sweep": 3, "capture": 0},
 		},
 	}
 }
