@@ -21,6 +21,7 @@ import (
 	"context"
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,9 +30,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"ldx/kmod/kmodtest"
 	"ldx/kmod/kmodtest/guest"
 )
 
@@ -212,16 +215,18 @@ type guestResult struct {
 	console string
 	rc      map[string]int
 	out     map[string][]string
+	reads   map[string][]string
 	lines   []string
 }
 
 var (
-	rcRe  = regexp.MustCompile(`LDXE2E-RC (\S+) (\d+)`)
-	outRe = regexp.MustCompile(`LDXE2E-OUT (\S+): (.*)`)
+	rcRe   = regexp.MustCompile(`LDXE2E-RC (\S+) (\d+)`)
+	outRe  = regexp.MustCompile(`LDXE2E-OUT (\S+): (.*)`)
+	readRe = regexp.MustCompile(`LDXE2E-READ (\S+): ?(.*)`)
 )
 
 func parseGuest(console string) *guestResult {
-	g := &guestResult{console: console, rc: map[string]int{}, out: map[string][]string{}}
+	g := &guestResult{console: console, rc: map[string]int{}, out: map[string][]string{}, reads: map[string][]string{}}
 	for _, l := range strings.Split(console, "\n") {
 		l = strings.TrimRight(l, "\r")
 		g.lines = append(g.lines, l)
@@ -230,6 +235,12 @@ func parseGuest(console string) *guestResult {
 		}
 		if m := outRe.FindStringSubmatch(l); m != nil {
 			g.out[m[1]] = append(g.out[m[1]], m[2])
+		}
+		if m := readRe.FindStringSubmatch(l); m != nil {
+			g.reads[m[1]] = append(g.reads[m[1]], m[2])
+			if m[1] == "output-no-newline" || m[1] == "output-newline" {
+				g.out[m[1]] = append(g.out[m[1]], m[2])
+			}
 		}
 	}
 	return g
@@ -319,6 +330,9 @@ func TestCaptureE2E(t *testing.T) {
 				if n := countStale(t, disk, 0, 1<<20) + countStale(t, disk, size-1<<20, 1<<20); n != 2*2048 {
 					t.Errorf("capture_e2e %s: the disk's first and last MiB hold %d stale sectors, want %d: a refused capture wrote to the device", sc.name, n, 2*2048)
 				}
+			}
+			if sc.name == "interface-probe" {
+				checkProbe(t, g)
 			}
 			if sc.disk == "full" && g.rc["capture"] == 0 {
 				checkCapturedDisk(t, sc, g, disk, dir)
@@ -483,8 +497,204 @@ sigterm_at() {
 }
 `
 
+// probeStep is one write of the interface probe: the attribute, the
+// bytes (printf syntax) and shell run after it.
+type probeStep struct{ name, attr, value, after string }
+
+// probeSteps drive /sys/kernel/livedump by hand, through every answer
+// kmod/kmodtest's double emulates: refused transitions and values, the
+// output that loses its last character, a full run with the device's
+// write counters sampled around SWEEP, FINISH and UNINIT, and a second
+// run with UNINIT straight after FINISH. The same writes are replayed on
+// the double and must get the same answers and kernel log lines.
+var probeSteps = []probeStep{
+	{"undefined", "state", `0\n`, ""},
+	{"seven", "state", `7\n`, ""},
+	{"minus-one", "state", `-1\n`, ""},
+	{"not-a-number", "state", `abc\n`, ""},
+	{"uninit-from-undefined", "state", `5\n`, ""},
+	{"init-without-output", "state", `1\n`, ""},
+	{"output-no-newline", "output", `/dev/vda`, "show output-no-newline output"},
+	{"output-newline", "output", `/dev/vda\n`, "show output-newline output"},
+	{"start-from-undefined", "state", `2\n`, "writes before-init"},
+	{"init", "state", `1\n`, "show after-init state"},
+	{"output-while-init", "output", `/dev/vda\n`, ""},
+	{"init-again", "state", `1\n`, ""},
+	{"sweep-from-init", "state", `3\n`, "writes before-start"},
+	{"start", "state", `2\n`, "writes after-start"},
+	{"sweep", "state", `3\n`, "writes after-sweep"},
+	{"finish", "state", `4\n`, "writes after-finish; follow after-finish 30"},
+	{"uninit", "state", `5\n`, "show after-uninit state"},
+	{"uninit-again", "state", `5\n`, ""},
+	{"init2", "state", `1\n`, ""},
+	{"start2", "state", `2\n`, ""},
+	{"sweep2", "state", `3\n`, "writes second-after-sweep"},
+	{"finish2", "state", `4\n`, "writes second-after-finish"},
+	{"uninit2", "state", `5\n`, "writes second-after-uninit; follow second-after-uninit 10"},
+}
+
+// interfaceProbe is the guest side of probeSteps: each write's outcome
+// (dd reports the errno), what state and output read back, and the
+// device's write counters with /proc/uptime's clock.
+func interfaceProbe() string {
+	var b strings.Builder
+	b.WriteString(`
+L=/sys/kernel/livedump
+try() {
+	err=$(printf "$3" | dd of="$L/$2" 2>&1 >/dev/null)
+	rc=$?
+	[ $rc = 0 ] && err=
+	echo "LDXE2E-PROBE $1 rc=$rc err=$err" | tr -d '\r'
+}
+show() {
+	sed "s/^/LDXE2E-READ $1: /" "$L/$2"
+	echo "LDXE2E-READ $1: <end>"
+}
+writes() {
+	read -r a b c d e f g h i rest </sys/block/vda/stat
+	read -r up idle </proc/uptime
+	echo "LDXE2E-IO $1 t=$up wsect=$g inflight=$i"
+}
+follow() {
+	n=0
+	while [ $n -lt $2 ]; do
+		sleep 0.2
+		writes "$1"
+		n=$((n + 1))
+	done
+}
+show initial-state state
+show initial-output output
+`)
+	for _, st := range probeSteps {
+		fmt.Fprintf(&b, "try %s %s '%s'\n", st.name, st.attr, st.value)
+		if st.after != "" {
+			b.WriteString(st.after + "\n")
+		}
+	}
+	b.WriteString("dmesg | grep 'livedump:' | sed 's/^/LDXE2E-KLOG: /'\n")
+	return b.String()
+}
+
+// errnoName names a write's outcome: "ok", or the errno as dd (strerror)
+// or Go's syscall.Errno print it.
+func errnoName(s string) string {
+	switch {
+	case s == "":
+		return "ok"
+	case strings.Contains(strings.ToLower(s), "invalid argument"):
+		return "EINVAL"
+	case strings.Contains(s, "515"):
+		return "515"
+	}
+	return s
+}
+
+var klogRe = regexp.MustCompile(`livedump: .*`)
+
+// checkProbe compares what the real interface answered with the double.
+func checkProbe(t *testing.T, g *guestResult) {
+	real := map[string]string{}
+	for _, l := range g.lines {
+		if _, rest, ok := strings.Cut(l, "LDXE2E-PROBE "); ok {
+			name, r, _ := strings.Cut(rest, " rc=")
+			rc, errText, _ := strings.Cut(r, " err=")
+			if rc == "0" {
+				real[name] = "ok"
+			} else {
+				real[name] = errnoName(errText)
+			}
+		}
+	}
+	var realLog []string
+	for _, l := range g.lines {
+		if strings.Contains(l, "LDXE2E-KLOG: ") {
+			realLog = append(realLog, klogRe.FindString(l))
+		}
+	}
+
+	m, err := kmodtest.NewMachine(t.TempDir(), kmodtest.MachineConfig{SweepTime: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Livedump.Close()
+	for _, st := range probeSteps {
+		v := strings.ReplaceAll(strings.ReplaceAll(st.value, `\n`, "\n"), "/dev/vda", m.Device)
+		got := "ok"
+		if err := m.Livedump.WriteAttr(st.attr, []byte(v)); err != nil {
+			var e syscall.Errno
+			if errors.As(err, &e) && e == 515 {
+				got = "515"
+			} else {
+				got = errnoName(err.Error())
+			}
+		}
+		t.Logf("capture_e2e interface-probe: %-22s %s %-12q real kernel %-6s double %s", st.name, st.attr, st.value, real[st.name], got)
+		if real[st.name] != got {
+			t.Errorf("capture_e2e interface-probe: %s: the real kernel answers %s, the double %s", st.name, real[st.name], got)
+		}
+	}
+	kb, _ := os.ReadFile(m.Host().Paths.Kmsg)
+	var doubleLog []string
+	for _, l := range strings.Split(string(kb), "\n") {
+		if s := klogRe.FindString(l); s != "" {
+			doubleLog = append(doubleLog, s)
+		}
+	}
+	if strings.Join(realLog, "\n") != strings.Join(doubleLog, "\n") {
+		t.Errorf("capture_e2e interface-probe: kernel log differs\nreal:\n%s\ndouble:\n%s", strings.Join(realLog, "\n"), strings.Join(doubleLog, "\n"))
+	}
+	for name, want := range map[string]string{"output-no-newline": "/dev/vd", "output-newline": "/dev/vda"} {
+		if got := g.out[name]; len(got) < 1 || got[0] != want {
+			t.Errorf("capture_e2e interface-probe: output read back %q after %s, want %q", got, name, want)
+		}
+	}
+	for _, name := range []string{"initial-state", "after-init", "after-uninit"} {
+		got := g.reads[name]
+		if len(got) != 9 || got[1] != "" || got[2] != "LIVEDUMP_STATE_UNDEFINED = 0" || got[7] != "LIVEDUMP_STATE_UNINIT = 5" || got[8] != "<end>" {
+			t.Errorf("capture_e2e interface-probe: state read %s: %q, want the number, an empty line and six legend lines", name, got)
+		}
+	}
+
+	// The device's write counters around the full run.
+	io := map[string][][2]float64{}
+	for _, l := range g.lines {
+		if _, rest, ok := strings.Cut(l, "LDXE2E-IO "); ok {
+			var name string
+			var tm, sect float64
+			var infl int
+			if n, _ := fmt.Sscanf(rest, "%s t=%g wsect=%g inflight=%d", &name, &tm, &sect, &infl); n == 4 {
+				io[name] = append(io[name], [2]float64{tm, sect})
+			}
+		}
+	}
+	if len(io["after-sweep"]) == 1 && len(io["after-finish"]) > 1 && len(io["before-start"]) == 1 {
+		base := io["before-start"][0][1]
+		sweep := io["after-sweep"][0]
+		fin := io["after-finish"]
+		last := fin[len(fin)-1]
+		end := fin[0][0]
+		for _, p := range fin[1:] {
+			if p[1] != fin[0][1] {
+				end = p[0]
+			}
+			fin[0] = p
+		}
+		mib := func(sect float64) float64 { return (sect - base) * 512 / (1 << 20) }
+		t.Logf("capture_e2e interface-probe: SWEEP returned with %.0f MiB on the device; %.0f MiB in all; writes went on until %.1f s after SWEEP returned", mib(sweep[1]), mib(last[1]), end-sweep[0])
+	}
+	if s, u := io["second-after-sweep"], io["second-after-uninit"]; len(s) == 1 && len(u) > 1 {
+		t.Logf("capture_e2e interface-probe: second run, UNINIT straight after FINISH: %.0f MiB written between SWEEP's return and UNINIT's, %.0f MiB after UNINIT returned", (u[0][1]-s[0][1])*512/(1<<20), (u[len(u)-1][1]-u[0][1])*512/(1<<20))
+	}
+}
+
 func captureScenarios() []captureScenario {
 	return []captureScenario{
+		{
+			// What the real interface answers, for the kmodtest double.
+			name: "interface-probe", kernel: "norandmem", memory: "2G", cpus: 2, disk: "plain",
+			body: interfaceProbe(),
+		},
 		{
 			name: "norandmem-2cpu", kernel: "norandmem", memory: "2G", cpus: 2, disk: "full",
 			body: `
