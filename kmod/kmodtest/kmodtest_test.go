@@ -644,3 +644,66 @@ func TestPfnSet(t *testing.T) {
 		t.Errorf("intersect: %v", c)
 	}
 }
+
+func TestPfnSetSplitAt(t *testing.T) {
+	s := pfnSet{{0, 10}, {20, 30}}
+	for _, c := range []struct {
+		n          uint64
+		head, tail string
+	}{{0, "[]", "[{0 10} {20 30}]"}, {4, "[{0 4}]", "[{4 10} {20 30}]"}, {10, "[{0 10}]", "[{20 30}]"}, {15, "[{0 10} {20 25}]", "[{25 30}]"}, {20, "[{0 10} {20 30}]", "[]"}, {99, "[{0 10} {20 30}]", "[]"}} {
+		h, tl := s.splitAt(c.n)
+		if fmt.Sprint([]pfnRange(h)) != c.head || fmt.Sprint([]pfnRange(tl)) != c.tail {
+			t.Errorf("splitAt(%d) = %v, %v; want %s, %s", c.n, h, tl, c.head, c.tail)
+		}
+	}
+}
+
+// TestSweepQueued: as on the real v1 kernel, SWEEP returns with a share
+// of its pages still queued; they reach the device afterwards (after
+// FINISH), and UNINIT waits for them instead of losing them.
+func TestSweepQueued(t *testing.T) {
+	m, err := NewMachine(t.TempDir(), MachineConfig{SweepTime: 10 * time.Millisecond, DrainTime: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Livedump.Close()
+	written := func() uint64 {
+		b, err := os.ReadFile(filepath.Join(m.SysDir(), "stat"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v uint64
+		fmt.Sscan(strings.Fields(string(b))[6], &v)
+		return v / 8
+	}
+	l := m.Livedump
+	if err := l.WriteAttr("output", []byte(m.Device+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []string{"1\n", "2\n", "3\n"} {
+		if err := l.WriteAttr("state", []byte(st)); err != nil {
+			t.Fatalf("state %q: %v", st, err)
+		}
+	}
+	afterSweep := written()
+	if err := l.WriteAttr("state", []byte("4\n")); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := l.WriteAttr("state", []byte("5\n")); err != nil {
+		t.Fatal(err)
+	}
+	waited := time.Since(t0)
+	afterUninit := written()
+	queued := afterUninit - afterSweep
+	t.Logf("pages written by SWEEP's return %d, after it %d; UNINIT took %s", afterSweep, queued, waited.Round(time.Millisecond))
+	if share := float64(queued) / float64(afterUninit); share < 0.2 || share > 0.4 {
+		t.Errorf("%.2f of the pages were written after SWEEP returned, want about 0.3", share)
+	}
+	if waited < 100*time.Millisecond {
+		t.Errorf("UNINIT returned after %s: it did not wait for the queued pages", waited)
+	}
+	if lost := l.Lost(); lost > 2 {
+		t.Errorf("%d pages lost; UNINIT drains SWEEP's queue", lost)
+	}
+}

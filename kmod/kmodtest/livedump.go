@@ -20,7 +20,9 @@ import (
 // pr_warn lines (livedump-format.md §6.1), the `output` that loses its
 // last character, and the device written by phase as real runs showed
 // (§11.1): START's sensitive pages (MachineConfig.Early), every selected
-// page during SWEEP (pfn 1 with the notes included), and FINISH's header
+// page from SWEEP on (pfn 1 with the notes included; a share of them,
+// MachineConfig.SweepQueued, only after SWEEP has returned, as the real
+// kernel does), and FINISH's header
 // and notes pages — plus MachineConfig.Late — only FinishLatency later,
 // lost if UNINIT comes first (§11.2). The page contents are WriteImage's.
 //
@@ -51,6 +53,7 @@ type Livedump struct {
 	writes      []string
 	lost        uint64
 	late        sync.WaitGroup
+	drain       sync.WaitGroup // SWEEP's pages still queued when it returned
 }
 
 // phasePages are the pages one run writes, by when.
@@ -262,9 +265,25 @@ func (l *Livedump) writeState(data []byte) error {
 		l.failed = cfg.FailedPages
 	case kmod.Sweep:
 		sweep, image, gen := l.plan.sweep, l.image, l.gen
+		q := cfg.SweepQueued
+		if q == 0 {
+			q = 0.3
+		}
+		now, queued := sweep.splitAt(uint64(float64(sweep.count()) * (1 - max(0, min(1, q)))))
 		l.mu.Unlock()
 		unlocked = true
-		err := l.writePagesOver(image, sweep, cfg.SweepTime, gen)
+		err := l.writePagesOver(image, now, cfg.SweepTime, gen)
+		if err == nil && queued.count() > 0 {
+			drain := cfg.DrainTime
+			if drain == 0 {
+				drain = cfg.SweepTime
+			}
+			l.drain.Add(1)
+			go func() {
+				defer l.drain.Done()
+				l.writePagesOver(image, queued, drain, gen)
+			}()
+		}
 		l.mu.Lock()
 		unlocked = false
 		if err != nil {
@@ -280,6 +299,11 @@ func (l *Livedump) writeState(data []byte) error {
 			go l.finishLate(l.image, l.plan.finish, l.gen)
 		}
 	case kmod.Uninit:
+		// UNINIT stops the kernel thread, which first writes what SWEEP
+		// left queued (FINISH's own pages and Late are another matter).
+		l.mu.Unlock()
+		l.drain.Wait()
+		l.mu.Lock()
 		l.gen++
 		l.claimed, l.badOutput = false, false
 		if l.blockFD != nil {
@@ -464,6 +488,7 @@ func (l *Livedump) Writes() []string {
 // Lost is the number of pages UNINIT discarded before they reached the
 // device. Wait for pending late writes first.
 func (l *Livedump) Lost() uint64 {
+	l.drain.Wait()
 	l.late.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -479,10 +504,14 @@ func (l *Livedump) Run() (*Report, string) {
 }
 
 // Wait waits for FINISH's late pages (or their loss).
-func (l *Livedump) Wait() { l.late.Wait() }
+func (l *Livedump) Wait() {
+	l.drain.Wait()
+	l.late.Wait()
+}
 
 // Close removes the run's image.
 func (l *Livedump) Close() {
+	l.drain.Wait()
 	l.late.Wait()
 	if l.image != "" {
 		os.Remove(l.image)

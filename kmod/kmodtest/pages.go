@@ -201,3 +201,20 @@ func isZero(b []byte) bool {
 	}
 	return bytes.Equal(b, zeroPage[:len(b)])
 }
+
+// splitAt cuts s after its first n pages.
+func (s pfnSet) splitAt(n uint64) (head, tail pfnSet) {
+	for i, r := range s {
+		if n == 0 {
+			return head, append(tail, s[i:]...)
+		}
+		if k := r.hi - r.lo; k <= n {
+			head, n = append(head, r), n-k
+			continue
+		}
+		head = append(head, pfnRange{r.lo, r.lo + n})
+		tail = append(tail, pfnRange{r.lo + n, r.hi})
+		return head, append(tail, s[i+1:]...)
+	}
+	return head, tail
+}

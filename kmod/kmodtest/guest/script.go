@@ -1,0 +1,186 @@
+package guest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ScriptConfig describes a one-shot guest: a kernel booted with a busybox
+// initramfs whose /init is Script, which does its work, reports on the
+// console and powers the machine off. Unlike Boot it needs no Debian
+// kernel package (no modules, no facts block, no QMP): it is for kernels
+// built elsewhere, such as the ones carrying the livedump patches.
+type ScriptConfig struct {
+	// Kernel is the bzImage to boot.
+	Kernel string
+	// Memory in QEMU -m syntax; default 2G. CPUs default 2.
+	Memory string
+	CPUs   int
+	// Cmdline is appended to "console=ttyS0 panic=-1 printk.devkmsg=on".
+	Cmdline string
+	// Script is /init, run by busybox sh as PID 1. It should end with
+	// `poweroff -f`; a script that returns makes the kernel panic, which
+	// ends QEMU too (panic=-1, -no-reboot).
+	Script string
+	// Files are extra archive entries: path in the initramfs → contents
+	// (mode 0755, so binaries and scripts run).
+	Files map[string][]byte
+	// Disks are raw images attached as virtio disks, /dev/vda onwards.
+	Disks []string
+	// Timeout bounds the whole run; default 10 minutes.
+	Timeout time.Duration
+	// QEMU is the emulator binary; default qemu-system-x86_64.
+	QEMU string
+	// CacheDir is used only if a static busybox must be fetched.
+	CacheDir string
+}
+
+// ScriptRun is what a one-shot guest did.
+type ScriptRun struct {
+	// Console is everything the guest printed on its serial console.
+	Console string
+	// Elapsed is the time from starting QEMU until it exited.
+	Elapsed time.Duration
+	// Args is QEMU's command line.
+	Args []string
+	// QEMUOutput is QEMU's own stdout and stderr.
+	QEMUOutput string
+}
+
+// RunScript boots a one-shot guest and waits until QEMU exits (the guest
+// powered off, panicked or triple-faulted) or the timeout passes, which
+// is an error. The console is returned in both cases.
+func RunScript(ctx context.Context, cfg ScriptConfig) (*ScriptRun, error) {
+	if cfg.Memory == "" {
+		cfg.Memory = "2G"
+	}
+	if cfg.CPUs == 0 {
+		cfg.CPUs = 2
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Minute
+	}
+	if cfg.QEMU == "" {
+		cfg.QEMU = "qemu-system-x86_64"
+	}
+	mib, err := ParseMemory(cfg.Memory)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "ldx-script-guest-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	initrd := filepath.Join(dir, "initramfs.cpio.gz")
+	if err := BuildScriptInitramfs(ctx, initrd, cfg.Script, cfg.Files, cfg.CacheDir); err != nil {
+		return nil, err
+	}
+	serial := filepath.Join(dir, "serial.log")
+	cmdline := "console=ttyS0 panic=-1 printk.devkmsg=on"
+	if cfg.Cmdline != "" {
+		cmdline += " " + cfg.Cmdline
+	}
+	args := []string{
+		"-accel", "tcg", "-M", "pc", "-cpu", "qemu64",
+		"-m", strconv.Itoa(mib) + "M", "-smp", strconv.Itoa(cfg.CPUs),
+		"-nographic", "-nodefaults", "-no-reboot",
+		"-kernel", cfg.Kernel, "-initrd", initrd,
+		"-append", cmdline,
+		"-serial", "file:" + serial,
+		"-monitor", "none",
+	}
+	for _, d := range cfg.Disks {
+		args = append(args, "-drive", "file="+d+",format=raw,if=virtio,cache=unsafe,discard=unmap")
+	}
+	rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := exec.CommandContext(rctx, cfg.QEMU, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = 10 * time.Second
+	logf(ctx, "booting %s: %s %s", filepath.Base(cfg.Kernel), cfg.QEMU, strings.Join(args, " "))
+	t0 := time.Now()
+	runErr := cmd.Run()
+	r := &ScriptRun{Elapsed: time.Since(t0), Args: args, QEMUOutput: out.String()}
+	b, _ := os.ReadFile(serial)
+	r.Console = string(b)
+	switch {
+	case rctx.Err() != nil && ctx.Err() == nil:
+		return r, fmt.Errorf("guest still running after %s; console tail:\n%s", cfg.Timeout, tail(r.Console, 3000))
+	case ctx.Err() != nil:
+		return r, ctx.Err()
+	case runErr != nil:
+		return r, fmt.Errorf("%s: %w: %s", cfg.QEMU, runErr, tail(r.QEMUOutput, 2000))
+	}
+	return r, nil
+}
+
+// BuildScriptInitramfs writes a gzip-compressed newc cpio holding a static
+// busybox with its applet links, script as /init, and files.
+func BuildScriptInitramfs(ctx context.Context, dst, script string, files map[string][]byte, cacheDir string) error {
+	if script == "" {
+		return errors.New("BuildScriptInitramfs: no script")
+	}
+	busybox, err := findBusybox(ctx, cacheDir)
+	if err != nil {
+		return err
+	}
+	bbData, err := os.ReadFile(busybox)
+	if err != nil {
+		return err
+	}
+	applets, err := run(ctx, "", busybox, "--list-full")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zw, err := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	if err != nil {
+		return err
+	}
+	cw := NewCPIOWriter(zw)
+	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "run"} {
+		cw.Dir(d, 0o755)
+	}
+	cw.CharDev("dev/console", 0o600, 5, 1)
+	cw.CharDev("dev/null", 0o666, 1, 3)
+	cw.File("bin/busybox", 0o755, bbData)
+	for _, a := range strings.Fields(string(applets)) {
+		if a = cleanName(a); a != "bin/busybox" && a != "init" && a != "linuxrc" {
+			cw.Symlink(a, "/bin/busybox")
+		}
+	}
+	cw.File("init", 0o755, []byte(script))
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		cw.File(n, 0o755, files[n])
+	}
+	if err := cw.Close(); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return f.Close()
+}
