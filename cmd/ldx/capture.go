@@ -16,8 +16,6 @@ import (
 	"ldx/kmod/manifest"
 )
 
-func init() { commands = append(commands, newCaptureCmd) }
-
 // captureHooks let tests run the command against kmod/kmodtest's emulated
 // machine, with a shorter wait after FINISH than users may choose.
 var captureHooks struct {

@@ -13,8 +13,6 @@ import (
 	"ldx/extract"
 )
 
-func init() { commands = append(commands, newDmesgCmd) }
-
 func newDmesgCmd() *cobra.Command {
 	var o printk.FormatOptions
 	var asJSON bool

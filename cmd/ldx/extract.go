@@ -17,8 +17,6 @@ import (
 	"ldx/extract"
 )
 
-func init() { commands = append(commands, newExtractCmd) }
-
 func newExtractCmd() *cobra.Command {
 	var opt extract.Options
 	var asJSON, quiet bool

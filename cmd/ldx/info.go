@@ -21,8 +21,6 @@ import (
 	"ldx/kmod/manifest"
 )
 
-func init() { commands = append(commands, newInfoCmd) }
-
 // openDump analyses any input the way extract would (raw livedump device
 // or image, xz image, ELF vmcore) without writing anything. Inputs that
 // are not dumps exit with exitBadInput, like extract.

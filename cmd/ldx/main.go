@@ -40,9 +40,21 @@ const (
 	exitNotReset      = 20 // capture: failed and the kernel side could not be reset
 )
 
-// commands are the subcommands, in help order. Each command's file adds
-// its constructor in an init function, so commands stay independent.
-var commands []func() *cobra.Command
+// commands are the subcommands in the order a user meets them, which is
+// also the help order: take the dump, turn it into a vmcore, check it,
+// then the questions answered without crash.
+var commands = []func() *cobra.Command{
+	newCaptureCmd,
+	newExtractCmd,
+	newVerifyCmd,
+	newInfoCmd,
+	newVMCOREINFOCmd,
+	newDmesgCmd,
+	newSymsCmd,
+	newReadCmd,
+	newVtopCmd,
+	newPsCmd,
+}
 
 // exitError carries an exit code chosen by a command.
 type exitError struct {

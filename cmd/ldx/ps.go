@@ -15,8 +15,6 @@ import (
 	"ldx/vmcoreinfo"
 )
 
-func init() { commands = append(commands, newPsCmd) }
-
 // psTask is one task in ps --json.
 type psTask struct {
 	PID       int32  `json:"pid"`

@@ -17,8 +17,6 @@ import (
 	"ldx/vmcoreinfo"
 )
 
-func init() { commands = append(commands, newReadCmd) }
-
 // maxReadLen bounds one read: a hexdump of more than this is not for
 // people, and --raw of whole regions is what extract is for.
 const maxReadLen = 1 << 30

@@ -13,8 +13,6 @@ import (
 	"ldx/extract"
 )
 
-func init() { commands = append(commands, newSymsCmd) }
-
 // symsSymbol is one symbol, for --json.
 type symsSymbol struct {
 	Addr hexU64 `json:"addr"`

@@ -13,8 +13,6 @@ import (
 	"ldx/elfcore/verify"
 )
 
-func init() { commands = append(commands, newVerifyCmd) }
-
 func newVerifyCmd() *cobra.Command {
 	var opt verify.Options
 	var topt verify.ToolOptions

@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { commands = append(commands, newVMCOREINFOCmd) }
-
 func newVMCOREINFOCmd() *cobra.Command {
 	var keys []string
 	var asJSON bool

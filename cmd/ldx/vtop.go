@@ -12,8 +12,6 @@ import (
 	"ldx/extract"
 )
 
-func init() { commands = append(commands, newVtopCmd) }
-
 // vtopLevel is one page-table step, for --json.
 type vtopLevel struct {
 	Level     string `json:"level"`
