@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"ldx/elfcore/x86"
 
 	"ldx/elfcore"
 	"ldx/elfcore/kmem"
@@ -85,8 +86,8 @@ func (d *Dump) Kmem() (*kmem.Mem, error) {
 		return nil, errors.New("the dump has no VMCOREINFO")
 	}
 	var fallback *uint64
-	if d.ImageVirt >= elfcore.KernelTextBase {
-		pb := d.Image.Start - (d.ImageVirt - elfcore.KernelTextBase)
+	if d.ImageVirt >= x86.KernelTextBase {
+		pb := x86.PhysBase(d.Image.Start, d.ImageVirt)
 		fallback = &pb
 	}
 	params, err := kmem.ParamsFrom(d.VMCOREINFO, fallback)

@@ -9,6 +9,7 @@ package extract
 import (
 	"bytes"
 	"context"
+	"ldx/elfcore/x86"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,7 +239,7 @@ func checkE2ELayout(t *testing.T, vmcore string, art *guest.Artefacts, withManif
 	}
 	var covered uint64
 	for _, p := range f.Loads() {
-		if p.Vaddr >= elfcore.KernelTextBase {
+		if p.Vaddr >= x86.KernelTextBase {
 			continue
 		}
 		covered += p.Memsz

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"ldx/elfcore/x86"
 	"slices"
 	"strings"
 	"time"
@@ -411,7 +412,7 @@ func headerMatchesKernel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info) 
 			Hint: "the livedump kernel writes page 0 only at FINISH: this capture did not reach FINISH and the header is an earlier capture's; capture again"}
 	}
 	if pb, ok := info.Number("phys_base"); ok {
-		if got := h.text.Paddr - (h.text.Vaddr - elfcore.KernelTextBase); got != uint64(pb) {
+		if got := x86.PhysBase(h.text.Paddr, h.text.Vaddr); got != uint64(pb) {
 			return mismatch(fmt.Sprintf("its kernel-image PT_LOAD implies phys_base %#x, VMCOREINFO says %#x", got, uint64(pb)))
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
+	"ldx/elfcore/x86"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,7 +118,7 @@ func (fx *fixture) checkVMCore(t *testing.T, path string, wantRAM []manifest.Ran
 	pm := f.Phys()
 	var got []manifest.Range
 	for _, r := range pm.Ranges() {
-		if r[0] >= elfcore.KernelTextBase {
+		if r[0] >= x86.KernelTextBase {
 			continue
 		}
 		got = append(got, manifest.Range{Start: r[0], End: r[1]})
@@ -400,7 +401,7 @@ func TestSegmentLayout(t *testing.T) {
 	f := fx.checkVMCore(t, out, nil, true)
 	offs := map[uint64]int{}
 	for _, p := range f.Loads() {
-		if p.Vaddr < elfcore.KernelTextBase {
+		if p.Vaddr < x86.KernelTextBase {
 			offs[p.Off]++
 		}
 	}
@@ -509,7 +510,7 @@ func TestExtractNormaliseXNUM(t *testing.T) {
 		}
 	}
 	for _, p := range dst.Loads() {
-		if p.Vaddr < elfcore.KernelTextBase && p.Vaddr-p.Paddr != k.PageOffsetBase {
+		if p.Vaddr < x86.KernelTextBase && p.Vaddr-p.Paddr != k.PageOffsetBase {
 			t.Fatalf("RAM segment at %#x has p_vaddr %#x", p.Paddr, p.Vaddr)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"ldx/elfcore/x86"
 
 	"ldx/elfcore"
 	"ldx/elfcore/kmem"
@@ -93,7 +94,7 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options,
 	haveDelta := false
 	for i, l := range core.Loads() {
 		switch {
-		case l.Vaddr >= elfcore.KernelTextBase:
+		case l.Vaddr >= x86.KernelTextBase:
 			if imageSeg == nil {
 				imageSeg = &core.Loads()[i]
 			}
@@ -103,7 +104,7 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options,
 	}
 	var fallback *uint64
 	if imageSeg != nil {
-		pb := imageSeg.Paddr - (imageSeg.Vaddr - elfcore.KernelTextBase)
+		pb := x86.PhysBase(imageSeg.Paddr, imageSeg.Vaddr)
 		fallback = &pb
 	}
 	params, err := kmem.ParamsFrom(info, fallback)
@@ -123,7 +124,7 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options,
 		// and unmapped).
 		check := uint64(ramStart)
 		if stext, ok := info.Symbol("_stext"); ok {
-			check = pageDown(stext - kmem.KernelTextBase + params.PhysBase)
+			check = pageDown(stext - x86.KernelTextBase + params.PhysBase)
 		}
 		pob, err := mem.FindPageOffset(check)
 		if err != nil {
@@ -156,13 +157,13 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options,
 		if !ok {
 			sum.warn("VMCOREINFO has no SYMBOL(_stext): no kernel-image PT_LOAD")
 		} else {
-			limit := uint64(kmem.KernelTextBase + 1<<30)
+			limit := uint64(x86.KernelTextBase + 1<<30)
 			if sz, ok := info.Number("KERNEL_IMAGE_SIZE"); ok && sz > 0 {
-				limit = kmem.KernelTextBase + uint64(sz)
+				limit = x86.KernelTextBase + uint64(sz)
 			}
 			end := mem.ImageEnd(stext, limit)
-			phys := stext - kmem.KernelTextBase + params.PhysBase
-			p.image = manifest.Range{Start: pageDown(phys), End: pageUp(end - kmem.KernelTextBase + params.PhysBase)}
+			phys := stext - x86.KernelTextBase + params.PhysBase
+			p.image = manifest.Range{Start: pageDown(phys), End: pageUp(end - x86.KernelTextBase + params.PhysBase)}
 			p.imageVirt = stext - (phys - p.image.Start)
 			sum.repair("added the kernel-image PT_LOAD [%#x, %#x) at %#x that the input lacks (drgn and vmcore-dmesg read kernel symbols through it)", p.image.Start, p.image.End, p.imageVirt)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"ldx/elfcore/x86"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,7 +106,7 @@ func extractAndCheck(t *testing.T, m *kmodtest.Machine) *extract.Summary {
 	got, want := make([]byte, 4096), make([]byte, 4096)
 	bad := 0
 	for _, r := range pm.Ranges() {
-		if r[0] >= elfcore.KernelTextBase {
+		if r[0] >= x86.KernelTextBase {
 			continue
 		}
 		for pa := r[0]; pa < r[1] && bad < 5; pa += 4096 {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"ldx/elfcore/x86"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -320,7 +321,7 @@ func kcorePageOffset(path string) (uint64, error) {
 	}
 	count := map[uint64]int{}
 	for _, p := range ef.Progs {
-		if p.Type != elf.PT_LOAD || p.Paddr == ^uint64(0) || p.Paddr == 0 || p.Vaddr >= 0xffffffff80000000 || p.Vaddr < 0xff00000000000000 || p.Vaddr < p.Paddr {
+		if p.Type != elf.PT_LOAD || p.Paddr == ^uint64(0) || p.Paddr == 0 || x86.IsImageAddr(p.Vaddr) || p.Vaddr < 0xff00000000000000 || p.Vaddr < p.Paddr {
 			continue
 		}
 		count[p.Vaddr-p.Paddr]++

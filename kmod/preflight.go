@@ -3,6 +3,7 @@ package kmod
 import (
 	"errors"
 	"fmt"
+	"ldx/elfcore/x86"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -342,21 +343,14 @@ func (p *preflight) checkSize() CheckResult {
 	return pass("needs %s of %s (top of RAM %#x)", size(need), size(have), f.DumpEnd()-pageSize)
 }
 
-// Default page_offset_base values: what the direct map's base is when
-// memory layout randomisation is off (§11.2).
-const (
-	PageOffset4Level = 0xffff888000000000
-	PageOffset5Level = 0xff11000000000000
-)
-
 func (p *preflight) checkLayout() CheckResult {
 	f := p.rep.Facts
 	const way = "boot with nokaslr (it turns memory-layout randomisation off with KASLR), or use a kernel built without CONFIG_RANDOMIZE_MEMORY"
 	if f.PageOffsetFrom != "" {
-		if f.PageOffsetBase == PageOffset4Level || f.PageOffsetBase == PageOffset5Level {
+		if x86.IsDefaultPageOffset(f.PageOffsetBase) {
 			return pass("page_offset_base %#x, the default (from %s)", f.PageOffsetBase, f.PageOffsetFrom)
 		}
-		return refuse(fmt.Sprintf("page_offset_base is %#x (from %s), not the default %#x (4-level) or %#x (5-level): the memory layout is randomised", f.PageOffsetBase, f.PageOffsetFrom, uint64(PageOffset4Level), uint64(PageOffset5Level)), way)
+		return refuse(fmt.Sprintf("page_offset_base is %#x (from %s), not the default %#x (4-level) or %#x (5-level): the memory layout is randomised", f.PageOffsetBase, f.PageOffsetFrom, uint64(x86.PageOffset4Level), uint64(x86.PageOffset5Level)), way)
 	}
 	args := strings.Fields(f.Cmdline)
 	for _, a := range args {

@@ -2,6 +2,7 @@ package vmcoreinfo
 
 import (
 	"fmt"
+	"ldx/elfcore/x86"
 	"sort"
 	"strings"
 )
@@ -38,8 +39,8 @@ const (
 
 // x86 constants used by the cross-key checks.
 const (
-	startKernelMap = 0xffffffff80000000 // __START_KERNEL_map
-	defaultStext   = 0xffffffff81000000 // _stext with the default CONFIG_PHYSICAL_START
+	startKernelMap = x86.KernelTextBase
+	defaultStext   = x86.DefaultText
 )
 
 // knownFamilies are the FAMILY(name) key forms: the five the kernel

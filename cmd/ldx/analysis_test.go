@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"ldx/elfcore/x86"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ const (
 	tMem      = 32 << 20
 	tTextPhys = 16 << 20
 	tTextVirt = 0xffffffff9c000000
-	tPhysBase = int64(tTextPhys) - int64(tTextVirt-elfcore.KernelTextBase) // negative
+	tPhysBase = int64(tTextPhys) - int64(tTextVirt-x86.KernelTextBase) // negative
 	tPOB      = 0xffff9a4c00000000
 	tVmalloc  = 0xffffb4e3c0000000
 	tRelease  = "6.1.0-ldx-analysis"

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"ldx/elfcore/x86"
 	"os"
 	"strconv"
 	"strings"
@@ -226,9 +227,9 @@ func buildInfo(d *extract.Dump) *infoReport {
 	} else {
 		r.PhysBaseSrc = "unknown: " + err.Error()
 	}
-	pobDefault := uint64(kmem.DefaultPageOffsetL4)
+	pobDefault := uint64(x86.PageOffset4Level)
 	if r.Paging == 5 {
-		pobDefault = kmem.DefaultPageOffsetL5
+		pobDefault = x86.PageOffset5Level
 	}
 	r.KASLR = r.KASLROffset != 0 || (d.PageOffset != 0 && d.PageOffset != pobDefault)
 
@@ -339,7 +340,7 @@ func segmentWhat(p elfcore.ProgHeader, d *extract.Dump) string {
 		return "notes"
 	case p.Type != elf.PT_LOAD:
 		return ""
-	case p.Vaddr >= elfcore.KernelTextBase:
+	case p.Vaddr >= x86.KernelTextBase:
 		return "kernel image"
 	case p.Vaddr == p.Paddr:
 		return "physical memory (no virtual address)"

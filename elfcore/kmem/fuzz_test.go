@@ -3,6 +3,7 @@ package kmem
 import (
 	"encoding/binary"
 	"errors"
+	"ldx/elfcore/x86"
 	"testing"
 )
 
@@ -91,7 +92,7 @@ func FuzzTranslate(f *testing.F) {
 		if !ok {
 			return
 		}
-		p.PgtRoot = KernelTextBase
+		p.PgtRoot = x86.KernelTextBase
 		m, err := New(mem, p)
 		if err != nil {
 			t.Fatal(err)

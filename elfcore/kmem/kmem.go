@@ -15,10 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"ldx/elfcore/x86"
 )
-
-// KernelTextBase is __START_KERNEL_map.
-const KernelTextBase = 0xffffffff80000000
 
 const (
 	pageSize  = 1 << 12
@@ -46,10 +44,10 @@ type Mem struct {
 
 // New returns a reader of kernel virtual memory over physical memory.
 func New(phys io.ReaderAt, p Params) (*Mem, error) {
-	if p.PgtRoot < KernelTextBase {
+	if p.PgtRoot < x86.KernelTextBase {
 		return nil, fmt.Errorf("kmem: page-table root %#x is not a kernel image address", p.PgtRoot)
 	}
-	return &Mem{phys: phys, p: p, root: p.PgtRoot - KernelTextBase + p.PhysBase}, nil
+	return &Mem{phys: phys, p: p, root: p.PgtRoot - x86.KernelTextBase + p.PhysBase}, nil
 }
 
 // Level is one step of a page-table walk.
@@ -247,7 +245,7 @@ func (m *Mem) FindPageOffset(check uint64) (uint64, error) {
 func (m *Mem) ImageEnd(text, limit uint64) uint64 {
 	end := text
 	for va := text; va < limit && va >= text; va = (va + pmdSize) &^ (pmdSize - 1) {
-		if pa, err := m.VtoP(va); err == nil && pa == va-KernelTextBase+m.p.PhysBase {
+		if pa, err := m.VtoP(va); err == nil && pa == va-x86.KernelTextBase+m.p.PhysBase {
 			end = min((va+pmdSize)&^(pmdSize-1), limit)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"ldx/elfcore/x86"
 	"testing"
 )
 
@@ -95,7 +96,7 @@ func TestTranslate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBuilder(tc.l5, tc.sme)
-			imgPhys := text - KernelTextBase + physBase
+			imgPhys := text - x86.KernelTextBase + physBase
 			for i := uint64(0); i < 8; i++ { // 16 MiB image, 2 MiB pages
 				if i == 5 {
 					continue // the freed .init hole

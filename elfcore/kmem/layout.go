@@ -2,6 +2,7 @@ package kmem
 
 import (
 	"fmt"
+	"ldx/elfcore/x86"
 	"strings"
 
 	"ldx/vmcoreinfo"
@@ -13,16 +14,14 @@ import (
 // default direct-map base (CONFIG_RANDOMIZE_MEMORY, arch/x86/mm/kaslr.c),
 // in that order, each on a 1 GiB boundary.
 const (
-	DefaultPageOffsetL4 = 0xffff888000000000
-	DefaultPageOffsetL5 = 0xff11000000000000
-	defaultVmallocL4    = 0xffffc90000000000
-	defaultVmallocL5    = 0xffa0000000000000
-	defaultVmemmapL4    = 0xffffea0000000000
-	defaultVmemmapL5    = 0xffd4000000000000
-	cpuEntryArea        = 0xfffffe0000000000
-	modulesEnd          = 0xffffffffff000000
-	vsyscallAddr        = 0xffffffffff600000
-	tb                  = 1 << 40
+	defaultVmallocL4 = 0xffffc90000000000
+	defaultVmallocL5 = 0xffa0000000000000
+	defaultVmemmapL4 = 0xffffea0000000000
+	defaultVmemmapL5 = 0xffd4000000000000
+	cpuEntryArea     = 0xfffffe0000000000
+	modulesEnd       = 0xffffffffff000000
+	vsyscallAddr     = 0xffffffffff600000
+	tb               = 1 << 40
 )
 
 // Region is a part of the kernel's virtual address map.
@@ -77,9 +76,9 @@ func (m *Mem) Layout(info *vmcoreinfo.Info, pageOffset uint64) *Layout {
 	if sz, ok := info.Number("KERNEL_IMAGE_SIZE"); ok && sz > 0 && sz <= 1<<31 {
 		l.ImageSize = uint64(sz)
 	}
-	spanStart, defPO, defVmalloc, defVmemmap := uint64(DefaultPageOffsetL4), uint64(DefaultPageOffsetL4), uint64(defaultVmallocL4), uint64(defaultVmemmapL4)
+	spanStart, defPO, defVmalloc, defVmemmap := uint64(x86.PageOffset4Level), uint64(x86.PageOffset4Level), uint64(defaultVmallocL4), uint64(defaultVmemmapL4)
 	if l.L5 {
-		spanStart, defPO, defVmalloc, defVmemmap = DefaultPageOffsetL5, DefaultPageOffsetL5, defaultVmallocL5, defaultVmemmapL5
+		spanStart, defPO, defVmalloc, defVmemmap = x86.PageOffset5Level, x86.PageOffset5Level, defaultVmallocL5, defaultVmemmapL5
 	}
 	inSpan := func(va uint64) bool { return va >= spanStart && va < cpuEntryArea }
 
@@ -104,12 +103,12 @@ func (m *Mem) Layout(info *vmcoreinfo.Info, pageOffset uint64) *Layout {
 		add(Region{Name: "user", Start: 0, End: 1 << 56})
 		add(Region{Name: "non-canonical", Start: 1 << 56, End: 0xff00000000000000})
 		add(Region{Name: "guard hole (hypervisor)", Start: 0xff00000000000000, End: 0xff10000000000000})
-		add(Region{Name: "LDT remap (PTI)", Start: 0xff10000000000000, End: DefaultPageOffsetL5})
+		add(Region{Name: "LDT remap (PTI)", Start: 0xff10000000000000, End: x86.PageOffset5Level})
 	} else {
 		add(Region{Name: "user", Start: 0, End: 1 << 47})
 		add(Region{Name: "non-canonical", Start: 1 << 47, End: 0xffff800000000000})
 		add(Region{Name: "guard hole (hypervisor)", Start: 0xffff800000000000, End: 0xffff880000000000})
-		add(Region{Name: "LDT remap (PTI)", Start: 0xffff880000000000, End: DefaultPageOffsetL4})
+		add(Region{Name: "LDT remap (PTI)", Start: 0xffff880000000000, End: x86.PageOffset4Level})
 	}
 	// The randomised regions, each up to the next one's base.
 	type base struct {
@@ -145,8 +144,8 @@ func (m *Mem) Layout(info *vmcoreinfo.Info, pageOffset uint64) *Layout {
 	add(Region{Name: "cpu_entry_area", Start: cpuEntryArea, End: 0xfffffe8000000000})
 	add(Region{Name: "%esp fixup stacks", Start: 0xffffff0000000000, End: 0xffffff8000000000})
 	add(Region{Name: "EFI runtime services", Start: 0xffffffef00000000, End: 0xffffffff00000000})
-	add(Region{Name: "kernel image", Start: KernelTextBase, End: KernelTextBase + l.ImageSize, Linear: true, PhysStart: l.PhysBase})
-	add(Region{Name: "modules", Start: KernelTextBase + l.ImageSize, End: modulesEnd})
+	add(Region{Name: "kernel image", Start: x86.KernelTextBase, End: x86.KernelTextBase + l.ImageSize, Linear: true, PhysStart: l.PhysBase})
+	add(Region{Name: "modules", Start: x86.KernelTextBase + l.ImageSize, End: modulesEnd})
 	add(Region{Name: "fixmap", Start: modulesEnd, End: vsyscallAddr})
 	add(Region{Name: "vsyscall page", Start: vsyscallAddr, End: vsyscallAddr + pageSize})
 	l.Regions = rs

@@ -2,6 +2,7 @@ package kmem
 
 import (
 	"fmt"
+	"ldx/elfcore/x86"
 	"testing"
 
 	"ldx/vmcoreinfo"
@@ -21,7 +22,7 @@ func TestLayout(t *testing.T) {
 		vmemmap         = 0xffffe5f440000000
 	)
 	b := newBuilder(false, 0)
-	imgPhys := text - KernelTextBase + physBase
+	imgPhys := text - x86.KernelTextBase + physBase
 	b.mapPage(text, imgPhys, pmdSize)
 	b.mapPage(pob, 0, pudSize)
 	// vmap_area_list (in the image) → a vmap_area (in the direct map)
@@ -81,13 +82,13 @@ func TestLayout(t *testing.T) {
 		t.Errorf("6.9+: %#x %#x", l.VmallocStart, l.VmemmapStart)
 	}
 	// Without KASLR the defaults apply.
-	l = m.Layout(emptyInfo(), DefaultPageOffsetL4)
-	if l.VmallocStart != defaultVmallocL4 || l.VmemmapStart != defaultVmemmapL4 || l.Region(DefaultPageOffsetL4).Randomised {
+	l = m.Layout(emptyInfo(), x86.PageOffset4Level)
+	if l.VmallocStart != defaultVmallocL4 || l.VmemmapStart != defaultVmemmapL4 || l.Region(x86.PageOffset4Level).Randomised {
 		t.Errorf("defaults: %+v", l)
 	}
 	// 5-level.
 	m5, _ := New(b.mem, Params{PgtRoot: text, PhysBase: physBase, L5: true})
-	l = m5.Layout(emptyInfo(), DefaultPageOffsetL5)
+	l = m5.Layout(emptyInfo(), x86.PageOffset5Level)
 	for va, want := range map[uint64]string{
 		0x00ff000000000000: "user",
 		0x0100000000000000: "non-canonical",
@@ -114,7 +115,7 @@ func TestWithRoot(t *testing.T) {
 		copy(b.mem.page(b.root)[i*8:], w[:])
 	}
 	b.mapPage(0x55d0c0de1000, 0x2345000, pageSize)
-	m, _ := New(b.mem, Params{PgtRoot: KernelTextBase})
+	m, _ := New(b.mem, Params{PgtRoot: x86.KernelTextBase})
 	m.root = kernelRoot
 	if _, err := m.VtoP(0x55d0c0de1000); err == nil {
 		t.Error("user address mapped through init_top_pgt")

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"ldx/elfcore/x86"
 	"math/bits"
 	"strings"
 )
@@ -97,7 +98,7 @@ func Locate(ctx context.Context, phys io.ReaderAt, ram [][2]uint64, sym ImageSym
 		opt  bool
 	}{{"linux_banner", sym.BannerAddr, false}, {"init_top_pgt", sym.TopPgt, false}, {"level3_kernel_pgt", sym.Level3Pgt, false},
 		{"level4_kernel_pgt", sym.Level4Pgt, true}, {"level2_kernel_pgt", sym.Level2Pgt, true}, {"__pgtable_l5_enabled", sym.PgtableL5, true}} {
-		if (a.v != 0 || !a.opt) && a.v < KernelTextBase {
+		if (a.v != 0 || !a.opt) && a.v < x86.KernelTextBase {
 			return nil, fmt.Errorf("kmem: locate: link address %#x of %s is not a kernel image address", a.v, a.name)
 		}
 	}
@@ -216,8 +217,8 @@ func scanBanner(ctx context.Context, phys io.ReaderAt, ram [][2]uint64, banner [
 // locateAt proves or refutes a banner copy at physical address pa.
 func locateAt(phys io.ReaderAt, sym ImageSymbols, banner []byte, pa uint64) (*Location, error) {
 	// sum = KERNELOFFSET + phys_base; image link address a is at a − __START_KERNEL_map + sum.
-	sum := pa - (sym.BannerAddr - KernelTextBase)
-	img := func(link uint64) uint64 { return link - KernelTextBase + sum }
+	sum := pa - (sym.BannerAddr - x86.KernelTextBase)
+	img := func(link uint64) uint64 { return link - x86.KernelTextBase + sum }
 	read := func(what string, addr uint64) (uint64, error) {
 		var b [8]byte
 		if _, err := phys.ReadAt(b[:], int64(addr)); err != nil {
@@ -320,7 +321,7 @@ func findMapping(phys io.ReaderAt, l2, pa, mask uint64) (uint64, error) {
 		}
 		if e&pse != 0 {
 			if base := e & mask &^ (pmdSize - 1); pa&^(pmdSize-1) == base {
-				return KernelTextBase + i*pmdSize + pa%pmdSize, nil
+				return x86.KernelTextBase + i*pmdSize + pa%pmdSize, nil
 			}
 			continue
 		}
@@ -330,7 +331,7 @@ func findMapping(phys io.ReaderAt, l2, pa, mask uint64) (uint64, error) {
 		for j := range uint64(512) {
 			p := binary.LittleEndian.Uint64(pte[j*8:])
 			if p&present != 0 && p&mask == pa&^(pageSize-1) {
-				return KernelTextBase + i*pmdSize + j*pageSize + pa%pageSize, nil
+				return x86.KernelTextBase + i*pmdSize + j*pageSize + pa%pageSize, nil
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package kmem
 import (
 	"context"
 	"encoding/binary"
+	"ldx/elfcore/x86"
 	"strings"
 	"testing"
 )
@@ -68,7 +69,7 @@ type kernelSetup struct {
 // phys_base; the rest of the table is not present.
 func (k kernelSetup) install(m physMem) {
 	sum := k.ko + k.physBase
-	img := func(link uint64) uint64 { return link - KernelTextBase + sum }
+	img := func(link uint64) uint64 { return link - x86.KernelTextBase + sum }
 	m.write(img(testImage.BannerAddr), testImage.Banner)
 	if k.l5 {
 		m.set(img(testImage.TopPgt)+511*8, img(testImage.Level4Pgt)|present|k.sme|0x62)
@@ -77,8 +78,8 @@ func (k kernelSetup) install(m physMem) {
 		m.set(img(testImage.TopPgt)+511*8, img(testImage.Level3Pgt)|present|k.sme|0x62)
 	}
 	m.set(img(testImage.Level3Pgt)+510*8, img(testImage.Level2Pgt)|present|k.sme|0x62)
-	bannerPMD := (testImage.BannerAddr + k.ko - KernelTextBase) / pmdSize
-	for i := (testText + k.ko - KernelTextBase) / pmdSize; i <= (testEnd+k.ko-KernelTextBase)/pmdSize; i++ {
+	bannerPMD := (testImage.BannerAddr + k.ko - x86.KernelTextBase) / pmdSize
+	for i := (testText + k.ko - x86.KernelTextBase) / pmdSize; i <= (testEnd+k.ko-x86.KernelTextBase)/pmdSize; i++ {
 		pa := i*pmdSize + k.physBase
 		if k.splitBanner && i == bannerPMD {
 			pt := uint64(0x100000) // a page table below the image
@@ -186,16 +187,16 @@ func TestLocatePageAligned(t *testing.T) {
 	m := physMem{}
 	const ko, pb = 0x11400000, 0x6600000 + 0x5000 // sum only page-aligned
 	sum := uint64(ko + pb)
-	img := func(link uint64) uint64 { return link - KernelTextBase + sum }
+	img := func(link uint64) uint64 { return link - x86.KernelTextBase + sum }
 	m.write(img(testImage.BannerAddr), testImage.Banner)
 	m.set(img(testImage.TopPgt)+511*8, img(testImage.Level3Pgt)|present)
 	m.set(img(testImage.Level3Pgt)+510*8, img(testImage.Level2Pgt)|present)
 	va := testImage.BannerAddr + ko
 	pt := uint64(0x200000)
-	m.set(img(testImage.Level2Pgt)+((va-KernelTextBase)/pmdSize)*8, pt|present)
+	m.set(img(testImage.Level2Pgt)+((va-x86.KernelTextBase)/pmdSize)*8, pt|present)
 	base := va &^ (pmdSize - 1)
 	for j := range uint64(512) {
-		m.set(pt+j*8, (base+j*pageSize-KernelTextBase+pb)|present)
+		m.set(pt+j*8, (base+j*pageSize-x86.KernelTextBase+pb)|present)
 	}
 	sym := testImage
 	sym.PgtableL5 = 0

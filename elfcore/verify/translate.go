@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"ldx/elfcore/x86"
 	"strings"
 
 	"ldx/elfcore"
@@ -53,7 +54,7 @@ func (c *checker) imagePhysBase() (uint64, bool) {
 	if c.image == nil {
 		return 0, false
 	}
-	return c.image.Paddr - (c.image.Vaddr - ktext), true
+	return x86.PhysBase(c.image.Paddr, c.image.Vaddr), true
 }
 
 // walker returns a makedumpfile-style page walk with the given phys_base
