@@ -33,7 +33,3 @@ const (
 	NameVMCOREINFO = "VMCOREINFO"
 	NameQEMU       = "QEMU"
 )
-
-// KernelTextBase is __START_KERNEL_map on x86_64: the kernel image is
-// mapped at this virtual address plus (physical address - phys_base).
-const KernelTextBase = 0xffffffff80000000

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,14 +11,8 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
-)
-
-// Livedump layout constants (livedump-format.md §1–§3).
-const (
-	notesOffset  = 0x1000   // pfn 1: the first page of the merged notes
-	ramStart     = 0x100000 // the kernel's single RAM PT_LOAD starts at 1 MiB
-	coreNoteSize = 356      // 12 + 8 ("CORE\0" padded) + 336
 )
 
 // InputError reports an input that cannot be turned into a vmcore. It
@@ -46,28 +39,8 @@ func (e *InputError) Error() string {
 
 // livedumpHeader is the kernel's page-0 header as parsed and checked.
 type livedumpHeader struct {
-	core       *elfcore.File
-	note       elfcore.ProgHeader
-	text       elfcore.ProgHeader // kernel image PT_LOAD
-	ram        elfcore.ProgHeader // the single RAM PT_LOAD [1 MiB, (max_pfn+1)·4096)
-	pageOffset uint64             // page_offset_base: p_vaddr − p_paddr of the RAM PT_LOAD
-	maxPFN     uint64
-}
-
-// isLivedumpLayout reports whether an ELF core has the shape the livedump
-// kernel code writes: three program headers, the merged PT_NOTE at 4096,
-// PT_LOADs whose file offset is their physical address. Other ELF cores
-// (QEMU dumps, /proc/vmcore copies) are normalised instead.
-func isLivedumpLayout(f *elfcore.File) bool {
-	if f.Phnum != 3 || f.Progs[0].Type != elf.PT_NOTE || f.Progs[0].Off != notesOffset {
-		return false
-	}
-	for _, p := range f.Progs[1:] {
-		if p.Type != elf.PT_LOAD || p.Off != p.Paddr {
-			return false
-		}
-	}
-	return true
+	core *elfcore.File
+	livedump.Header
 }
 
 // checkLivedumpHeader validates page 0 against what the kernel writes and
@@ -82,24 +55,19 @@ func checkLivedumpHeader(src *Source, f *elfcore.File) (*livedumpHeader, error) 
 	if f.Machine != elf.EM_X86_64 {
 		return nil, bad(0x12, fmt.Sprintf("e_machine is %v; livedump v1 exists only for x86_64", f.Machine), "")
 	}
-	h := &livedumpHeader{core: f, note: f.Progs[0], text: f.Progs[1], ram: f.Progs[2]}
-	// The kernel emits the image PT_LOAD before the RAM one; accept either
-	// order but tell them apart by address.
-	if h.text.Vaddr < elfcore.KernelTextBase && h.ram.Vaddr >= elfcore.KernelTextBase {
-		h.text, h.ram = h.ram, h.text
+	// The image PT_LOAD comes before the RAM one; either order is
+	// accepted, told apart by address.
+	h := &livedumpHeader{core: f, Header: livedump.SplitHeader(f)}
+	if h.RAM.Paddr != livedump.RAMStart || h.RAM.Memsz < pageSize || h.RAM.End()%pageSize != 0 {
+		return nil, bad(f.ProgOffset(2), fmt.Sprintf("RAM PT_LOAD [%#x, %#x) is not the kernel's [1 MiB, (max_pfn+1)·4096)", h.RAM.Paddr, h.RAM.End()), "")
 	}
-	if h.ram.Paddr != ramStart || h.ram.Memsz < pageSize || h.ram.End()%pageSize != 0 {
-		return nil, bad(f.ProgOffset(2), fmt.Sprintf("RAM PT_LOAD [%#x, %#x) is not the kernel's [1 MiB, (max_pfn+1)·4096)", h.ram.Paddr, h.ram.End()), "")
+	if h.RAM.Vaddr < h.RAM.Paddr {
+		return nil, bad(f.ProgOffset(2)+16, fmt.Sprintf("RAM PT_LOAD p_vaddr %#x below its p_paddr", h.RAM.Vaddr), "")
 	}
-	if h.ram.Vaddr < h.ram.Paddr {
-		return nil, bad(f.ProgOffset(2)+16, fmt.Sprintf("RAM PT_LOAD p_vaddr %#x below its p_paddr", h.ram.Vaddr), "")
+	if !h.RAM.Contains(h.Text.Paddr) || h.Text.End() > h.RAM.End() {
+		return nil, bad(f.ProgOffset(1), fmt.Sprintf("kernel image PT_LOAD [%#x, %#x) is not inside RAM", h.Text.Paddr, h.Text.End()), "")
 	}
-	h.pageOffset = h.ram.Vaddr - h.ram.Paddr
-	h.maxPFN = h.ram.End()/pageSize - 1 // the kernel's range ends one page past max_pfn (§2)
-	if !h.ram.Contains(h.text.Paddr) || h.text.End() > h.ram.End() {
-		return nil, bad(f.ProgOffset(1), fmt.Sprintf("kernel image PT_LOAD [%#x, %#x) is not inside RAM", h.text.Paddr, h.text.End()), "")
-	}
-	if end := int64(h.ram.End()); src.Size < end-pageSize {
+	if end := int64(h.RAM.End()); src.Size < end-pageSize {
 		return nil, bad(src.Size, fmt.Sprintf("the input is %d bytes but the header describes memory up to %#x (%d bytes): %d MiB of memory are missing",
 			src.Size, end, end, (end-pageSize-src.Size)>>20),
 			"the device is smaller than the dumped machine's top of RAM (the kernel does not check and drops the writes), or the image was cut short while copying; copy the whole device")
@@ -124,22 +92,6 @@ func noHeaderError(src *Source, page0 []byte, man *manifest.Manifest) error {
 	return e
 }
 
-// vmcoreinfoHeader is the note header the kernel writes before the
-// VMCOREINFO text: n_namesz 11, n_descsz, n_type 0, "VMCOREINFO\0\0".
-func vmcoreinfoNoteHeader(b []byte) (descsz uint32, ok bool) {
-	if len(b) < 24 {
-		return 0, false
-	}
-	if binary.LittleEndian.Uint32(b) != 11 || binary.LittleEndian.Uint32(b[8:]) != elfcore.NT_VMCOREINFO {
-		return 0, false
-	}
-	if !bytes.Equal(b[12:24], []byte("VMCOREINFO\x00\x00")) {
-		return 0, false
-	}
-	descsz = binary.LittleEndian.Uint32(b[4:])
-	return descsz, descsz > 0 && descsz <= 1<<16
-}
-
 // maxVMCOREINFO bounds the VMCOREINFO text the kernel can produce
 // (VMCOREINFO_BYTES is one page; a few runs' K-6 NULs may add a little).
 const maxVMCOREINFO = 2 * pageSize
@@ -161,24 +113,25 @@ type noteInfo struct {
 
 // readNotes parses the written page of notes (pfn 1) and recovers what the
 // one-page limit of the kernel cut off (K-1): the complete VMCOREINFO note
-// lives in the dumped memory at the kernel's vmcoreinfo_note page (§4.4),
-// found through the manifest or by scanning page starts.
+// lives in the dumped memory at the kernel's vmcoreinfo_note page (see
+// package livedump, "Page 1: the notes"), found through the manifest or by
+// scanning page starts.
 //
 // When the complete text is nowhere in the memory either and rebuild is
 // set (extract --vmlinux), the text is rebuilt from the vmlinux.
 func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func(prefix []byte) (uint64, []byte, error), rebuild func(prefix []byte) (*rebuilt, error)) (*noteInfo, error) {
 	page := make([]byte, pageSize)
-	if _, err := src.ReadAt(page, notesOffset); err != nil {
-		return nil, fmt.Errorf("%s: reading the notes page at %#x: %w", src.Path, notesOffset, err)
+	if _, err := src.ReadAt(page, livedump.NotesOffset); err != nil {
+		return nil, fmt.Errorf("%s: reading the notes page at %#x: %w", src.Path, livedump.NotesOffset, err)
 	}
 	ni := &noteInfo{descsz: -1}
-	claimed := int(h.note.Filesz)
-	if h.note.Filesz > 1<<24 {
-		return nil, &InputError{Path: src.Path, Off: h.core.ProgOffset(0) + 32, What: fmt.Sprintf("PT_NOTE p_filesz %#x is absurd", h.note.Filesz)}
+	claimed := int(h.Notes.Filesz)
+	if h.Notes.Filesz > 1<<24 {
+		return nil, &InputError{Path: src.Path, Off: h.core.ProgOffset(0) + 32, What: fmt.Sprintf("PT_NOTE p_filesz %#x is absurd", h.Notes.Filesz)}
 	}
 	ni.truncated = claimed > pageSize
 	written := page[:min(claimed, pageSize)]
-	notes, perr := elfcore.ParseNotes(written, notesOffset)
+	notes, perr := elfcore.ParseNotes(written, livedump.NotesOffset)
 	for _, n := range notes {
 		if !n.Is(elfcore.NameCore, elfcore.NT_PRSTATUS) {
 			break // the CORE notes come first; the VMCOREINFO note is handled below
@@ -188,14 +141,14 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 	// A walk that stops inside the page, other than in the VMCOREINFO
 	// note the one-page limit cuts, means the page itself is damaged.
 	if fe, ok := perr.(*elfcore.FormatError); ok && len(notes) == len(ni.coreNotes) {
-		if _, isV := vmcoreinfoNoteHeader(written[min(len(ni.coreNotes)*coreNoteSize, len(written)):]); !isV {
+		if _, isV := livedump.VMCOREINFOHeader(written[min(livedump.VMCOREINFOOffset(len(ni.coreNotes)), len(written)):]); !isV {
 			ni.damage = fe
 		}
 	}
 	// Where does the VMCOREINFO note start? After the complete CORE notes.
-	vOff := len(ni.coreNotes) * coreNoteSize
+	vOff := livedump.VMCOREINFOOffset(len(ni.coreNotes))
 	var prefix []byte
-	descsz, haveHdr := vmcoreinfoNoteHeader(written[min(vOff, len(written)):])
+	descsz, haveHdr := livedump.VMCOREINFOHeader(written[min(vOff, len(written)):])
 	if haveHdr {
 		ni.descsz = int(descsz)
 		text := written[vOff+24:]
@@ -216,9 +169,10 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 		}
 		// Page 0 is written only at FINISH, page 1 also during SWEEP: a
 		// run stopped before FINISH leaves an earlier run's header next
-		// to this run's notes (§11.1). The header's note size must be the
-		// kernel's formula for the notes page 1 actually holds.
-		if want := len(ni.coreNotes)*coreNoteSize + 24 + (int(descsz)+3)&^3; want != claimed {
+		// to this run's notes (see package livedump, "Telling runs and
+		// boots apart"). The header's note size must be the kernel's
+		// formula for the notes page 1 actually holds.
+		if want := livedump.NotesSize(len(ni.coreNotes), int(descsz)); want != claimed {
 			return nil, &InputError{Path: src.Path, Off: h.core.ProgOffset(0) + 32,
 				What: fmt.Sprintf("the header's PT_NOTE size %d does not match the notes page (%d CPU notes and %d bytes of VMCOREINFO make %d): page 0 holds a header from another run than page 1",
 					claimed, len(ni.coreNotes), descsz, want),
@@ -226,7 +180,7 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 		}
 	}
 	// CPU count: the manifest knows it; otherwise the claimed note size
-	// does (356·N + 24 + roundup4(S), §4.3) once S is known.
+	// does (livedump.NotesSize, inverted by livedump.CPUs) once S is known.
 	if ni.vmcoreinfo == nil {
 		paddr, text, err := recoverVMCOREINFO(src, man, prefix, scan)
 		switch {
@@ -265,8 +219,8 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 	if ni.rebuilt != nil {
 		s = ni.descsz
 	}
-	if rest := claimed - 24 - (s+3)&^3; s >= 0 && rest >= 0 && rest%coreNoteSize == 0 {
-		ni.cpus = rest / coreNoteSize
+	if n, ok := livedump.CPUs(claimed, s); ok {
+		ni.cpus = n
 	}
 	if man != nil && man.PresentCPUs > 0 {
 		if ni.cpus != 0 && ni.cpus != man.PresentCPUs {
@@ -287,9 +241,9 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 // recoverVMCOREINFO finds the complete VMCOREINFO note in the dumped
 // memory. The kernel rewrites its global vmcoreinfo_note page at START,
 // CRASHTIME included, before write-protecting memory, so the page's dumped
-// copy is complete (§4.4, confirmed in §11.1). The candidate must begin
-// with the text that survived in page 1, so a stale copy cannot be taken
-// for it.
+// copy is complete (see package livedump, "Page 1: the notes"; confirmed
+// on real runs). The candidate must begin with the text that survived in
+// page 1, so a stale copy cannot be taken for it.
 func recoverVMCOREINFO(src *Source, man *manifest.Manifest, prefix []byte, scan func(prefix []byte) (uint64, []byte, error)) (uint64, []byte, error) {
 	if man != nil && man.VMCOREINFONote.Start != 0 {
 		pa := man.VMCOREINFONote.Start
@@ -319,7 +273,7 @@ func readVMCOREINFONote(r io.ReaderAt, pa uint64) ([]byte, error) {
 	if n < 24 {
 		return nil, fmt.Errorf("reading it failed: %v", err)
 	}
-	descsz, ok := vmcoreinfoNoteHeader(buf[:n])
+	descsz, ok := livedump.VMCOREINFOHeader(buf[:n])
 	if !ok {
 		return nil, errors.New("no VMCOREINFO note header is there")
 	}

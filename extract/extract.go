@@ -4,13 +4,13 @@
 //
 // The livedump v1 kernel code writes memory page by page at byte offset =
 // physical address, page 0 an ELF header, page 1 the first 4 KiB of the
-// notes. What it gets wrong (livedump-format.md §7) is repaired here:
-// VMCOREINFO cut at one page is recovered from the dumped memory; CPU
-// notes lost with it are rebuilt; the single RAM range over MMIO holes and
-// one page past RAM is replaced by the capture-time RAM map; pages the
-// kernel never wrote are presented as zeros, never as the stale bytes the
-// device held; all-zero memory is not stored. Everything repaired is said
-// in the Summary.
+// notes (the format: package livedump). What it gets wrong (its defects
+// K-1 …) is repaired here: VMCOREINFO cut at one page is recovered from
+// the dumped memory; CPU notes lost with it are rebuilt; the single RAM
+// range over MMIO holes and one page past RAM is replaced by the
+// capture-time RAM map; pages the kernel never wrote are presented as
+// zeros, never as the stale bytes the device held; all-zero memory is not
+// stored. Everything repaired is said in the Summary.
 package extract
 
 import (
@@ -20,13 +20,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/x86"
 	"slices"
 	"strings"
 	"time"
 
 	"ldx/elfcore"
 	"ldx/elfcore/kmem"
+	"ldx/elfcore/livedump"
 	"ldx/elfcore/vmlinux"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
@@ -188,7 +188,7 @@ func analyse(ctx context.Context, src *Source, opt *Options, sum *Summary) (*pla
 	if err != nil {
 		return nil, &InputError{Path: src.Path, Off: -1, What: err.Error()}
 	}
-	if !isLivedumpLayout(core) {
+	if !livedump.IsLayout(core) {
 		sum.Format = "ELF vmcore"
 		return planELF(ctx, src, core, opt, sum)
 	}
@@ -201,32 +201,32 @@ func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *man
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{phys: src, raw: true, pageOffset: h.pageOffset}
-	p.image = manifest.Range{Start: pageDown(h.text.Paddr), End: pageUp(h.text.End())}
-	p.imageVirt = h.text.Vaddr - (h.text.Paddr - p.image.Start)
+	p := &plan{phys: src, raw: true, pageOffset: h.PageOffset()}
+	p.image = manifest.Range{Start: pageDown(h.Text.Paddr), End: pageUp(h.Text.End())}
+	p.imageVirt = h.Text.Vaddr - (h.Text.Paddr - p.image.Start)
 
 	// Where memory is: the capture-time RAM map, or the kernel's range.
-	kernelEnd := h.maxPFN * pageSize // the kernel's range covers one page more (§2)
-	sum.repair("left out the page past the end of RAM (pfn %#x) that the kernel's RAM PT_LOAD covers but never writes", h.maxPFN)
+	kernelEnd := h.MaxPFN() * pageSize // the kernel's range covers one page more (K-3)
+	sum.repair("left out the page past the end of RAM (pfn %#x) that the kernel's RAM PT_LOAD covers but never writes", h.MaxPFN())
 	if man != nil {
-		if man.MaxPFN != 0 && man.MaxPFN != h.maxPFN {
-			return nil, &InputError{Path: src.Path, Off: core.ProgOffset(2), What: fmt.Sprintf("the header's RAM ends at max_pfn %#x, the capture manifest says %#x: the header is not from this capture", h.maxPFN, man.MaxPFN)}
+		if man.MaxPFN != 0 && man.MaxPFN != h.MaxPFN() {
+			return nil, &InputError{Path: src.Path, Off: core.ProgOffset(2), What: fmt.Sprintf("the header's RAM ends at max_pfn %#x, the capture manifest says %#x: the header is not from this capture", h.MaxPFN(), man.MaxPFN)}
 		}
 		// RAM below 1 MiB (pfns 2–0x9F, real-mode trampoline and BIOS
 		// data; pfn 0 and 1 hold the header and notes) is dumped by the
 		// kernel but left out, as the kernel's own header does: with RAM
 		// starting at 0x2000, makedumpfile 1.7.2 -E overflows a page
 		// buffer in readmem and crashes.
-		p.ram = clipRanges(man.RAM, ramStart, kernelEnd)
+		p.ram = clipRanges(man.RAM, livedump.RAMStart, kernelEnd)
 		if len(p.ram) == 0 {
 			return nil, &InputError{Path: src.Path, Off: manifest.Offset, What: "the capture manifest's RAM map has no RAM inside the dumped range"}
 		}
-		holes := (kernelEnd - ramStart) - covered(clipRanges(p.ram, ramStart, kernelEnd))
+		holes := (kernelEnd - livedump.RAMStart) - covered(clipRanges(p.ram, livedump.RAMStart, kernelEnd))
 		if holes > 0 {
 			sum.repair("split the kernel's single RAM range into %d RAM ranges from the capture-time memory map; %d MiB of holes and reserved ranges are not presented as memory", len(p.ram), holes>>20)
 		}
 	} else {
-		p.ram = []manifest.Range{{Start: ramStart, End: kernelEnd}}
+		p.ram = []manifest.Range{{Start: livedump.RAMStart, End: kernelEnd}}
 	}
 	sum.RAMRanges = len(p.ram)
 
@@ -268,7 +268,7 @@ func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *man
 	}
 	if ni.truncated && ni.rebuilt == nil {
 		sum.repair("the kernel wrote only the first 4096 bytes of its %d-byte notes (K-1): %d of %d bytes of VMCOREINFO text survived; took the complete text from %s, recovering %s",
-			h.note.Filesz, ni.survived, len(ni.vmcoreinfo), ni.vmciSource, lostKeys(ni.prefix, ni.vmcoreinfo))
+			h.Notes.Filesz, ni.survived, len(ni.vmcoreinfo), ni.vmciSource, lostKeys(ni.prefix, ni.vmcoreinfo))
 	}
 	vmci := ni.vmcoreinfo
 	if n := bytes.Count(vmci, []byte{0}); n > 0 {
@@ -412,13 +412,13 @@ func headerMatchesKernel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info) 
 			Hint: "the livedump kernel writes page 0 only at FINISH: this capture did not reach FINISH and the header is an earlier capture's; capture again"}
 	}
 	if pb, ok := info.Number("phys_base"); ok {
-		if got := x86.PhysBase(h.text.Paddr, h.text.Vaddr); got != uint64(pb) {
+		if got := h.PhysBase(); got != uint64(pb) {
 			return mismatch(fmt.Sprintf("its kernel-image PT_LOAD implies phys_base %#x, VMCOREINFO says %#x", got, uint64(pb)))
 		}
 	}
 	if off, ok := info.KernelOffset(); ok {
-		if stext, ok := info.Symbol("_stext"); ok && (h.text.Vaddr > stext || stext-h.text.Vaddr >= 2<<20) {
-			return mismatch(fmt.Sprintf("its kernel image starts at %#x, VMCOREINFO puts _stext at %#x (KERNELOFFSET %#x)", h.text.Vaddr, stext, off))
+		if stext, ok := info.Symbol("_stext"); ok && (h.Text.Vaddr > stext || stext-h.Text.Vaddr >= 2<<20) {
+			return mismatch(fmt.Sprintf("its kernel image starts at %#x, VMCOREINFO puts _stext at %#x (KERNELOFFSET %#x)", h.Text.Vaddr, stext, off))
 		}
 	}
 	return nil
@@ -426,7 +426,7 @@ func headerMatchesKernel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info) 
 
 // buildCoreNotes returns one NT_PRSTATUS per CPU: those that survived in
 // page 1, and copies of the first for those the one-page limit cut off
-// (the v1 module writes the same synthetic registers for every CPU, §4.1,
+// (the v1 module writes the same synthetic registers for every CPU, K-7,
 // so the copy loses nothing). pr_pid becomes cpu+1: the kernel puts the
 // stop_machine thread's pid in every note, which identifies nothing, and
 // drgn maps live-dump CPUs to notes by pr_pid == cpu+1 (QEMU's
@@ -476,7 +476,7 @@ func scanVMCOREINFO(ctx context.Context, src *Source, ram []manifest.Range, pref
 		done += int64(n)
 		opt.progress("scan", done, total)
 		for off := uint64(0); chunk != nil && off+24 <= n; off += pageSize {
-			if _, ok := vmcoreinfoNoteHeader(chunk[off:]); !ok {
+			if _, ok := livedump.VMCOREINFOHeader(chunk[off:]); !ok {
 				continue
 			}
 			t, err := readVMCOREINFONote(src, pa+off)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/livedump"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
@@ -420,7 +421,7 @@ func TestExtractCorruptNoteSizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteAt([]byte{0xff, 0xff, 0xff, 0x7f}, notesOffset+coreNoteSize+4)
+	f.WriteAt([]byte{0xff, 0xff, 0xff, 0x7f}, livedump.NotesOffset+livedump.CoreNoteSize+4)
 	f.Close()
 	sum, out, err := fx.extract(t, Options{})
 	if err != nil {

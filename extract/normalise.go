@@ -9,6 +9,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/kmem"
+	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
 )
@@ -122,7 +123,7 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options,
 		// page 0: the kernel image's own physical pages, which the direct
 		// map always covers (the end of QEMU's RAM blocks may be reserved
 		// and unmapped).
-		check := uint64(ramStart)
+		check := uint64(livedump.RAMStart)
 		if stext, ok := info.Symbol("_stext"); ok {
 			check = pageDown(stext - x86.KernelTextBase + params.PhysBase)
 		}

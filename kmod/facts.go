@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
 )
 
@@ -28,7 +29,7 @@ type Facts struct {
 	// RAM is the System RAM map from /proc/iomem, half-open, sorted.
 	RAM []manifest.Range
 	// MaxPFN is one past the last RAM page (e820__end_of_ram_pfn): the
-	// kernel dumps [0, (MaxPFN+1)·4096) (§2).
+	// kernel dumps [0, (MaxPFN+1)·4096) (livedump.RAMEnd).
 	MaxPFN uint64
 	RAMErr error
 
@@ -41,7 +42,8 @@ type Facts struct {
 	// crash_notes, by CPU.
 	CrashNotes []uint64
 
-	// VMCOREINFONote is the kernel's VMCOREINFO note buffer (§4.4).
+	// VMCOREINFONote is the kernel's VMCOREINFO note buffer (see package
+	// livedump, "Page 1: the notes").
 	VMCOREINFONote manifest.Range
 
 	// PageOffsetBase is the direct map's base; PageOffsetFrom says how it
@@ -65,8 +67,8 @@ type Facts struct {
 }
 
 // DumpEnd is (MaxPFN+1)·4096: where the kernel's RAM PT_LOAD ends and
-// how large the device must be (§1.3, §2).
-func (f *Facts) DumpEnd() uint64 { return (f.MaxPFN + 1) * pageSize }
+// how large the device must be (see package livedump, "Placement").
+func (f *Facts) DumpEnd() uint64 { return livedump.RAMEnd(f.MaxPFN) }
 
 // RAMBytes is the amount of System RAM.
 func (f *Facts) RAMBytes() uint64 {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
 )
 
@@ -377,9 +378,10 @@ func (p *preflight) checkLayout() CheckResult {
 
 // memoryNeeds is what INIT takes: the two request queues, the two
 // wrprotect bitmaps, and the page tables of the direct map split to 4 KiB
-// pages (8 bytes per page, never merged back, §1.3).
+// pages (8 bytes per page, never merged back; see package livedump, "When
+// pages are written").
 func (p *preflight) memoryNeeds() (buffers, other uint64) {
-	pages := uint64(131072) // MEMDUMP_KFIFO_SIZE, v1 (§1.2)
+	pages := uint64(131072) // MEMDUMP_KFIFO_SIZE, v1 (package livedump, "Placement")
 	if i := p.rep.Interface; i != nil {
 		if n, ok, err := i.BufferPages(); err == nil && ok && n > 0 {
 			pages = uint64(n)
@@ -419,10 +421,9 @@ func (p *preflight) checkCPUs() CheckResult {
 	}
 	// K-10: the header buffer is sized for the possible CPUs and, after
 	// the notes are merged, may stay larger than the one page FINISH
-	// copies it into (§2.1, §3.1).
+	// copies it into (see package livedump, "Page 0: the header").
 	nPossible, nPresent := len(f.Possible), len(f.Present)
-	bufSize := roundPage(64 + 56*uint64(nPossible+3))
-	if merged := roundPage(bufSize - min(bufSize, 56*uint64(nPresent))); merged > pageSize {
+	if merged := livedump.MergedHeaderSize(nPossible, nPresent); merged > pageSize {
 		return refuseForcible(fmt.Sprintf("%d possible and %d present CPUs: the kernel's ELF header stays %d bytes after the notes are merged, and FINISH copies it into one 4096-byte page — an overflow (K-10, inferred from the code, not yet seen on a real run)", nPossible, nPresent, merged),
 			fmt.Sprintf("boot with possible_cpus=%d (or fewer possible CPUs)", nPresent))
 	}
@@ -469,8 +470,6 @@ func (p *preflight) checkCPUs() CheckResult {
 	}
 	return pass("%d online CPUs × %s per-CPU units fit in 2 MiB", len(f.Online), size(f.PercpuUnit))
 }
-
-func roundPage(n uint64) uint64 { return (n + pageSize - 1) &^ (pageSize - 1) }
 
 func contains(s []int, v int) bool {
 	for _, x := range s {

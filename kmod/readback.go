@@ -5,10 +5,12 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"ldx/elfcore/x86"
 	"strconv"
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
 )
 
@@ -34,7 +36,8 @@ var ErrNoHeader = errors.New("page 0 holds no ELF header: the header FINISH queu
 
 // checkReadback reads pages 0 and 1 and the manifest of the device around
 // the page cache and checks them against the manifest: the header must
-// be this kernel's livedump header for this machine's top of RAM (§3.1),
+// be this kernel's livedump header for this machine's top of RAM (see
+// package livedump, "Telling runs and boots apart"),
 // the notes this run's (CPU notes, OSRELEASE, a CRASHTIME not before the
 // capture began), and the manifest intact.
 func checkReadback(path string, m *manifest.Manifest, pageOffset uint64) (*Readback, error) {
@@ -50,7 +53,7 @@ func checkReadback(path string, m *manifest.Manifest, pageOffset uint64) (*Readb
 		return nil, fmt.Errorf("page 0: %w", err)
 	}
 	rb := &Readback{}
-	if f.Type != elf.ET_CORE || f.Machine != elf.EM_X86_64 || f.Phnum != 3 || f.Progs[0].Type != elf.PT_NOTE || f.Progs[0].Off != pageSize {
+	if f.Type != elf.ET_CORE || f.Machine != elf.EM_X86_64 || !livedump.HasMergedNote(f) {
 		return nil, fmt.Errorf("page 0 is not a livedump header: %v %v with %d program headers", f.Type, f.Machine, f.Phnum)
 	}
 	var ram, text *elfcore.ProgHeader
@@ -58,16 +61,16 @@ func checkReadback(path string, m *manifest.Manifest, pageOffset uint64) (*Readb
 		p := &f.Progs[i]
 		switch {
 		case p.Type != elf.PT_LOAD:
-		case p.Paddr == 0x100000 && p.Vaddr < elfcore.KernelTextBase:
+		case p.Paddr == livedump.RAMStart && p.Vaddr < x86.KernelTextBase:
 			ram = p
-		case p.Vaddr >= elfcore.KernelTextBase:
+		case p.Vaddr >= x86.KernelTextBase:
 			text = p
 		}
 	}
 	if ram == nil || text == nil {
 		return nil, errors.New("page 0: the header lacks the kernel-image or the RAM PT_LOAD")
 	}
-	if want := (m.MaxPFN + 1) * pageSize; ram.End() != want {
+	if want := livedump.RAMEnd(m.MaxPFN); ram.End() != want {
 		return nil, fmt.Errorf("page 0: the header's RAM ends at %#x, this machine's at %#x (max_pfn %#x): the header is not this run's", ram.End(), want, m.MaxPFN)
 	}
 	rb.PageOffset = ram.Vaddr - ram.Paddr
@@ -76,7 +79,7 @@ func checkReadback(path string, m *manifest.Manifest, pageOffset uint64) (*Readb
 	}
 	rb.NotesSize = f.Progs[0].Filesz
 	rb.NotesCut = rb.NotesSize > pageSize
-	notes, _ := elfcore.ParseNotes(pages[pageSize:pageSize+min(rb.NotesSize, pageSize)], pageSize)
+	notes, _ := elfcore.ParseNotes(pages[livedump.NotesOffset:livedump.NotesOffset+min(rb.NotesSize, livedump.PageSize)], livedump.NotesOffset)
 	var vmci []byte
 	for _, n := range notes {
 		switch {
@@ -89,11 +92,11 @@ func checkReadback(path string, m *manifest.Manifest, pageOffset uint64) (*Readb
 	if rb.CPUNotes == 0 {
 		return nil, errors.New("page 1 holds no CPU notes: the notes are not this run's")
 	}
-	if want := min(m.PresentCPUs, (pageSize-12)/356); m.PresentCPUs > 0 && rb.CPUNotes < want {
+	if want := min(m.PresentCPUs, livedump.MaxCoreNotesWritten); m.PresentCPUs > 0 && rb.CPUNotes < want {
 		return nil, fmt.Errorf("page 1 holds %d CPU notes, want %d (present CPUs)", rb.CPUNotes, want)
 	}
 	if vmci == nil {
-		// The VMCOREINFO header lies in the page up to 11 CPUs (§4.3);
+		// The VMCOREINFO header lies in the page up to 11 CPUs (K-1);
 		// ParseNotes stops at it when its text is cut, so look for it.
 		if i := bytes.Index(pages[pageSize:], []byte("VMCOREINFO\x00\x00OSRELEASE=")); i >= 0 {
 			vmci = pages[pageSize+i+12:]

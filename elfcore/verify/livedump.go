@@ -5,14 +5,15 @@ import (
 	"fmt"
 	"strings"
 
+	"ldx/elfcore/livedump"
 	"ldx/extract"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
 )
 
 // checkLivedump runs the checks for the defects of the livedump v1 kernel
-// code that reach a raw device (docs/livedump-format.md §7). They apply
-// only to the raw layout; `ldx extract` repairs all of them.
+// code that reach a raw device (see package livedump, "Defects"). They
+// apply only to the raw layout; `ldx extract` repairs all of them.
 func (c *checker) checkLivedump() {
 	if !c.livedump {
 		return
@@ -85,14 +86,14 @@ func (c *checker) checkLivedump() {
 func (c *checker) checkNotesCut(man *manifest.Manifest) {
 	note := c.f.Progs[0]
 	end := note.Off + note.Filesz
-	if end <= notesPage+pageSize {
+	if end <= livedump.NotesEnd {
 		c.pass("K-1", fmt.Sprintf("the notes (%d bytes) fit in the one page the kernel writes", note.Filesz))
 		return
 	}
-	found := fmt.Sprintf("the PT_NOTE claims %d bytes at %#x, but the kernel writes only the first 4096 (pfn 1); bytes from %#x on are other memory", note.Filesz, note.Off, notesPage+pageSize)
+	found := fmt.Sprintf("the PT_NOTE claims %d bytes at %#x, but the kernel writes only the first 4096 (pfn 1); bytes from %#x on are other memory", note.Filesz, note.Off, livedump.NotesEnd)
 	if c.vmci != nil {
 		text := int64(c.vmci.Off) + 24
-		if kept := int64(notesPage+pageSize) - text; kept >= 0 && kept < int64(len(c.vmci.Desc)) {
+		if kept := int64(livedump.NotesEnd) - text; kept >= 0 && kept < int64(len(c.vmci.Desc)) {
 			found += fmt.Sprintf("; %d of VMCOREINFO's %d bytes survive", kept, len(c.vmci.Desc))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"ldx/elfcore"
+	"ldx/elfcore/livedump"
 )
 
 // noteSeg is one PT_NOTE segment as parsed with 4-byte alignment.
@@ -248,7 +249,8 @@ func (c *checker) checkPRStatus() {
 	}
 
 	// C6: the CPU count is not in VMCOREINFO; a livedump's PT_NOTE size
-	// formula (356·N + 24 + roundup4(S)) is the only cross-check.
+	// formula (livedump.NotesSize: 356·N + 24 + roundup4(S)) is the only
+	// cross-check.
 	c.checkCPUCount()
 
 	// C7: without CRASHTIME drgn maps CPU c to the note with pr_pid c+1.
@@ -280,8 +282,8 @@ func (c *checker) checkPRStatus() {
 func (c *checker) checkCPUCount() {
 	if c.livedump && c.vmci != nil {
 		claimed := int(c.f.Progs[0].Filesz)
-		if rest := claimed - 24 - (len(c.vmci.Desc)+3)&^3; rest >= 0 && rest%356 == 0 && rest/356 != len(c.cores) {
-			c.fail("C6", fmt.Sprintf("%d CPU notes, but the PT_NOTE size %d says %d CPUs", len(c.cores), claimed, rest/356),
+		if n, ok := livedump.CPUs(claimed, len(c.vmci.Desc)); ok && n != len(c.cores) {
+			c.fail("C6", fmt.Sprintf("%d CPU notes, but the PT_NOTE size %d says %d CPUs", len(c.cores), claimed, n),
 				"`ldx extract` rebuilds the missing CPU notes", c.phLoc(0, "p_filesz", phdrFilesz),
 				eff(Crash, Degraded, "ignores all the NT_PRSTATUS notes when their count is not the number of online CPUs"))
 			return

@@ -4,20 +4,20 @@ import (
 	"bytes"
 	"debug/elf"
 	"fmt"
+	"ldx/elfcore/x86"
 	"math"
 	"slices"
 	"strings"
 
 	"ldx/elfcore"
+	"ldx/elfcore/livedump"
 	"ldx/vmcoreinfo"
 )
 
 const (
-	ktext       = elfcore.KernelTextBase
+	ktext       = x86.KernelTextBase
 	kernelHalf  = 0xff00000000000000 // lowest kernel-half address with 4 or 5 levels
 	pageSize    = 4096
-	notesPage   = 0x1000   // livedump: the merged notes are written at pfn 1
-	ramStart    = 0x100000 // livedump: the kernel's RAM PT_LOAD starts at 1 MiB
 	phdrTypeOff = 0
 	phdrOffOff  = 8
 	phdrVaddr   = 16
@@ -42,7 +42,7 @@ func (c *checker) classify() {
 	rev := slices.Clone(c.loads)
 	slices.Reverse(rev)
 	c.last = elfcore.NewPhysMem(c.r, rev)
-	c.livedump = isLivedumpLayout(c.f)
+	c.livedump = livedump.IsLayout(c.f)
 	c.parseNotes()
 	switch {
 	case c.livedump:
@@ -57,21 +57,6 @@ func (c *checker) classify() {
 	if c.info != nil {
 		c.rep.Release, _ = c.info.OSRelease()
 	}
-}
-
-// isLivedumpLayout recognises what the livedump kernel code writes: three
-// program headers, the merged PT_NOTE at 4096, PT_LOADs whose file offset
-// is their physical address (docs/livedump-format.md §1–§2).
-func isLivedumpLayout(f *elfcore.File) bool {
-	if f.Phnum != 3 || f.Progs[0].Type != elf.PT_NOTE || f.Progs[0].Off != notesPage {
-		return false
-	}
-	for _, p := range f.Progs[1:] {
-		if p.Type != elf.PT_LOAD || p.Off != p.Paddr {
-			return false
-		}
-	}
-	return true
 }
 
 // phLoc locates field fieldOff of program header i.

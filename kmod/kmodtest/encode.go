@@ -2,54 +2,60 @@ package kmodtest
 
 import (
 	"encoding/binary"
+	"ldx/elfcore/x86"
 	"strconv"
+
+	"ldx/elfcore/livedump"
 )
 
-// Kernel constants the emulator reproduces. They are spelled out here, not
-// taken from elfcore, on purpose: the emulator is the reference that
-// elfcore's reader and ldx's converter are tested against, so a shared
-// mistake must not be able to cancel out.
+// Kernel constants the emulator reproduces. The format's own facts (where
+// the notes and RAM start, how large a CORE note is, the note-size
+// formula) come from package livedump, their one home in ldx. The bytes,
+// though, are encoded here one field at a time and not with elfcore's
+// writer: the emulator is the reference that elfcore's reader and ldx's
+// converter are tested against, so a bug shared by reader and writer must
+// not be able to cancel out, and livedump's own test checks its formula
+// and classification against what this package writes.
 const (
 	// VMCOREINFOBytes is VMCOREINFO_BYTES: the text never exceeds a page.
 	VMCOREINFOBytes = 4096
 	// VMCOREINFONoteSize is VMCOREINFO_NOTE_SIZE = 2·12 + 12 + 4096: the
 	// size /sys/kernel/vmcoreinfo prints and the PT_NOTE before the merge
-	// claims (§2.2).
+	// claims (package livedump, "Page 0: the header").
 	VMCOREINFONoteSize = 4132
 	// CoreNoteSize is one CPU's "CORE"/NT_PRSTATUS note in the merged
-	// segment: 12 + 8 + 336 (§4.1; note_buf_t's 12-byte terminator is not
+	// segment: 12 + 8 + 336 (note_buf_t's 12-byte terminator is not
 	// copied by the merge).
-	CoreNoteSize = 356
+	CoreNoteSize = livedump.CoreNoteSize
 	// PRStatusSize is sizeof(struct elf_prstatus) on x86_64.
-	PRStatusSize = 336
+	PRStatusSize = livedump.PRStatusSize
 	// NoteBufSize is sizeof(note_buf_t): one CPU's crash_notes buffer,
 	// the note plus final_note's empty header.
 	NoteBufSize = CoreNoteSize + 12
 	// ELFHeaderSize is what page 0 holds before its zero padding: the
-	// 64-byte file header and three 56-byte program headers (§1.2).
+	// 64-byte file header and three 56-byte program headers (package
+	// livedump, "Page 0: the header").
 	ELFHeaderSize = 64 + 3*56
-	// RAMStart is SZ_1M, the start of the single cmem range (§2).
-	RAMStart = 0x100000
+	// RAMStart is SZ_1M, the start of the single cmem range.
+	RAMStart = livedump.RAMStart
 	// StartKernelMap is __START_KERNEL_map: kernel-image virtual addresses
 	// are phys + this - phys_base.
-	StartKernelMap = 0xffffffff80000000
+	StartKernelMap = x86.KernelTextBase
 
 	prPidOff = 32         // pr_pid in elf_prstatus (after pr_info, pr_cursig, pr_sigpend, pr_sighold)
 	prIPOff  = 112 + 16*8 // pr_reg[16] = ip (ELF_CORE_COPY_REGS order)
 )
 
-// NotesSize is the merged note segment size the PT_NOTE claims:
-// 356·N + 24 + roundup4(S) (§4.3), for N present CPUs and a VMCOREINFO
-// text of S bytes (CRASHTIME and any K-6 NULs included).
-func NotesSize(cpus, textLen int) int { return CoreNoteSize*cpus + 24 + roundup4(textLen) }
+// NotesSize is the merged note segment size the PT_NOTE claims,
+// livedump.NotesSize: 356·N + 24 + roundup4(S) for N present CPUs and a
+// VMCOREINFO text of S bytes (CRASHTIME and any K-6 NULs included).
+func NotesSize(cpus, textLen int) int { return livedump.NotesSize(cpus, textLen) }
 
 // TextKept is how many bytes of a VMCOREINFO text of textLen bytes lie in
-// the one note page the kernel writes (K-1): a text byte at offset e
-// survives iff 356·N + 24 + e < 4096 (§4.3). It is negative when the note
-// header itself is cut (N ≥ 12).
-func TextKept(cpus, textLen int) int {
-	return min(textLen, PageSize-CoreNoteSize*cpus-24)
-}
+// the one note page the kernel writes (K-1), livedump.TextKept: a text
+// byte at offset e survives iff 356·N + 24 + e < 4096. It is negative when
+// the note header itself is cut (N ≥ 12).
+func TextKept(cpus, textLen int) int { return livedump.TextKept(cpus, textLen) }
 
 func roundup4(n int) int { return (n + 3) &^ 3 }
 
@@ -70,8 +76,9 @@ func appendNote(b []byte, name string, typ uint32, desc []byte) []byte {
 
 // coreNote is what crash_save_cpu writes for one CPU with livedump's
 // synthetic pt_regs: a zeroed elf_prstatus with pr_pid = the stop_machine
-// thread's pid and only pr_reg ip set (§4.1; §11.1 confirms that nothing
-// else is set, so the leader's segment/fs_base registers are left 0 here).
+// thread's pid and only pr_reg ip set (package livedump, "Page 1: the
+// notes"; real runs confirmed that nothing else is set, so the leader's
+// segment/fs_base registers are left 0 here).
 func coreNote(pid uint32, ip uint64) []byte {
 	desc := make([]byte, PRStatusSize)
 	binary.LittleEndian.PutUint32(desc[prPidOff:], pid)
@@ -91,11 +98,12 @@ func crashTimeLine(sec int64) []byte {
 // runText returns the VMCOREINFO text of a livedump run: the boot text,
 // then one NUL for every byte the earlier runs' CRASHTIME lines grew
 // vmcoreinfo_size by (K-6: P1 restores vmcoreinfo_data but not
-// vmcoreinfo_size, and the boot data page is zero past the text), then
-// this run's CRASHTIME line. vmcoreinfo_append_str caps the text at
+// vmcoreinfo_size, and the boot data page is zero past the text), then this
+// run's CRASHTIME line. vmcoreinfo_append_str caps the text at
 // VMCOREINFO_BYTES, cutting the appended line short, so the growth stops
 // there. The earlier runs' lines are taken to be as long as this one's (21
-// bytes for any time between 2001 and 2286, §11.1).
+// bytes for any time between 2001 and 2286, package livedump, "Seen on real
+// runs").
 func runText(boot []byte, previousRuns int, sec int64) []byte {
 	line := crashTimeLine(sec)
 	size := len(boot)
@@ -107,10 +115,11 @@ func runText(boot []byte, previousRuns int, sec int64) []byte {
 	return append(text, line[:min(len(line), VMCOREINFOBytes-size)]...)
 }
 
-// mergedNotes is the buffer merge_note_headers_elf64 builds (§3.1 step 3):
-// every present CPU's CORE note in order, then the VMCOREINFO note, back to
-// back, in a zeroed buffer of roundup(size, 4096) bytes. It returns the
-// buffer and the size the PT_NOTE claims.
+// mergedNotes is the buffer merge_note_headers_elf64 builds (package
+// livedump, "Page 1: the notes"): every present CPU's CORE note in order,
+// then the VMCOREINFO note, back to back, in a zeroed buffer of
+// roundup(size, 4096) bytes. It returns the buffer and the size the PT_NOTE
+// claims.
 func mergedNotes(cpus int, pid uint32, ip uint64, text []byte) ([]byte, int) {
 	core := coreNote(pid, ip)
 	var b []byte
@@ -123,12 +132,13 @@ func mergedNotes(cpus int, pid uint32, ip uint64, text []byte) ([]byte, int) {
 }
 
 // headerPage encodes page 0 as crash_prepare_elf64_headers and
-// merge_note_headers_elf64 leave it (§2, §3.1): the ELF header, the merged
-// PT_NOTE at 0x1000, the kernel-text PT_LOAD and the RAM PT_LOAD, then
-// zeros (the buffer comes from vzalloc and the merge zeroes the dropped
-// program headers). The fields are written one by one at their offsets in
-// Elf64_Ehdr/Elf64_Phdr instead of through debug/elf's structs, so that the
-// layout is stated here, independently of every other encoder in ldx.
+// merge_note_headers_elf64 leave it (package livedump, "Page 0: the
+// header"): the ELF header, the merged PT_NOTE at 0x1000, the kernel-text
+// PT_LOAD and the RAM PT_LOAD, then zeros (the buffer comes from vzalloc
+// and the merge zeroes the dropped program headers). The fields are written
+// one by one at their offsets in Elf64_Ehdr/Elf64_Phdr instead of through
+// debug/elf's structs, so that the layout is stated here, independently of
+// every other encoder in ldx.
 func headerPage(k *Kernel, notesSize int) []byte {
 	p := make([]byte, PageSize)
 	le := binary.LittleEndian

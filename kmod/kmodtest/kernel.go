@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"ldx/elfcore/x86"
 	"strconv"
 	"strings"
 
@@ -17,8 +18,8 @@ import (
 // CONFIG_RANDOMIZE_MEMORY (§11.2: INIT oopses otherwise), so these are the
 // page_offset_base values of every kernel that produced a real device.
 const (
-	PageOffset4Level = 0xffff888000000000
-	PageOffset5Level = 0xff11000000000000
+	PageOffset4Level = x86.PageOffset4Level
+	PageOffset5Level = x86.PageOffset5Level
 )
 
 // Kernel is the live kernel whose memory livedump dumps: its physical

@@ -11,27 +11,29 @@ import (
 	"syscall"
 	"time"
 
+	"ldx/elfcore/livedump"
 	"ldx/kmod"
 	"ldx/kmod/manifest"
 )
 
 // Livedump emulates the livedump v1 sysfs interface and the module behind
 // it, as kmod.Attrs: the state machine with its EINVAL and 515 answers and
-// pr_warn lines (livedump-format.md §6.1), the `output` that loses its
-// last character, and the device written by phase as real runs showed
-// (§11.1): START's sensitive pages (MachineConfig.Early), every selected
-// page from SWEEP on (pfn 1 with the notes included; a share of them,
-// MachineConfig.SweepQueued, only after SWEEP has returned, as the real
-// kernel does), and FINISH's header
-// and notes pages — plus MachineConfig.Late — only FinishLatency later,
-// lost if UNINIT comes first (§11.2). The page contents are WriteImage's.
+// pr_warn lines (package livedump, "Seen on real runs"), the `output` that
+// loses its last character, and the device written by phase as real runs
+// showed (package livedump, "Seen on real runs"): START's sensitive pages
+// (MachineConfig.Early), every selected page from SWEEP on (pfn 1 with the
+// notes included; a share of them, MachineConfig.SweepQueued, only after
+// SWEEP has returned, as the real kernel does), and FINISH's header and
+// notes pages — plus MachineConfig.Late — only FinishLatency later, lost if
+// UNINIT comes first (package livedump, "Seen on real runs"). The page
+// contents are WriteImage's.
 //
-// It also knows the ways the real code takes the machine down (§11.2) and
-// records the crash instead (Crashed): INIT with a randomised memory
-// layout (oops) or too little memory (OOM panic), START after INIT was
-// given a bad path (oops) or with CPUs beyond the 2 MiB per-CPU window
-// (double fault), and FINISH with K-10's oversized header. After a crash
-// every access fails with EIO.
+// It also knows the ways the real code takes the machine down (package
+// livedump, "Seen on real runs") and records the crash instead (Crashed):
+// INIT with a randomised memory layout (oops) or too little memory (OOM
+// panic), START after INIT was given a bad path (oops) or with CPUs beyond
+// the 2 MiB per-CPU window (double fault), and FINISH with K-10's oversized
+// header. After a crash every access fails with EIO.
 type Livedump struct {
 	m  *Machine
 	mu sync.Mutex
@@ -177,14 +179,15 @@ func (l *Livedump) writeOutput(data []byte) error {
 		// Later trees drop a trailing newline only.
 		l.output = strings.TrimSuffix(string(data), "\n")
 	} else {
-		// v1 drops the last character, whatever it is (§6.1, §11.1).
+		// v1 drops the last character, whatever it is (package
+		// livedump, "Seen on real runs").
 		l.output = string(data[:len(data)-1])
 	}
 	return nil
 }
 
-// writeState is state_store and livedump_change_state (§6.1). It is
-// called locked and unlocks.
+// writeState is state_store and livedump_change_state (package livedump,
+// "Seen on real runs"). It is called locked and unlocks.
 func (l *Livedump) writeState(data []byte) error {
 	unlocked := false
 	defer func() {
@@ -234,13 +237,13 @@ func (l *Livedump) writeState(data []byte) error {
 		}
 		a, _ := filepath.EvalSymlinks(l.output)
 		b, _ := filepath.EvalSymlinks(l.m.Device)
-		// blkdev_get_by_path's ERR_PTR is tested with < 0, so a bad path
-		// is accepted (§7.2).
+		// blkdev_get_by_path's ERR_PTR is tested with < 0, so a bad
+		// path is accepted (package livedump, "Defects").
 		l.badOutput = a == "" || a != b || cfg.OpenFails
 		if bd := l.m.blockDev; bd != "" && !cfg.OpenFails {
 			// A real block device is opened exclusively, as
 			// blkdev_get_by_path(FMODE_EXCL) does; a failure goes
-			// unnoticed, as in v1 (§7.2).
+			// unnoticed, as in v1 (package livedump, "Defects").
 			c, _ := filepath.EvalSymlinks(bd)
 			l.badOutput = a != c
 			if !l.badOutput {
@@ -290,8 +293,7 @@ func (l *Livedump) writeState(data []byte) error {
 			return err
 		}
 	case kmod.Finish:
-		bufSize := roundUp(64+56*uint64(cfg.PossibleCPUs+3), PageSize)
-		if roundUp(bufSize-min(bufSize, 56*uint64(k.CPUs)), PageSize) > PageSize {
+		if livedump.MergedHeaderSize(cfg.PossibleCPUs, k.CPUs) > PageSize {
 			return l.crash("FINISH: the ELF header buffer overflows pfn 0's page (K-10)")
 		}
 		if !cfg.DropFinish {
@@ -314,8 +316,6 @@ func (l *Livedump) writeState(data []byte) error {
 	l.state = to
 	return nil
 }
-
-func roundUp(n, to uint64) uint64 { return (n + to - 1) &^ (to - 1) }
 
 func (l *Livedump) crash(why string) error {
 	l.crashed = why
@@ -378,7 +378,7 @@ func (l *Livedump) writePagesOver(image string, s pfnSet, d time.Duration, gen i
 
 // finishLate writes FINISH's pages FinishLatency after FINISH, unless
 // UNINIT came first: then they are lost, as the v1 thread stops without
-// draining its queues (§11.2, K-4).
+// draining its queues (package livedump, "Seen on real runs", K-4).
 func (l *Livedump) finishLate(image string, s pfnSet, gen int) {
 	defer l.late.Done()
 	time.Sleep(l.m.Config.FinishLatency)

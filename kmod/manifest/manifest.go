@@ -4,8 +4,8 @@
 //
 // The livedump v1 kernel code writes nothing but pages (byte offset =
 // physical address, page 0 = ELF header, page 1 = notes): no run id, no
-// memory map, no completion marker, and it never clears the device
-// (livedump-format.md §7 K-2, K-3). The manifest supplies what extract
+// memory map, no completion marker, and it never clears the device (see
+// package livedump, defects K-2, K-3). The manifest supplies what extract
 // needs and the kernel does not say: the System RAM map at capture time
 // (to lay out PT_LOADs exactly, without MMIO holes or the page past
 // max_pfn), where the complete VMCOREINFO note lives in memory (the
@@ -14,7 +14,7 @@
 //
 // It lives in the window 640 KiB–1 MiB (pfns 0xA0–0xFF): the kernel's
 // trim_bios_range removes it from E820 RAM, so livedump never writes
-// there — confirmed on real runs (livedump-format.md §11.1).
+// there — confirmed on real runs (see package livedump, "Placement").
 package manifest
 
 import (
@@ -28,12 +28,14 @@ import (
 	"hash/crc32"
 	"io"
 	"time"
+
+	"ldx/elfcore/livedump"
 )
 
 // Where the manifest lives on the device and how large it may be.
 const (
-	Offset  = 0xA0000
-	MaxSize = 0x100000 - Offset // up to the start of the RAM the kernel dumps
+	Offset  = livedump.BIOSHoleStart
+	MaxSize = livedump.BIOSHoleEnd - Offset // up to the start of the RAM the kernel dumps
 )
 
 // Magic starts the manifest's 32-byte binary header.
@@ -95,8 +97,8 @@ type Manifest struct {
 
 	// Status is how the capture ended: ldx capture writes the manifest
 	// with StatusRunning before INIT and rewrites it after UNINIT, because
-	// the kernel itself leaves no completion marker (livedump-format.md
-	// §7 K-2). Empty in manifests of earlier ldx versions.
+	// the kernel itself leaves no completion marker (see package
+	// livedump, defect K-2). Empty in manifests of earlier ldx versions.
 	Status Status `json:"status,omitempty"`
 	// StatusDetail says, for an incomplete capture, which step failed.
 	StatusDetail string `json:"status_detail,omitempty"`
