@@ -11,7 +11,8 @@ import (
 )
 
 // checkLivedump runs the checks for the defects of the livedump v1 kernel
-// code that reach a raw device (docs/livedump-format.md §7). They apply
+// code that reach a raw device (package livedump, elfcore/livedump,
+// defects K-1 to K-3 and K-7). They apply
 // only to the raw layout; `ldx extract` repairs all of them.
 func (c *checker) checkLivedump() {
 	if !c.livedump {

@@ -61,7 +61,7 @@ func (c *checker) classify() {
 
 // isLivedumpLayout recognises what the livedump kernel code writes: three
 // program headers, the merged PT_NOTE at 4096, PT_LOADs whose file offset
-// is their physical address (docs/livedump-format.md §1–§2).
+// is their physical address (package livedump, the device layout).
 func isLivedumpLayout(f *elfcore.File) bool {
 	if f.Phnum != 3 || f.Progs[0].Type != elf.PT_NOTE || f.Progs[0].Off != notesPage {
 		return false
