@@ -27,7 +27,8 @@ type Facts struct {
 	// RAM is the System RAM map from /proc/iomem, half-open, sorted.
 	RAM []manifest.Range
 	// MaxPFN is one past the last RAM page (e820__end_of_ram_pfn): the
-	// kernel dumps [0, (MaxPFN+1)·4096) (§2).
+	// kernel dumps [0, (MaxPFN+1)·4096) (package livedump, the device
+	// layout).
 	MaxPFN uint64
 	RAMErr error
 
@@ -40,7 +41,8 @@ type Facts struct {
 	// crash_notes, by CPU.
 	CrashNotes []uint64
 
-	// VMCOREINFONote is the kernel's VMCOREINFO note buffer (§4.4).
+	// VMCOREINFONote is the kernel's VMCOREINFO note buffer, whose dumped
+	// copy is complete (package livedump, the notes).
 	VMCOREINFONote manifest.Range
 
 	// PageOffsetBase is the direct map's base; PageOffsetFrom says how it
@@ -64,7 +66,7 @@ type Facts struct {
 }
 
 // DumpEnd is (MaxPFN+1)·4096: where the kernel's RAM PT_LOAD ends and
-// how large the device must be (§1.3, §2).
+// how large the device must be (package documentation: "What INIT takes").
 func (f *Facts) DumpEnd() uint64 { return (f.MaxPFN + 1) * pageSize }
 
 // RAMBytes is the amount of System RAM.

@@ -34,7 +34,8 @@ var ErrNoHeader = errors.New("page 0 holds no ELF header: the header FINISH queu
 
 // checkReadback reads pages 0 and 1 and the manifest of the device around
 // the page cache and checks them against the manifest: the header must
-// be this kernel's livedump header for this machine's top of RAM (§3.1),
+// be this kernel's livedump header for this machine's top of RAM (package
+// livedump, the device layout),
 // the notes this run's (CPU notes, OSRELEASE, a CRASHTIME not before the
 // capture began), and the manifest intact.
 func checkReadback(path string, m *manifest.Manifest, pageOffset uint64) (*Readback, error) {
@@ -93,7 +94,8 @@ func checkReadback(path string, m *manifest.Manifest, pageOffset uint64) (*Readb
 		return nil, fmt.Errorf("page 1 holds %d CPU notes, want %d (present CPUs)", rb.CPUNotes, want)
 	}
 	if vmci == nil {
-		// The VMCOREINFO header lies in the page up to 11 CPUs (§4.3);
+		// The VMCOREINFO header lies in the page up to 11 CPUs (package
+		// vmcoreinfo, "What a cut note keeps");
 		// ParseNotes stops at it when its text is cut, so look for it.
 		if i := bytes.Index(pages[pageSize:], []byte("VMCOREINFO\x00\x00OSRELEASE=")); i >= 0 {
 			vmci = pages[pageSize+i+12:]
