@@ -15,7 +15,7 @@ import (
 	"ldx/kmod/manifest"
 )
 
-// Livedump layout constants (livedump-format.md §1–§3).
+// Livedump layout constants (package livedump: the device layout).
 const (
 	notesOffset  = 0x1000   // pfn 1: the first page of the merged notes
 	ramStart     = 0x100000 // the kernel's single RAM PT_LOAD starts at 1 MiB
@@ -95,7 +95,7 @@ func checkLivedumpHeader(src *Source, f *elfcore.File) (*livedumpHeader, error) 
 		return nil, bad(f.ProgOffset(2)+16, fmt.Sprintf("RAM PT_LOAD p_vaddr %#x below its p_paddr", h.ram.Vaddr), "")
 	}
 	h.pageOffset = h.ram.Vaddr - h.ram.Paddr
-	h.maxPFN = h.ram.End()/pageSize - 1 // the kernel's range ends one page past max_pfn (§2)
+	h.maxPFN = h.ram.End()/pageSize - 1 // the kernel's range ends one page past max_pfn (package livedump: the device layout)
 	if !h.ram.Contains(h.text.Paddr) || h.text.End() > h.ram.End() {
 		return nil, bad(f.ProgOffset(1), fmt.Sprintf("kernel image PT_LOAD [%#x, %#x) is not inside RAM", h.text.Paddr, h.text.End()), "")
 	}
@@ -161,7 +161,7 @@ type noteInfo struct {
 
 // readNotes parses the written page of notes (pfn 1) and recovers what the
 // one-page limit of the kernel cut off (K-1): the complete VMCOREINFO note
-// lives in the dumped memory at the kernel's vmcoreinfo_note page (§4.4),
+// lives in the dumped memory at the kernel's vmcoreinfo_note page (package livedump: the notes),
 // found through the manifest or by scanning page starts.
 //
 // When the complete text is nowhere in the memory either and rebuild is
@@ -216,7 +216,7 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 		}
 		// Page 0 is written only at FINISH, page 1 also during SWEEP: a
 		// run stopped before FINISH leaves an earlier run's header next
-		// to this run's notes (§11.1). The header's note size must be the
+		// to this run's notes (package livedump: what real runs showed). The header's note size must be the
 		// kernel's formula for the notes page 1 actually holds.
 		if want := len(ni.coreNotes)*coreNoteSize + 24 + (int(descsz)+3)&^3; want != claimed {
 			return nil, &InputError{Path: src.Path, Off: h.core.ProgOffset(0) + 32,
@@ -226,7 +226,7 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 		}
 	}
 	// CPU count: the manifest knows it; otherwise the claimed note size
-	// does (356·N + 24 + roundup4(S), §4.3) once S is known.
+	// does (356·N + 24 + roundup4(S); package livedump: the notes) once S is known.
 	if ni.vmcoreinfo == nil {
 		paddr, text, err := recoverVMCOREINFO(src, man, prefix, scan)
 		switch {
@@ -287,7 +287,7 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 // recoverVMCOREINFO finds the complete VMCOREINFO note in the dumped
 // memory. The kernel rewrites its global vmcoreinfo_note page at START,
 // CRASHTIME included, before write-protecting memory, so the page's dumped
-// copy is complete (§4.4, confirmed in §11.1). The candidate must begin
+// copy is complete (package livedump: the notes, and what real runs showed). The candidate must begin
 // with the text that survived in page 1, so a stale copy cannot be taken
 // for it.
 func recoverVMCOREINFO(src *Source, man *manifest.Manifest, prefix []byte, scan func(prefix []byte) (uint64, []byte, error)) (uint64, []byte, error) {

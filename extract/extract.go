@@ -4,7 +4,8 @@
 //
 // The livedump v1 kernel code writes memory page by page at byte offset =
 // physical address, page 0 an ELF header, page 1 the first 4 KiB of the
-// notes. What it gets wrong (livedump-format.md §7) is repaired here:
+// notes. What it gets wrong (defects K-1 to K-7 of package livedump,
+// elfcore/livedump) is repaired here:
 // VMCOREINFO cut at one page is recovered from the dumped memory; CPU
 // notes lost with it are rebuilt; the single RAM range over MMIO holes and
 // one page past RAM is replaced by the capture-time RAM map; pages the
@@ -205,7 +206,7 @@ func planLivedump(ctx context.Context, src *Source, core *elfcore.File, man *man
 	p.imageVirt = h.text.Vaddr - (h.text.Paddr - p.image.Start)
 
 	// Where memory is: the capture-time RAM map, or the kernel's range.
-	kernelEnd := h.maxPFN * pageSize // the kernel's range covers one page more (§2)
+	kernelEnd := h.maxPFN * pageSize // the kernel's range covers one page more (package livedump: the device layout)
 	sum.repair("left out the page past the end of RAM (pfn %#x) that the kernel's RAM PT_LOAD covers but never writes", h.maxPFN)
 	if man != nil {
 		if man.MaxPFN != 0 && man.MaxPFN != h.maxPFN {
@@ -425,11 +426,11 @@ func headerMatchesKernel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info) 
 
 // buildCoreNotes returns one NT_PRSTATUS per CPU: those that survived in
 // page 1, and copies of the first for those the one-page limit cut off
-// (the v1 module writes the same synthetic registers for every CPU, §4.1,
+// (the v1 module writes the same synthetic registers for every CPU, K-7,
 // so the copy loses nothing). pr_pid becomes cpu+1: the kernel puts the
 // stop_machine thread's pid in every note, which identifies nothing, and
 // drgn maps live-dump CPUs to notes by pr_pid == cpu+1 (QEMU's
-// convention, consumer-compat C7).
+// convention, package verify, row C7).
 func buildCoreNotes(ni *noteInfo, sum *Summary) ([]elfcore.Note, NoteCounts) {
 	var counts NoteCounts
 	var tmpl *elfcore.PRStatus

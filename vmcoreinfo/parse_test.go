@@ -46,7 +46,7 @@ func mustParse(t testing.TB, b []byte) *Info {
 func TestSampleRoundTrip(t *testing.T) {
 	b := sample(t)
 	if len(b) != 3289 {
-		t.Fatalf("sample is %d bytes, the docs say 3289", len(b))
+		t.Fatalf("sample is %d bytes, the package documentation says 3289", len(b))
 	}
 	in := mustParse(t, b)
 	if in.Len() != 109 {

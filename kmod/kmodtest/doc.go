@@ -5,23 +5,24 @@
 // without a patched kernel, with each of the kernel's known defects
 // switchable.
 //
-// The rules it follows are those of docs/livedump-format.md §1–§5 (what
-// the kernel writes), its defects §7, and where real runs showed something
-// the source reading had only inferred, §11:
+// The rules it follows are those package livedump (elfcore/livedump)
+// describes: the device layout (what the kernel writes), its defects K-1
+// to K-10, and, where real runs showed something the source reading had
+// only inferred, what real runs showed:
 //
 //   - byte offset = pfn·4096 = physical address; nothing else is written
-//     (§1.1);
+//     (the device layout);
 //   - the pages written are the pfns below max_pfn that overlap E820 RAM
 //     after trim_bios_range (so never pfn 0, 0xA0–0xFF, holes or the page
 //     at max_pfn), minus what the module unselects (Run.Unwritten) or loses
-//     (Run.Lost), with memory as SWEEP saw it (§5, §11.1);
+//     (Run.Lost), with memory as SWEEP saw it;
 //   - pfn 0 is the ELF header, written only at FINISH; pfn 1 is the first
-//     page of the merged notes, written during SWEEP too (§11.1); only that
+//     page of the merged notes, written during SWEEP too; only that
 //     one page of notes exists on the device while the PT_NOTE claims them
 //     all (K-1);
 //   - START rewrites the global vmcoreinfo_note (with CRASHTIME, and the
 //     K-6 NULs from earlier runs) and the CPUs' crash_notes before the
-//     walk, so their dumped copies are complete (§4.4);
+//     walk, so their dumped copies are complete (the notes);
 //   - never-written offsets keep what the device held: stale bytes, or
 //     ldx capture's zeros or markers (K-2), and the capture manifest.
 //

@@ -14,10 +14,10 @@ const (
 	VMCOREINFOBytes = 4096
 	// VMCOREINFONoteSize is VMCOREINFO_NOTE_SIZE = 2·12 + 12 + 4096: the
 	// size /sys/kernel/vmcoreinfo prints and the PT_NOTE before the merge
-	// claims (§2.2).
+	// claims (package livedump: the device layout).
 	VMCOREINFONoteSize = 4132
 	// CoreNoteSize is one CPU's "CORE"/NT_PRSTATUS note in the merged
-	// segment: 12 + 8 + 336 (§4.1; note_buf_t's 12-byte terminator is not
+	// segment: 12 + 8 + 336 (package livedump: the notes; note_buf_t's 12-byte terminator is not
 	// copied by the merge).
 	CoreNoteSize = 356
 	// PRStatusSize is sizeof(struct elf_prstatus) on x86_64.
@@ -26,9 +26,9 @@ const (
 	// the note plus final_note's empty header.
 	NoteBufSize = CoreNoteSize + 12
 	// ELFHeaderSize is what page 0 holds before its zero padding: the
-	// 64-byte file header and three 56-byte program headers (§1.2).
+	// 64-byte file header and three 56-byte program headers (package livedump: the device layout).
 	ELFHeaderSize = 64 + 3*56
-	// RAMStart is SZ_1M, the start of the single cmem range (§2).
+	// RAMStart is SZ_1M, the start of the single cmem range (package livedump: the device layout).
 	RAMStart = 0x100000
 	// StartKernelMap is __START_KERNEL_map: kernel-image virtual addresses
 	// are phys + this - phys_base.
@@ -39,13 +39,13 @@ const (
 )
 
 // NotesSize is the merged note segment size the PT_NOTE claims:
-// 356·N + 24 + roundup4(S) (§4.3), for N present CPUs and a VMCOREINFO
+// 356·N + 24 + roundup4(S) (package livedump: the notes), for N present CPUs and a VMCOREINFO
 // text of S bytes (CRASHTIME and any K-6 NULs included).
 func NotesSize(cpus, textLen int) int { return CoreNoteSize*cpus + 24 + roundup4(textLen) }
 
 // TextKept is how many bytes of a VMCOREINFO text of textLen bytes lie in
 // the one note page the kernel writes (K-1): a text byte at offset e
-// survives iff 356·N + 24 + e < 4096 (§4.3). It is negative when the note
+// survives iff 356·N + 24 + e < 4096 (package livedump: the notes). It is negative when the note
 // header itself is cut (N ≥ 12).
 func TextKept(cpus, textLen int) int {
 	return min(textLen, PageSize-CoreNoteSize*cpus-24)
@@ -70,7 +70,7 @@ func appendNote(b []byte, name string, typ uint32, desc []byte) []byte {
 
 // coreNote is what crash_save_cpu writes for one CPU with livedump's
 // synthetic pt_regs: a zeroed elf_prstatus with pr_pid = the stop_machine
-// thread's pid and only pr_reg ip set (§4.1; §11.1 confirms that nothing
+// thread's pid and only pr_reg ip set (package livedump: the notes; what real runs showed confirms that nothing
 // else is set, so the leader's segment/fs_base registers are left 0 here).
 func coreNote(pid uint32, ip uint64) []byte {
 	desc := make([]byte, PRStatusSize)
@@ -95,7 +95,7 @@ func crashTimeLine(sec int64) []byte {
 // this run's CRASHTIME line. vmcoreinfo_append_str caps the text at
 // VMCOREINFO_BYTES, cutting the appended line short, so the growth stops
 // there. The earlier runs' lines are taken to be as long as this one's (21
-// bytes for any time between 2001 and 2286, §11.1).
+// bytes for any time between 2001 and 2286; package livedump: what real runs showed).
 func runText(boot []byte, previousRuns int, sec int64) []byte {
 	line := crashTimeLine(sec)
 	size := len(boot)
@@ -107,7 +107,8 @@ func runText(boot []byte, previousRuns int, sec int64) []byte {
 	return append(text, line[:min(len(line), VMCOREINFOBytes-size)]...)
 }
 
-// mergedNotes is the buffer merge_note_headers_elf64 builds (§3.1 step 3):
+// mergedNotes is the buffer merge_note_headers_elf64 builds (package livedump:
+// the device layout):
 // every present CPU's CORE note in order, then the VMCOREINFO note, back to
 // back, in a zeroed buffer of roundup(size, 4096) bytes. It returns the
 // buffer and the size the PT_NOTE claims.
@@ -123,7 +124,7 @@ func mergedNotes(cpus int, pid uint32, ip uint64, text []byte) ([]byte, int) {
 }
 
 // headerPage encodes page 0 as crash_prepare_elf64_headers and
-// merge_note_headers_elf64 leave it (§2, §3.1): the ELF header, the merged
+// merge_note_headers_elf64 leave it (package livedump: the device layout): the ELF header, the merged
 // PT_NOTE at 0x1000, the kernel-text PT_LOAD and the RAM PT_LOAD, then
 // zeros (the buffer comes from vzalloc and the merge zeroes the dropped
 // program headers). The fields are written one by one at their offsets in

@@ -20,9 +20,9 @@ const (
 	// Finish: the run was abandoned after SWEEP (UNINIT from state 3), or
 	// FINISH's two requests never reached the disk (K-4). Every selected
 	// page was written during SWEEP, pfn 1 included (with the notes,
-	// §11.1); pfn 0 was not.
+	// package livedump: what real runs showed); pfn 0 was not.
 	Finish
-	// Sweep: the run was abandoned after START (§11.2 "Abandoning
+	// Sweep: the run was abandoned after START (package kmod: the kernel interface, on abandoning
 	// works"): only the pages START dumped (sensitive pages) and write
 	// faults saved are on the device, given by Run.Early. pfn 0 and 1
 	// keep what the device held.
@@ -56,7 +56,7 @@ type Run struct {
 	// DeviceSize is the device's size in bytes. Zero means
 	// (MaxPFN+1)·4096 rounded up to 1 MiB, plus 1 MiB. A smaller device
 	// than the RAM PT_LOAD is allowed: the kernel's writes past the end
-	// fail silently (§1.3, K-8) and the Report lists them as PastEnd.
+	// fail silently (package kmod: what INIT takes; livedump defect K-8) and the Report lists them as PastEnd.
 	DeviceSize int64
 	// Prepared is what ldx capture did to the device before INIT. The
 	// empty value means no ldx capture at all (the kernel's livedump.sh):
@@ -76,14 +76,14 @@ type Run struct {
 	Start time.Time
 	// PreviousRuns is the number of earlier livedumps in the same boot;
 	// each left its CRASHTIME line's length of NULs before CRASHTIME (K-6,
-	// §11.1).
+	// package livedump: what real runs showed).
 	PreviousRuns int
 	// Unwritten are RAM ranges the module unselects and so never dumps:
 	// its 2×131072 request-buffer pages (1 GiB in real runs), its static
-	// state and the wrprotect bitmaps (§1.2, §11.1). Tests choose them.
+	// state and the wrprotect bitmaps (package livedump: the device layout, what real runs showed). Tests choose them.
 	Unwritten []manifest.Range
 	// Lost are pages whose queued copy was never submitted because UNINIT
-	// came right after FINISH (§11.2). Pages 0 and 1 may be listed to
+	// came right after FINISH (package kmod: setups that crash the machine). Pages 0 and 1 may be listed to
 	// emulate K-4's header loss; a lost pfn 1 is not written at all.
 	Lost []manifest.Range
 	// Early are the pages START dumped (task structs, stacks, page tables,
@@ -98,7 +98,7 @@ type Run struct {
 	// pages when the device was not cleared.
 	StaleSeed uint64
 	// OldHeader, if non-nil, means pages 0 and 1 already hold an earlier
-	// run's header and notes (§7 K-2: within a boot they look valid). Only
+	// run's header and notes (defect K-2 of package livedump: within a boot they look valid). Only
 	// possible without ldx capture (Prepared ""), which clears them.
 	OldHeader *OldRun
 	// Dense makes WriteImage write every byte, zeros included. It is
@@ -280,7 +280,7 @@ func newPlan(k *Kernel, r *Run) (*plan, error) {
 	}
 	p.devPages = uint64(rep.DeviceSize+PageSize-1) / PageSize
 
-	// Notes and header (§3, §4), built at START.
+	// Notes and header (package livedump: the device layout, the notes), built at START.
 	start := r.Start
 	if start.IsZero() {
 		start = time.Now()
@@ -296,7 +296,7 @@ func newPlan(k *Kernel, r *Run) (*plan, error) {
 	// START rewrites the global vmcoreinfo_note (update_vmcoreinfo_note:
 	// the note, then final_note's empty header) and every present CPU's
 	// crash_notes (the CORE note and its terminator) before the walk, so
-	// SWEEP dumps the new contents (§4.2, §4.4).
+	// SWEEP dumps the new contents (package livedump: the notes).
 	if k.VMCOREINFONote != 0 {
 		d := append(vmcoreinfoNote(rep.VMCOREINFO), make([]byte, 12)...)
 		p.overlays = append(p.overlays, overlay{k.VMCOREINFONote, d})
@@ -305,7 +305,7 @@ func newPlan(k *Kernel, r *Run) (*plan, error) {
 		if cpu == 0 && r.PreviousRuns == 0 {
 			// CPU 0's buffer lies in the first 2 MiB of its per-CPU
 			// area, which START dumps as sensitive before
-			// crash_save_cpu runs (§4.4): its copy is what the buffer
+			// crash_save_cpu runs (package livedump: the notes): its copy is what the buffer
 			// held before, i.e. Mem, unless an earlier run of this boot
 			// left the same CORE note there.
 			continue
@@ -313,7 +313,7 @@ func newPlan(k *Kernel, r *Run) (*plan, error) {
 		p.overlays = append(p.overlays, overlay{a, append(coreNote(k.LeaderPid, k.IP), make([]byte, 12)...)})
 	}
 
-	// Selection at INIT (§5): pfn < max_pfn overlapping E820 RAM after
+	// Selection at INIT (package livedump: the device layout): pfn < max_pfn overlapping E820 RAM after
 	// trim_bios_range (pfn 0 reserved, 0xA0-0xFF removed).
 	selected := pagesOf(k.RAM).intersect(span(0, k.MaxPFN)).minus(span(0, 1)).minus(biosWindow)
 	rep.Selected = selected.byteRanges()
@@ -324,7 +324,7 @@ func newPlan(k *Kernel, r *Run) (*plan, error) {
 	switch r.StopBefore {
 	case Complete, Finish:
 		// SWEEP reached every selected page still set in the bitmap;
-		// the pfn 1 request got the note page (§11.1).
+		// the pfn 1 request got the note page (package livedump: what real runs showed).
 		written = selected.minus(unselected)
 	case Sweep:
 		written = selected.minus(unselected).intersect(pagesOf(r.Early))

@@ -17,16 +17,16 @@ import (
 
 // Livedump emulates the livedump v1 sysfs interface and the module behind
 // it, as kmod.Attrs: the state machine with its EINVAL and 515 answers and
-// pr_warn lines (livedump-format.md §6.1), the `output` that loses its
+// pr_warn lines (package kmod: the kernel interface), the `output` that loses its
 // last character, and the device written by phase as real runs showed
-// (§11.1): START's sensitive pages (MachineConfig.Early), every selected
+// (package livedump: what real runs showed): START's sensitive pages (MachineConfig.Early), every selected
 // page from SWEEP on (pfn 1 with the notes included; a share of them,
 // MachineConfig.SweepQueued, only after SWEEP has returned, as the real
 // kernel does), and FINISH's header
 // and notes pages — plus MachineConfig.Late — only FinishLatency later,
-// lost if UNINIT comes first (§11.2). The page contents are WriteImage's.
+// lost if UNINIT comes first (package kmod: setups that crash the machine). The page contents are WriteImage's.
 //
-// It also knows the ways the real code takes the machine down (§11.2) and
+// It also knows the ways the real code takes the machine down (package kmod: setups that crash the machine) and
 // records the crash instead (Crashed): INIT with a randomised memory
 // layout (oops) or too little memory (OOM panic), START after INIT was
 // given a bad path (oops) or with CPUs beyond the 2 MiB per-CPU window
@@ -177,13 +177,13 @@ func (l *Livedump) writeOutput(data []byte) error {
 		// Later trees drop a trailing newline only.
 		l.output = strings.TrimSuffix(string(data), "\n")
 	} else {
-		// v1 drops the last character, whatever it is (§6.1, §11.1).
+		// v1 drops the last character, whatever it is (package kmod: the kernel interface; package livedump: what real runs showed).
 		l.output = string(data[:len(data)-1])
 	}
 	return nil
 }
 
-// writeState is state_store and livedump_change_state (§6.1). It is
+// writeState is state_store and livedump_change_state (package kmod: the kernel interface). It is
 // called locked and unlocks.
 func (l *Livedump) writeState(data []byte) error {
 	unlocked := false
@@ -226,21 +226,21 @@ func (l *Livedump) writeState(data []byte) error {
 	switch to {
 	case kmod.Init:
 		if k.PageOffsetBase != PageOffset4Level && k.PageOffsetBase != PageOffset5Level {
-			return l.crash("INIT: oops in wrprotect_unselect_pages: a vmalloc address taken for a direct-map one (randomised memory layout, §11.2)")
+			return l.crash("INIT: oops in wrprotect_unselect_pages: a vmalloc address taken for a direct-map one (randomised memory layout, as on real runs)")
 		}
 		need := 2*uint64(l.bufferPages)*PageSize + 2*((k.MaxPFN/8+PageSize-1)&^(PageSize-1))
 		if cfg.MemAvailable < need {
-			return l.crash(fmt.Sprintf("INIT: out of memory allocating %d buffer pages: OOM killer, then \"Kernel panic - not syncing: System is deadlocked on memory\" (§11.2)", 2*l.bufferPages))
+			return l.crash(fmt.Sprintf("INIT: out of memory allocating %d buffer pages: OOM killer, then \"Kernel panic - not syncing: System is deadlocked on memory\" (as on real runs)", 2*l.bufferPages))
 		}
 		a, _ := filepath.EvalSymlinks(l.output)
 		b, _ := filepath.EvalSymlinks(l.m.Device)
 		// blkdev_get_by_path's ERR_PTR is tested with < 0, so a bad path
-		// is accepted (§7.2).
+		// is accepted (package kmod: the kernel interface).
 		l.badOutput = a == "" || a != b || cfg.OpenFails
 		if bd := l.m.blockDev; bd != "" && !cfg.OpenFails {
 			// A real block device is opened exclusively, as
 			// blkdev_get_by_path(FMODE_EXCL) does; a failure goes
-			// unnoticed, as in v1 (§7.2).
+			// unnoticed, as in v1 (package kmod: the kernel interface).
 			c, _ := filepath.EvalSymlinks(bd)
 			l.badOutput = a != c
 			if !l.badOutput {
@@ -252,11 +252,11 @@ func (l *Livedump) writeState(data []byte) error {
 		l.failed = 0
 	case kmod.Start:
 		if l.badOutput {
-			return l.crash(fmt.Sprintf("START: oops in the livedump thread at its first bio: INIT never opened %q (§11.2; SWEEP would hang)", l.output))
+			return l.crash(fmt.Sprintf("START: oops in the livedump thread at its first bio: INIT never opened %q (as on real runs; SWEEP would hang)", l.output))
 		}
 		for cpu := range cfg.OnlineCPUs {
 			if uint64(cpu+1)*cfg.PercpuUnit > 2<<20 {
-				return l.crash(fmt.Sprintf("START: double fault on CPU %d: its per-CPU area lies beyond the 2 MiB of CPU 0's treated as sensitive (§11.2)", cpu))
+				return l.crash(fmt.Sprintf("START: double fault on CPU %d: its per-CPU area lies beyond the 2 MiB of CPU 0's treated as sensitive (as on real runs)", cpu))
 			}
 		}
 		if err := l.startRun(); err != nil {
@@ -378,7 +378,8 @@ func (l *Livedump) writePagesOver(image string, s pfnSet, d time.Duration, gen i
 
 // finishLate writes FINISH's pages FinishLatency after FINISH, unless
 // UNINIT came first: then they are lost, as the v1 thread stops without
-// draining its queues (§11.2, K-4).
+// draining its queues (package kmod: setups that crash the machine;
+// livedump defect K-4).
 func (l *Livedump) finishLate(image string, s pfnSet, gen int) {
 	defer l.late.Done()
 	time.Sleep(l.m.Config.FinishLatency)

@@ -5,7 +5,8 @@
 // The livedump v1 kernel code writes nothing but pages (byte offset =
 // physical address, page 0 = ELF header, page 1 = notes): no run id, no
 // memory map, no completion marker, and it never clears the device
-// (livedump-format.md §7 K-2, K-3). The manifest supplies what extract
+// (defects K-2 and K-3 of package livedump, elfcore/livedump). The
+// manifest supplies what extract
 // needs and the kernel does not say: the System RAM map at capture time
 // (to lay out PT_LOADs exactly, without MMIO holes or the page past
 // max_pfn), where the complete VMCOREINFO note lives in memory (the
@@ -14,7 +15,8 @@
 //
 // It lives in the window 640 KiB–1 MiB (pfns 0xA0–0xFF): the kernel's
 // trim_bios_range removes it from E820 RAM, so livedump never writes
-// there — confirmed on real runs (livedump-format.md §11.1).
+// there — confirmed on real runs (package livedump: what real runs
+// showed).
 package manifest
 
 import (
@@ -95,8 +97,8 @@ type Manifest struct {
 
 	// Status is how the capture ended: ldx capture writes the manifest
 	// with StatusRunning before INIT and rewrites it after UNINIT, because
-	// the kernel itself leaves no completion marker (livedump-format.md
-	// §7 K-2). Empty in manifests of earlier ldx versions.
+	// the kernel itself leaves no completion marker (livedump defect
+	// K-2). Empty in manifests of earlier ldx versions.
 	Status Status `json:"status,omitempty"`
 	// StatusDetail says, for an incomplete capture, which step failed.
 	StatusDetail string `json:"status_detail,omitempty"`
@@ -104,7 +106,7 @@ type Manifest struct {
 	Finished *time.Time `json:"finished,omitempty"`
 	// FailedPages is the kernel's count of pages it could not save, on
 	// kernels whose interface exposes a `failed` attribute (later trees,
-	// §9); nil when the kernel does not say.
+	// package kmod: the kernel interface); nil when the kernel does not say.
 	FailedPages *int `json:"failed_pages,omitempty"`
 }
 
