@@ -15,7 +15,7 @@ import (
 // Finish writes the ELF header, the program headers and the notes into the
 // reserved room. The unused part of the room is left as a hole.
 //
-// The layout is the one every consumer accepts (consumer-compat.md §1):
+// The layout is the one every consumer accepts (package verify, rows A–C):
 // e_phoff 64 (makedumpfile ignores e_phoff), the single merged PT_NOTE as
 // phdr[0] (crash treats every later phdr as PT_LOAD), headers and notes
 // before the first PT_LOAD's data (crash parses only that prefix), p_align

@@ -30,7 +30,7 @@ import (
 type e2eScenario struct {
 	name     string
 	spec     guest.Spec
-	crash    bool     // crash 8.0.2 cannot open Debian 6.12 dumps at all (test-bed-notes.md)
+	crash    bool     // crash 8.0.2 cannot open Debian 6.12 dumps at all (package guest, "Facts of the test bed")
 	variants []string // names from e2eVariants; empty: all
 }
 

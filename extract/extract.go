@@ -430,7 +430,7 @@ func headerMatchesKernel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info) 
 // so the copy loses nothing). pr_pid becomes cpu+1: the kernel puts the
 // stop_machine thread's pid in every note, which identifies nothing, and
 // drgn maps live-dump CPUs to notes by pr_pid == cpu+1 (QEMU's
-// convention, consumer-compat C7).
+// convention, package verify, row C7).
 func buildCoreNotes(ni *noteInfo, sum *Summary) ([]elfcore.Note, NoteCounts) {
 	var counts NoteCounts
 	var tmpl *elfcore.PRStatus

@@ -97,7 +97,7 @@ type Result struct {
 	// it exposes one (`failed`).
 	FailedPages *int `json:"failed_pages,omitempty"`
 	// KernelLog are livedump's and other worrying kernel log lines seen
-	// during the run; a good run has none (§11.1).
+	// during the run; a good run has none (package documentation: "The kernel interface").
 	KernelLog []string `json:"kernel_log,omitempty"`
 	Warnings  []string `json:"warnings,omitempty"`
 	// Plan is what a dry run would do.
@@ -307,7 +307,8 @@ func (c *capture) run(ctx context.Context) error {
 	}
 
 	// Prepare the device: header pages cleared first, so that a run that
-	// stops anywhere from here on is recognisable (§7 K-2, K-4).
+	// stops anywhere from here on is recognisable (package livedump,
+	// defects K-2 and K-4).
 	if fi, err := os.Stat(dev.Resolved); err == nil {
 		c.realBlock = fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0
 	}
@@ -389,7 +390,7 @@ func (c *capture) run(ctx context.Context) error {
 		// Nothing may hold the device when INIT opens it exclusively;
 		// after INIT the kernel must (below).
 		if claimed, err := c.h.Claimed(dev.Resolved); err == nil && claimed {
-			return "", fmt.Errorf("%s is held open exclusively by something else: INIT's open would fail unnoticed and START oops (§7.2)", dev.Resolved)
+			return "", fmt.Errorf("%s is held open exclusively by something else: INIT's open would fail unnoticed and START oops", dev.Resolved)
 		}
 		if err := iface.EnsureType("memdump"); err != nil {
 			return "", err
@@ -405,12 +406,12 @@ func (c *capture) run(ctx context.Context) error {
 		if err := iface.Set(Init); err != nil {
 			return "", err
 		}
-		// v1 does not check that it opened the device (§7.2): a bad path
+		// v1 does not check that it opened the device (package documentation: "The kernel interface"): a bad path
 		// is accepted and START oopses. Its exclusive open is visible,
 		// though.
 		if claimed, err := c.h.Claimed(dev.Resolved); err == nil && !claimed {
 			c.noUninit = true
-			return "", fmt.Errorf("after INIT the kernel holds no exclusive claim on %s, so it did not open it; START would oops (§11.2), and UNINIT may too, as it releases a device it never opened", dev.Resolved)
+			return "", fmt.Errorf("after INIT the kernel holds no exclusive claim on %s, so it did not open it; START would oops, and UNINIT may too, as it releases a device it never opened", dev.Resolved)
 		}
 		return "", nil
 	})
@@ -484,7 +485,8 @@ func (c *capture) run(ctx context.Context) error {
 }
 
 // sweep writes SWEEP, which returns only when every page is queued (1–3 s
-// on a 2 GiB guest, minutes on large machines, §11.1), showing progress
+// on a 2 GiB guest, minutes on large machines; package documentation:
+// "Timing"), showing progress
 // from the device's write counters meanwhile. The write cannot be
 // interrupted: an interruption is acted on when it returns.
 func (c *capture) sweep(ctx context.Context) error {

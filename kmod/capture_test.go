@@ -401,7 +401,7 @@ func TestCaptureLatePages(t *testing.T) {
 }
 
 // TestCaptureNotClaimed: the kernel accepted INIT without opening the
-// device (v1 does not check, §7.2). ldx must not START (an oops) and
+// device (v1 does not check; package documentation: "The kernel interface"). ldx must not START (an oops) and
 // leaves the interface in INIT rather than risk UNINIT.
 func TestCaptureNotClaimed(t *testing.T) {
 	m := newMachine(t, kmodtest.MachineConfig{OpenFails: true})

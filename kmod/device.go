@@ -31,7 +31,7 @@ const chunk = 1 << 20 // bytes per write when zeroing by hand or marking
 // openDev opens the device read-write. excl claims it exclusively (a block
 // device only), so that nothing mounts it while ldx prepares it; the claim
 // must be gone before INIT, whose own exclusive open would otherwise fail
-// and leave v1 to oops at START (§7.2).
+// and leave v1 to oops at START (package documentation: "The kernel interface").
 func openDev(path string, block, excl bool) (*devFile, error) {
 	flags := os.O_RDWR | unix.O_CLOEXEC
 	if excl && block {

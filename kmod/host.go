@@ -16,10 +16,10 @@ import (
 // Paths are every host file capture reads (and the lock it takes). Tests
 // point them at a fake tree (PathsUnder).
 type Paths struct {
-	Livedump    string   // the livedump interface (§6.1)
+	Livedump    string   // the livedump interface (package documentation: "The kernel interface")
 	Iomem       string   // System RAM map and top of RAM
 	Meminfo     string   // MemAvailable, MemTotal
-	VMCOREINFO  string   // physical address and size of the kernel's VMCOREINFO note (§4.4)
+	VMCOREINFO  string   // physical address and size of the kernel's VMCOREINFO note (package vmcoreinfo, "What the kernel emits")
 	CPU         string   // present/possible/online lists, cpuN/crash_notes
 	Mounts      string   // mounted file systems
 	Swaps       string   // active swap
@@ -100,7 +100,7 @@ type Host struct {
 	StatDevice func(path string) (DevNode, error)
 	// Claimed reports whether some holder has the block device open
 	// exclusively — a mount, md/dm, or the livedump kernel after INIT
-	// (blkdev_get_by_path with FMODE_EXCL, §5). nil means probing with
+	// (blkdev_get_by_path with FMODE_EXCL; package documentation: "The kernel interface"). nil means probing with
 	// open(O_EXCL), which fails with EBUSY exactly then.
 	Claimed func(path string) (bool, error)
 	// Geteuid is nil for os.Geteuid.

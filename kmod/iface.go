@@ -83,7 +83,7 @@ type Interface struct {
 	Root string
 	// Attributes are the attributes the kernel offers: v1 has state and
 	// output; later trees add type, buffer_size, consistent, failed,
-	// use_interrupt and kfifo_debug (§9).
+	// use_interrupt and kfifo_debug (package documentation: "The kernel interface").
 	Attributes []string
 
 	attrs Attrs
@@ -180,7 +180,8 @@ func (i *Interface) write(name, value string) error {
 
 // KernelLog returns the kernel log lines logged while this Interface
 // wrote, and since its last write, that concern livedump or look like
-// trouble (warnings, oopses, OOM). A successful run logs nothing (§11.1).
+// trouble (warnings, oopses, OOM). A successful run logs nothing
+// (package documentation: "The kernel interface").
 func (i *Interface) KernelLog() []string {
 	i.log = append(i.log, i.kmsg.Since()...)
 	return interesting(i.log, 0)
@@ -188,8 +189,8 @@ func (i *Interface) KernelLog() []string {
 
 // SetOutput sets the device the kernel will write to. The kernel accepts
 // a new output only when idle, and drops the last character written
-// unconditionally, taking it for the newline echo adds (§6.1, §11.1: `echo
-// -n /dev/vda` stores /dev/vd). So the path goes out with its newline and
+// unconditionally, taking it for the newline echo adds (`echo -n
+// /dev/vda` stores /dev/vd; package documentation: "The kernel interface"). So the path goes out with its newline and
 // is read back and compared.
 func (i *Interface) SetOutput(path string) error {
 	st, err := i.State()
@@ -276,12 +277,12 @@ func (i *Interface) intAttr(name string) (int, bool, error) {
 }
 
 // Failed returns the kernel's count of pages it could not save, where the
-// kernel exposes one (`failed`, later trees, §9).
+// kernel exposes one (`failed`, later trees; package documentation: "The kernel interface").
 func (i *Interface) Failed() (int, bool, error) { return i.intAttr("failed") }
 
 // BufferPages returns the number of pages of each of the kernel's two
 // request queues, where the kernel lets it be read (`buffer_size`, later
-// trees); v1 has a fixed 131072 (§1.2).
+// trees); v1 has a fixed 131072 (package documentation: "The kernel interface").
 func (i *Interface) BufferPages() (int, bool, error) { return i.intAttr("buffer_size") }
 
 // EnsureType selects the block-device dump type on kernels that offer

@@ -12,7 +12,7 @@ import (
 
 // Kmsg reads the kernel log through /dev/kmsg. The livedump interface
 // answers a failed write with EINVAL and nothing else; the reason, when
-// there is one, is a pr_warn in the kernel log (§6.1), so every write
+// there is one, is a pr_warn in the kernel log (package documentation: "The kernel interface"), so every write
 // marks the log first and a failure shows what was logged since.
 //
 // /dev/kmsg returns one record per read, "prio,seq,usec,flags;text" plus

@@ -48,8 +48,9 @@ func (s Status) String() string {
 type Check struct {
 	ID   CheckID
 	Name string
-	// Risk is what goes wrong when the check's condition is ignored, with
-	// the livedump-format.md section that shows it.
+	// Risk is what goes wrong when the check's condition is ignored (the
+	// package documentation, "Setups that crash the machine" and "The
+	// kernel interface", says what real runs showed).
 	Risk string
 	run  func(*preflight) CheckResult
 }
@@ -59,13 +60,13 @@ type Check struct {
 var Checks = []Check{
 	{CheckInterface, "livedump interface", "without the livedump patches there is nothing to capture with", (*preflight).checkInterface},
 	{CheckRoot, "root", "the interface, /proc/iomem's addresses and the device are root's", (*preflight).checkRoot},
-	{CheckIdle, "interface idle", "a second run on top of one in progress is refused by the kernel, or crashes it (v1 has no lock, §6.1)", (*preflight).checkIdle},
-	{CheckDevice, "device", "the kernel accepts any path at INIT; with one that is not a usable block device START oopses and SWEEP hangs (§11.2, §7.2)", (*preflight).checkDevice},
+	{CheckIdle, "interface idle", "a second run on top of one in progress is refused by the kernel, or crashes it (v1 has no lock)", (*preflight).checkIdle},
+	{CheckDevice, "device", "the kernel accepts any path at INIT; with one that is not a usable block device START oopses and SWEEP hangs (seen on real runs)", (*preflight).checkDevice},
 	{CheckInUse, "device not in use", "the dump overwrites the device from byte 0", (*preflight).checkInUse},
-	{CheckSize, "device size", "the kernel does not check the size; writes past the end fail silently (§1.3, K-8)", (*preflight).checkSize},
-	{CheckLayout, "memory layout (KASLR)", "with a randomised memory layout INIT oopses in wrprotect_unselect_pages, every time (§11.2)", (*preflight).checkLayout},
-	{CheckMemory, "available memory", "INIT allocates 1 GiB of buffers page by page; when memory runs out the OOM killer runs and the kernel panics, it does not fail with ENOMEM (§11.2)", (*preflight).checkMemory},
-	{CheckCPUs, "CPUs", "START protects only the first 2 MiB of CPU 0's per-CPU area as sensitive; a CPU whose per-CPU area lies beyond it double-faults (§11.2)", (*preflight).checkCPUs},
+	{CheckSize, "device size", "the kernel does not check the size; writes past the end fail silently (livedump defect K-8)", (*preflight).checkSize},
+	{CheckLayout, "memory layout (KASLR)", "with a randomised memory layout INIT oopses in wrprotect_unselect_pages, every time (seen on real runs)", (*preflight).checkLayout},
+	{CheckMemory, "available memory", "INIT allocates 1 GiB of buffers page by page; when memory runs out the OOM killer runs and the kernel panics, it does not fail with ENOMEM (seen on real runs)", (*preflight).checkMemory},
+	{CheckCPUs, "CPUs", "START protects only the first 2 MiB of CPU 0's per-CPU area as sensitive; a CPU whose per-CPU area lies beyond it double-faults (seen on real runs)", (*preflight).checkCPUs},
 }
 
 // CheckResult is a check's outcome.
@@ -269,7 +270,7 @@ func (p *preflight) checkIdle() CheckResult {
 		return CheckResult{Status: Warn, Found: fmt.Sprintf("state %s (%d): --reset will UNINIT it first", st, int(st))}
 	}
 	return refuse(fmt.Sprintf("state %s (%d): a run is in progress or was abandoned", st, int(st)),
-		"if no capture is running, `ldx capture --reset` brings the interface back to idle (UNINIT is accepted from any state from INIT on, §6.1)")
+		"if no capture is running, `ldx capture --reset` brings the interface back to idle (UNINIT is accepted from any state from INIT on)")
 }
 
 func (p *preflight) checkDevice() CheckResult {

@@ -155,7 +155,8 @@ func TestPreflightPasses(t *testing.T) {
 }
 
 // TestForcedIntoACrash shows what the refusals prevent: forced past its
-// checks, the emulated kernel goes down as the real one did (§11.2).
+// checks, the emulated kernel goes down as the real one did (package
+// documentation: "Setups that crash the machine").
 func TestForcedIntoACrash(t *testing.T) {
 	randomised := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{})
 	randomised.PageOffsetBase = 0xffff9a4c80000000
@@ -177,7 +178,8 @@ func TestForcedIntoACrash(t *testing.T) {
 	}
 }
 
-// TestCheckTransition: the kernel's answers to every state write (§6.1).
+// TestCheckTransition: the kernel's answers to every state write
+// (package documentation: "The kernel interface").
 func TestCheckTransition(t *testing.T) {
 	for from := kmod.Undefined; from <= kmod.Uninit; from++ {
 		for to := kmod.State(-1); to <= 7; to++ {

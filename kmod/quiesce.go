@@ -9,7 +9,8 @@ import (
 // queues the header and notes and returns; the kernel thread drains its
 // queues in 20 ms steps and stops for good at UNINIT, so UNINIT right
 // after FINISH loses whatever is still queued — 0 to 122 pages in real
-// runs of livedump.sh, none in runs that waited 5 s (§11.2, K-4). The
+// runs of livedump.sh, none in runs that waited 5 s (package
+// documentation: "Setups that crash the machine"; livedump defect K-4). The
 // wait ends when the device's write counters have not moved and nothing
 // has been in flight for QuietFor, and never before MinWait.
 type QuiesceOptions struct {

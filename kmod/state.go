@@ -9,7 +9,7 @@ import (
 )
 
 // State is the livedump state number `state` reads and accepts
-// (livedump-format.md §6.1).
+// (package documentation: "The kernel interface").
 type State int
 
 // The states of the livedump v1 interface, in the kernel's numbering.
@@ -36,7 +36,7 @@ func (s State) String() string {
 func (s State) Idle() bool { return s == Undefined || s == Uninit }
 
 // ENOIOCTLCMD is what the kernel returns for a state number outside 0–5;
-// user space sees "Unknown error 515" (§6.1, §11.1).
+// user space sees "Unknown error 515" (package documentation: "The kernel interface").
 const ENOIOCTLCMD = syscall.Errno(515)
 
 // TransitionError is a transition the kernel refuses, found before
@@ -54,7 +54,7 @@ func (e *TransitionError) Error() string {
 // CheckTransition returns nil if the v1 kernel accepts writing to while
 // in state from, else what it would answer and why. outputSet says
 // whether `output` holds a path. The rules are state_store and
-// livedump_change_state's (§6.1): 0 is never accepted, numbers outside
+// livedump_change_state's (package documentation: "The kernel interface"): 0 is never accepted, numbers outside
 // 0–5 give 515, everything but UNINIT needs an output, INIT follows
 // UNDEFINED or UNINIT, START follows INIT, SWEEP START, FINISH SWEEP, and
 // UNINIT any state from INIT on (so a run can be abandoned half-done).
@@ -87,7 +87,7 @@ func CheckTransition(from, to State, outputSet bool) error {
 }
 
 // ParseState parses what reading `state` gives: the number on the first
-// line, then an empty line and six legend lines (§11.1).
+// line, then an empty line and six legend lines (package documentation: "The kernel interface").
 func ParseState(b []byte) (State, error) {
 	line, _, _ := bytes.Cut(b, []byte("\n"))
 	n, err := strconv.Atoi(string(bytes.TrimSpace(line)))

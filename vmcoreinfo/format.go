@@ -48,7 +48,7 @@ type keyRule struct {
 	key   string    // exact key, or a family prefix ending in "("
 	kind  ValueKind // value format
 	hexOK bool      // the kernel itself prints this decimal-family key as 0x%lx
-	rule  string    // consumer-compat §1 D item a malformed value violates
+	rule  string    // verify's row (package verify, D1–D15) a malformed value violates
 	sev   Severity  // severity of a malformed value
 	why   string    // consumer behaviour that makes a malformed value harmful
 	// extra is a further check on a value that parsed: it returns the

@@ -7,7 +7,7 @@ import (
 )
 
 // Keys with their own names, and the family keys the consumers depend on
-// most (docs/consumer-compat.md §1 D).
+// most (package verify, rows D1–D15).
 const (
 	KeyOSRelease    = "OSRELEASE"
 	KeyBuildID      = "BUILD-ID"
@@ -150,7 +150,7 @@ type Requirement struct {
 	Consumers Consumer
 	Severity  Severity // effect of its absence
 	Feature   string   // what breaks without it
-	Rule      string   // item of docs/consumer-compat.md §1
+	Rule      string   // row of package verify's checklist ("D7", "F1")
 	Since     Version  // first kernel that emits it; zero: all kernels of interest
 }
 
@@ -234,7 +234,7 @@ var requirements = concat(
 	// NUMBER(PAGE_SLAB_MAPCOUNT_VALUE) instead of NUMBER(PG_slab), and
 	// makedumpfile 1.7.6+ reads it.
 	[]Requirement{alt(req(Degraded, Makedumpfile, "D12", "makedumpfile page-flag filtering (-d 2/4/8)", "NUMBER(PG_slab)"), "NUMBER(PAGE_SLAB_MAPCOUNT_VALUE)")},
-	// §3.1: lockless printk ring (5.10+). The core set is what makedumpfile
+	// The lockless printk ring (5.10+, package printk). The core set is what makedumpfile
 	// dump_lockless_dmesg and vmcore-dmesg dump_dmesg_lockless really read.
 	since(v5_10, reqs(Fatal, Makedumpfile|VmcoreDmesg, "F1", "dmesg extraction (lockless ring)",
 		KeyPrb, "SIZE(printk_ringbuffer)", "OFFSET(printk_ringbuffer.desc_ring)", "OFFSET(printk_ringbuffer.text_data_ring)",
@@ -304,7 +304,8 @@ func (in *Info) Missing(c Consumer) []Requirement {
 
 // Lost returns the lines of full whose key does not occur in cut, in
 // full's order: what a truncated note (K-1) lost compared with a complete
-// copy of the text, such as the in-memory vmcoreinfo_note (§4.4).
+// copy of the text, such as the in-memory vmcoreinfo_note (see "What a
+// cut note keeps" in the package documentation).
 func Lost(full, cut *Info) []Line {
 	have := make(map[string]bool, cut.Len())
 	for _, l := range cut.lines {

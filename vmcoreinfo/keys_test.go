@@ -42,7 +42,7 @@ func TestRequirements(t *testing.T) {
 			t.Errorf("requirement key %s: %v", r.Key, err)
 		}
 	}
-	// The keys the brief and consumer-compat.md name explicitly.
+	// The keys package verify's checklist names explicitly.
 	for _, k := range []string{KeyOSRelease, KeyPageSize, KeyBuildID, KeyKernelOffset, KeySwapperPgDir, KeyInitTopPgt,
 		KeyPhysBase, KeyPgtableL5, KeyStext, KeyInitUtsNs, KeyUtsNamespaceName, KeyMemSection, "LENGTH(mem_section)",
 		"OFFSET(page.compound_head)", KeyPrb, "OFFSET(prb_desc_ring.infos)", "OFFSET(atomic_long_t.counter)"} {

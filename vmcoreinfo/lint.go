@@ -11,7 +11,7 @@ import (
 type Problem struct {
 	Line     int    // 1-based line number; 0 for the text as a whole
 	Key      string // key concerned, if any
-	Rule     string // item of docs/consumer-compat.md §1 ("D1", "D2", …) or "kernel"
+	Rule     string // row of package verify's checklist ("D1", "D2", …) or "kernel"
 	Severity Severity
 	Msg      string
 }
@@ -48,7 +48,7 @@ const (
 var knownFamilies = map[string]bool{"SYMBOL": true, "OFFSET": true, "SIZE": true, "LENGTH": true, "NUMBER": true, "SRCFILE": true, "LINE": true}
 
 // Lint checks the text against what the kernel emits and what the
-// consumers parse (docs/consumer-compat.md §1 D): line and key syntax,
+// consumers parse (package verify, rows D1–D15): line and key syntax,
 // value format per key family (table keyRules), duplicates, size limits,
 // and a few cross-key consistency checks for x86_64. It does not report
 // missing keys; see Missing. Problems are ordered by line.

@@ -46,7 +46,7 @@ func mustParse(t testing.TB, b []byte) *Info {
 func TestSampleRoundTrip(t *testing.T) {
 	b := sample(t)
 	if len(b) != 3289 {
-		t.Fatalf("sample is %d bytes, the docs say 3289", len(b))
+		t.Fatalf("sample is %d bytes, the package documentation says 3289", len(b))
 	}
 	in := mustParse(t, b)
 	if in.Len() != 109 {
@@ -146,7 +146,7 @@ func TestTruncationEveryOffset(t *testing.T) {
 	}
 }
 
-// TestLivedumpN3 checks the worked example of livedump-format.md §4.3: with
+// TestLivedumpN3 checks the N = 3 row of "What a cut note keeps": with
 // 3 CPUs, 3004 bytes of text survive and the last line kept is
 // SYMBOL(kallsyms_token_index); 11 lines are lost, including the x86_64
 // arch keys and CRASHTIME.
@@ -332,7 +332,7 @@ func TestLenientGarbage(t *testing.T) {
 	}
 }
 
-// TestLivedumpTable checks every row of livedump-format.md §4.3's table
+// TestLivedumpTable checks every row of the table in "What a cut note keeps"
 // (S = 3310): how much text survives with N present CPUs, the first key
 // lost and how many lines are lost.
 func TestLivedumpTable(t *testing.T) {

@@ -35,7 +35,7 @@ import (
 type analysisScenario struct {
 	name  string
 	spec  guest.Spec
-	crash bool   // crash 8.0.2 cannot open Debian 6.12 dumps (test-bed-notes.md)
+	crash bool   // crash 8.0.2 cannot open Debian 6.12 dumps (package guest, "Facts of the test bed")
 	ring  string // "wrapped": the guest logs more than its ring holds; "dynamic": log_buf_len= moves the ring to the direct map
 }
 

@@ -24,7 +24,7 @@ var captureHooks struct {
 }
 
 // The shortest waits after FINISH a user may ask for: UNINIT straight
-// after FINISH loses pages (livedump-format.md §11.2).
+// after FINISH loses pages (package kmod, "Setups that crash the machine").
 const (
 	minSettle = 2 * time.Second
 	minQuiet  = time.Second

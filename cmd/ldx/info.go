@@ -267,7 +267,8 @@ func buildInfo(d *extract.Dump) *infoReport {
 
 // producer tells what made the dump and whether the machine kept running
 // (a live dump) or had crashed, from what each producer leaves behind
-// (consumer-compat.md C7, C8; livedump-format.md §4.1).
+// (package verify, rows C7 and C8; package livedump, elfcore/livedump,
+// defect K-7).
 func producer(d *extract.Dump) (string, bool, string) {
 	if d.Format == "livedump raw device" {
 		return "livedump (raw device or image)", true, "the kernel's livedump header and notes layout"

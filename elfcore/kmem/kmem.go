@@ -2,12 +2,57 @@
 // memory, the way makedumpfile does it: every virtual address is walked
 // through the kernel's page tables, rooted at init_top_pgt (whose physical
 // address follows from phys_base), 4 or 5 levels, honouring 1 GiB and
-// 2 MiB pages and stripping the SME bit (consumer-compat.md §4).
+// 2 MiB pages and stripping the SME bit.
 //
 // It needs only what VMCOREINFO gives, no vmlinux. ldx uses it to find
 // what VMCOREINFO does not say but consumers need in program headers: the
 // randomised direct-map base (page_offset_base) and the extent of the
-// kernel image mapping.
+// kernel image mapping. How each consumer translates, and what it requires
+// of the dump for that, is in package verify (rows B8, B9, D5–D11, E1–E5).
+//
+// # The x86_64 translation
+//
+// The kernel image is mapped at __START_KERNEL_map (0xffffffff80000000)
+// over KERNEL_IMAGE_SIZE (NUMBER(KERNEL_IMAGE_SIZE): 1 GiB with KASLR, else
+// 512 MiB); for an image address, physical = virtual − 0xffffffff80000000
+// + phys_base. phys_base is NUMBER(phys_base) (4.10+, decimal), else
+// p_paddr − (p_vaddr − 0xffffffff80000000) of the kernel-image PT_LOAD.
+//
+// KASLR: KERNELOFFSET (hex) is runtime − link-time _text (link-time normally
+// 0xffffffff81000000). Every SYMBOL() the kernel writes is already a
+// runtime address; only link-time addresses from a vmlinux need
+// KERNELOFFSET added, and only those in the image range. The physical load
+// address is randomised separately, and phys_base absorbs both.
+//
+// The page-table root is SYMBOL(init_top_pgt) (init_level4_pgt before
+// 4.13), equal to SYMBOL(swapper_pg_dir): an image address, so its
+// physical address follows from phys_base. NUMBER(pgtable_l5_enabled) = 1
+// means 5 levels (PML5 index bits 56–48, then P4D 47–39), else 4 (PGD
+// 47–39); then PUD 38–30, PMD 29–21, PTE 20–12. An entry is present with
+// bit 0; bit 7 (PSE) makes it a 1 GiB page at PUD level, a 2 MiB page at
+// PMD level; the frame is bits 12–51 (0x000ffffffffff000) with
+// NUMBER(sme_mask) cleared; bit 63 (NX) is ignored.
+//
+// The direct map starts at page_offset_base: 0xffff888000000000 (4-level)
+// or 0xff11000000000000 (5-level) unless CONFIG_RANDOMIZE_MEMORY
+// randomises it, and physical = virtual − base. It is not in VMCOREINFO:
+// crash and drgn read the page_offset_base variable through the vmlinux,
+// makedumpfile takes p_vaddr − p_paddr of the RAM PT_LOADs (else a stale
+// constant), vmcore-dmesg uses p_vaddr directly, libkdumpfile the symbol
+// or probing. ldx finds it by walking the page tables (the first large
+// present region above the user half that maps physical 0), or by reading
+// page_offset_base once its address is known, and writes it into every
+// RAM segment's p_vaddr. vmalloc_base and vmemmap_base are randomised too;
+// VMCOREINFO carries them only on recent kernels (NUMBER(VMALLOC_START)
+// since 6.9, SYMBOL(vmemmap)), else the defaults are 0xffffc90000000000
+// and 0xffffea0000000000 (4-level).
+//
+// makedumpfile (__vtop4_x86_64) walks every virtual address this way and
+// never uses p_vaddr; crash walks only vmalloc, module and vmemmap
+// addresses; drgn walks from swapper_pg_dir but does not strip sme_mask.
+// verify follows the strictest (makedumpfile) and requires every
+// page-table page on the walk of _stext, init_uts_ns, prb and the printk
+// arrays to be inside the PT_LOADs.
 package kmem
 
 import (

@@ -1,7 +1,7 @@
 // Package printk reads the kernel log (the printk ring buffer) out of a
 // kernel dump with nothing but VMCOREINFO and a reader of kernel virtual
 // memory, as makedumpfile --dump-dmesg and vmcore-dmesg do
-// (consumer-compat.md §3): the lockless ring of 5.10+ kernels and the
+// (described below): the lockless ring of 5.10+ kernels and the
 // structured log_buf of 3.5–5.9.
 //
 // A dump is a snapshot of memory that kernel code was changing, or memory
@@ -12,6 +12,77 @@
 // a newer record, a data block whose embedded ID is not the record's, a
 // length that points outside the ring) is skipped and counted in the Log,
 // never followed. Read returns what could be read and says what could not.
+//
+// # Which format
+//
+// The kernel describes its log in VMCOREINFO (kernel/printk/printk.c
+// log_buf_vmcoreinfo_setup):
+//
+//   - before 3.5, a plain character ring: SYMBOL(log_buf), SYMBOL(log_end),
+//     SYMBOL(log_buf_len), SYMBOL(logged_chars);
+//   - 3.5–5.9, variable-length records: SYMBOL(log_buf),
+//     SYMBOL(log_buf_len), SYMBOL(log_first_idx), SYMBOL(log_next_idx),
+//     SYMBOL(clear_idx), SIZE(printk_log) (SIZE(log) before 3.11) and
+//     OFFSET(printk_log.ts_nsec, len, text_len, dict_len), plus caller_id
+//     with CONFIG_PRINTK_CALLER;
+//   - 5.10+, the lockless ring: SYMBOL(prb), SYMBOL(printk_rb_static),
+//     SYMBOL(clear_seq), and SIZE/OFFSET keys of printk_ringbuffer
+//     (desc_ring, text_data_ring, fail), prb_desc_ring (count_bits, descs,
+//     infos, head_id, tail_id), prb_desc (state_var, text_blk_lpos),
+//     prb_data_blk_lpos (begin, next), printk_info (seq, ts_nsec, text_len,
+//     caller_id, dev_info), dev_printk_info (subsystem, device, with
+//     LENGTH(printk_info_subsystem, printk_info_device)), prb_data_ring
+//     (size_bits, data, head_lpos, tail_lpos), atomic_long_t (counter), and
+//     from 5.13 latched_seq (val).
+//
+// makedumpfile takes the lockless path when SIZE(printk_ringbuffer) or
+// SYMBOL(prb) is present; vmcore-dmesg when SYMBOL(prb) is, the structured
+// one when SYMBOL(log_first_idx) is, else the legacy one. Of the lockless
+// keys both really read the core set: all but fail, seq, dev_info,
+// head_lpos and tail_lpos (clear_seq and latched_seq only for makedumpfile
+// --partial-dmesg). The dump's own sizes and offsets are always used;
+// typical 64-bit values (printk_ringbuffer 88 bytes with desc_ring at 0,
+// text_data_ring 48, fail 80; prb_desc_ring 48; prb_desc 24; printk_info
+// 88 with ts_nsec at 8, text_len 16, caller_id 20) only suit fixtures.
+//
+// # Reading the lockless ring
+//
+// As makedumpfile's dump_lockless_dmesg and vmcore-dmesg's
+// dump_dmesg_lockless do, all in kernel virtual memory:
+//
+//  1. SYMBOL(prb) is a pointer variable: its value is the live
+//     printk_ringbuffer, printk_rb_static in the image or, when the kernel
+//     enlarged the log at boot, printk_rb_dynamic with its arrays in the
+//     direct map.
+//  2. The descriptor ring (at desc_ring) gives count_bits (2^count_bits
+//     descriptors), the descs and infos arrays, and tail_id and head_id
+//     (atomic longs, read at OFFSET(atomic_long_t.counter)).
+//  3. The text ring (at text_data_ring) gives size_bits (2^size_bits bytes)
+//     and the data pointer.
+//  4. IDs run from tail_id to head_id inclusive; an ID's slot is id mod
+//     count.
+//  5. A descriptor's state_var holds the state in its top two bits
+//     (0 reserved, 1 committed, 2 finalized, 3 reusable) and the ID in the
+//     rest; the record counts only if the ID is the expected one and the
+//     state committed or finalized, which rejects stale or reused slots.
+//  6. text_blk_lpos.begin and .next are taken modulo the ring size: equal
+//     means no text; begin > next means the block wrapped and the data is
+//     at offset 0. Each block starts with an 8-byte copy of the ID. The
+//     length is printk_info.text_len, clamped to the block.
+//  7. The timestamp is printk_info.ts_nsec, printed [seconds.micros];
+//     makedumpfile 1.7.5+ adds [T<pid>] or [C<cpu>] from caller_id (top bit:
+//     CPU).
+//
+// # Reading the structured ring
+//
+// log_buf is a pointer (into the image, or the direct map when enlarged),
+// log_buf_len, log_first_idx and log_next_idx are 32-bit. Each record
+// starts with a printk_log header (ts_nsec u64, len u16 the whole record,
+// text_len u16, dict_len u16, facility and level), the text right after
+// SIZE(printk_log) bytes; len 0 means "wrap to offset 0"; the walk stops at
+// log_next_idx. vmcore-dmesg and makedumpfile guard against cycles, as this
+// package does. The pre-3.5 ring is the newest min(log_end, log_buf_len)
+// bytes ending at log_end mod log_buf_len.
 package printk
 
 import (

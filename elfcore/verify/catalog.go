@@ -1,7 +1,8 @@
 package verify
 
 // entry describes a check: its name, the severity the requirement carries
-// in docs/consumer-compat.md §1, and the consumers it matters to.
+// in the checklist (the package documentation, row ID), and the consumers
+// it matters to.
 type entry struct {
 	ID        string
 	Name      string

@@ -12,7 +12,8 @@ import (
 )
 
 // ring is the lockless printk ring (5.10+) as VMCOREINFO describes it
-// (docs/consumer-compat.md §3.2): the addresses of its three arrays.
+// (package printk describes how it is read): the addresses of its three
+// arrays.
 type ring struct {
 	addr                     uint64 // the printk_ringbuffer (*prb)
 	countBits, sizeBits      uint32

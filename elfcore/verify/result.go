@@ -8,7 +8,7 @@ import (
 )
 
 // Severity grades what a failed check does to a consumer
-// (docs/consumer-compat.md, "Severity levels").
+// (the package documentation, "Severity levels").
 type Severity uint8
 
 const (
@@ -102,8 +102,8 @@ const (
 
 // Result is one named check.
 type Result struct {
-	// ID is the row of docs/consumer-compat.md §1 ("B4"), a livedump
-	// defect of docs/livedump-format.md §7 ("K-1"), or "Z1" for --deep's
+	// ID is the checklist row of the package documentation ("B4"), a
+	// livedump defect of package livedump ("K-1"), or "Z1" for --deep's
 	// full read.
 	ID     string `json:"id"`
 	Name   string `json:"name"`

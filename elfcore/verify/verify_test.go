@@ -159,7 +159,8 @@ func goodInfo(t *testing.T, good []byte) *vmcoreinfo.Info {
 }
 
 // TestMutantPredictions pins the per-consumer verdicts of a few mutants
-// whose effects the consumers' sources make plain (docs/consumer-compat.md).
+// whose effects the consumers' sources make plain (the checklist in the
+// package documentation).
 func TestMutantPredictions(t *testing.T) {
 	f := getFixture(t)
 	byName := map[string]verifytest.Mutant{}

@@ -69,6 +69,6 @@ func (k *Kernel) ApplyFacts(f *guest.Facts) error {
 		}
 	}
 	// A randomised direct map is emulated like any other, though a real
-	// livedump v1 INIT oopses on such a kernel (livedump-format.md §11.2).
+	// livedump v1 INIT oopses on such a kernel (package kmod: setups that crash the machine).
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // Default direct-map bases. livedump v1 only works without
-// CONFIG_RANDOMIZE_MEMORY (§11.2: INIT oopses otherwise), so these are the
+// CONFIG_RANDOMIZE_MEMORY (INIT oopses otherwise; package kmod: setups that crash the machine), so these are the
 // page_offset_base values of every kernel that produced a real device.
 const (
 	PageOffset4Level = x86.PageOffset4Level
@@ -49,17 +49,17 @@ type Kernel struct {
 	// VMCOREINFONote is the physical address of the kernel's global
 	// vmcoreinfo_note buffer (/sys/kernel/vmcoreinfo). START rewrites it
 	// with CRASHTIME before the protection walk, so the dumped copy holds
-	// the complete note (§4.4). Zero means unknown: the buffer is then not
+	// the complete note (package livedump, "Page 1: the notes"). Zero means unknown: the buffer is then not
 	// emulated.
 	VMCOREINFONote uint64
 	// CrashNotes are the physical addresses of the present CPUs'
 	// crash_notes buffers, by CPU (optional). START's crash_save_cpu
 	// rewrites them before the walk, so their dumped copies hold the CORE
-	// notes too, except CPU 0's in the first run of a boot (§4.4: it was
+	// notes too, except CPU 0's in the first run of a boot (package livedump, "Page 1: the notes"; it was
 	// dumped earlier in START, as part of CPU 0's per-CPU area).
 	CrashNotes []uint64
 	// LeaderPid is pr_pid in every CORE note: the pid of the
-	// stop_machine thread that ran the leader (§4.1, §11.1).
+	// stop_machine thread that ran the leader (package livedump, "Page 1: the notes" and "Seen on real runs").
 	LeaderPid uint32
 	// IP is pr_reg ip in every CORE note: memdump_thread_func's address.
 	// Unpatched kernels (the QEMU test guests) have no such function; any
@@ -194,7 +194,7 @@ func parseKeys(text []byte) map[string]string {
 }
 
 // findVMCOREINFONote scans page starts of the given physical ranges for
-// the kernel's note ("VMCOREINFO", type 0, the text), as §4.4 suggests
+// the kernel's note ("VMCOREINFO", type 0, the text), as package livedump's notes section suggests
 // when /sys/kernel/vmcoreinfo was not recorded. It returns 0 unless exactly
 // one page matches.
 func findVMCOREINFONote(mem io.ReaderAt, ranges [][2]uint64, text []byte) uint64 {

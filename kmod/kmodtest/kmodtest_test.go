@@ -79,11 +79,11 @@ func page(t *testing.T, f io.ReaderAt, pfn uint64) []byte {
 	return b
 }
 
-// TestHeaderBytes checks page 0 against the final table of §3.1, spelled
+// TestHeaderBytes checks page 0 against the final header table of package livedump's device layout, spelled
 // out byte by byte, and reads it back with debug/elf and elfcore.
 func TestHeaderBytes(t *testing.T) {
 	k := NewSynthetic(SyntheticOptions{})
-	k.VMCOREINFO = fakeText(3289) // the §4.3 sample size: S = 3310 with CRASHTIME
+	k.VMCOREINFO = fakeText(3289) // the sample size of package livedump's notes: S = 3310 with CRASHTIME
 	k.MaxPFN = 0x3fe0
 	f, rep := image(t, k, &Run{Start: testStart, Prepared: manifest.Zeroed})
 
@@ -110,7 +110,7 @@ func TestHeaderBytes(t *testing.T) {
 	if !isZero(got[ELFHeaderSize:]) {
 		t.Error("page 0 not zero after the program headers")
 	}
-	if rep.NotesSize != 4048 || rep.NotesCut { // §4.3 table, N = 2
+	if rep.NotesSize != 4048 || rep.NotesCut { // the notes size for N = 2 (package livedump, "Page 1: the notes")
 		t.Errorf("notes size %d cut %v, want 4048 uncut", rep.NotesSize, rep.NotesCut)
 	}
 
@@ -139,15 +139,15 @@ func TestHeaderBytes(t *testing.T) {
 }
 
 // TestNotesCut checks K-1: one page of notes, a PT_NOTE claiming all of
-// them, and the surviving text length of §4.3.
+// them, and the surviving text length (package vmcoreinfo, "What a cut note keeps").
 func TestNotesCut(t *testing.T) {
 	fedora, ferr := os.ReadFile("../../vmcoreinfo/testdata/fedora-6.2.15-kcore.txt")
 	tests := []struct {
 		name     string
 		cpus     int
 		text     []byte
-		kept     int    // §4.3 "Text kept"; -1 = all
-		lastLine string // last complete line kept (§4.3 table)
+		kept     int    // "text kept" of package vmcoreinfo's cut-note table; -1 = all
+		lastLine string // last complete line kept (follows from the text kept)
 	}{
 		{"synthetic 1 CPU", 1, nil, -1, ""},
 		{"synthetic 3 CPUs", 3, nil, 0, ""},
@@ -210,7 +210,7 @@ func TestNotesCut(t *testing.T) {
 				t.Errorf("TextKept %d, want %d", rep.TextKept, kept)
 			}
 			if tc.kept > 0 && kept != tc.kept {
-				t.Errorf("kept %d, §4.3 says %d", kept, tc.kept)
+				t.Errorf("kept %d, want %d", kept, tc.kept)
 			}
 			if (kept < s) != rep.NotesCut {
 				t.Errorf("NotesCut %v with %d of %d text bytes kept", rep.NotesCut, kept, s)
@@ -229,10 +229,10 @@ func TestNotesCut(t *testing.T) {
 					last = lines[len(lines)-2] // before CRASHTIME
 				}
 				if !strings.HasPrefix(last, tc.lastLine) {
-					t.Errorf("last complete line kept %q, §4.3 says %q", last, tc.lastLine)
+					t.Errorf("last complete line kept %q, want %q", last, tc.lastLine)
 				}
 			}
-			// Past the page, the "notes" are pfn 2's real memory (§4.3).
+			// Past the page, the "notes" are pfn 2's real memory (package livedump, "Page 1: the notes").
 			if kept < s && !IsSyntheticPage(page(t, f, 2), 0, 2) {
 				t.Error("pfn 2 does not hold memory")
 			}
@@ -313,7 +313,7 @@ func TestNeverWritten(t *testing.T) {
 	}
 }
 
-// TestVMCOREINFONotePage checks §4.4: the kernel's note page holds the
+// TestVMCOREINFONotePage checks what package livedump says of the notes: the kernel's note page holds the
 // complete note with CRASHTIME, readable through the image's RAM PT_LOAD.
 func TestVMCOREINFONotePage(t *testing.T) {
 	for _, prev := range []int{0, 1, 3} {
@@ -374,8 +374,8 @@ func TestCrashTimeCapped(t *testing.T) {
 	}
 }
 
-// TestStopBefore checks runs that never reached FINISH or SWEEP (§11.1,
-// §11.2 "Abandoning works"), and an earlier run's header left on the
+// TestStopBefore checks runs that never reached FINISH or SWEEP (package livedump, "Seen on real runs";
+// package kmod: the kernel interface, on abandoning a run), and an earlier run's header left on the
 // device (K-2).
 func TestStopBefore(t *testing.T) {
 	early := manifest.Range{Start: 0x200000, End: 0x204000}

@@ -229,11 +229,11 @@ func (l *Livedump) writeState(data []byte) error {
 	switch to {
 	case kmod.Init:
 		if k.PageOffsetBase != PageOffset4Level && k.PageOffsetBase != PageOffset5Level {
-			return l.crash("INIT: oops in wrprotect_unselect_pages: a vmalloc address taken for a direct-map one (randomised memory layout, §11.2)")
+			return l.crash("INIT: oops in wrprotect_unselect_pages: a vmalloc address taken for a direct-map one (randomised memory layout, as on real runs)")
 		}
 		need := 2*uint64(l.bufferPages)*PageSize + 2*((k.MaxPFN/8+PageSize-1)&^(PageSize-1))
 		if cfg.MemAvailable < need {
-			return l.crash(fmt.Sprintf("INIT: out of memory allocating %d buffer pages: OOM killer, then \"Kernel panic - not syncing: System is deadlocked on memory\" (§11.2)", 2*l.bufferPages))
+			return l.crash(fmt.Sprintf("INIT: out of memory allocating %d buffer pages: OOM killer, then \"Kernel panic - not syncing: System is deadlocked on memory\" (as on real runs)", 2*l.bufferPages))
 		}
 		a, _ := filepath.EvalSymlinks(l.output)
 		b, _ := filepath.EvalSymlinks(l.m.Device)
@@ -255,11 +255,11 @@ func (l *Livedump) writeState(data []byte) error {
 		l.failed = 0
 	case kmod.Start:
 		if l.badOutput {
-			return l.crash(fmt.Sprintf("START: oops in the livedump thread at its first bio: INIT never opened %q (§11.2; SWEEP would hang)", l.output))
+			return l.crash(fmt.Sprintf("START: oops in the livedump thread at its first bio: INIT never opened %q (as on real runs; SWEEP would hang)", l.output))
 		}
 		for cpu := range cfg.OnlineCPUs {
 			if uint64(cpu+1)*cfg.PercpuUnit > 2<<20 {
-				return l.crash(fmt.Sprintf("START: double fault on CPU %d: its per-CPU area lies beyond the 2 MiB of CPU 0's treated as sensitive (§11.2)", cpu))
+				return l.crash(fmt.Sprintf("START: double fault on CPU %d: its per-CPU area lies beyond the 2 MiB of CPU 0's treated as sensitive (as on real runs)", cpu))
 			}
 		}
 		if err := l.startRun(); err != nil {

@@ -58,20 +58,20 @@ type MachineConfig struct {
 	// NoLivedump: the kernel has no livedump support.
 	NoLivedump bool
 	// Attributes are later-tree attributes offered besides state and
-	// output: "failed", "buffer_size", "type" (§9). With "type", output
+	// output: "failed", "buffer_size", "type" (package kmod: the kernel interface). With "type", output
 	// is parsed as later trees do (only a trailing newline is dropped).
 	Attributes []string
 	// BufferPages is the request-queue size (buffer_size); default
 	// 131072, v1's fixed size.
 	BufferPages int
 
-	// Unwritten are RAM ranges the module never dumps (its buffers, §1.2).
+	// Unwritten are RAM ranges the module never dumps (its buffers, package livedump, "Placement").
 	Unwritten []manifest.Range
 	// Early are the pages START dumps (sensitive pages).
 	Early []manifest.Range
 	// Late are pages whose copies are still queued at FINISH, written
 	// with the header and notes FinishLatency after FINISH; UNINIT before
-	// then loses them all (§11.2).
+	// then loses them all (package kmod: setups that crash the machine).
 	Late []manifest.Range
 	// SweepTime is how long SWEEP's write blocks; FinishLatency how long
 	// FINISH's pages take to reach the device.
@@ -89,7 +89,7 @@ type MachineConfig struct {
 	// DropFinish: FINISH's pages never reach the device (K-4).
 	DropFinish bool
 	// OpenFails: INIT's exclusive open of the device fails (say, someone
-	// grabbed it after preflight); v1 does not notice (§7.2), so the
+	// grabbed it after preflight); v1 does not notice (package kmod: the kernel interface), so the
 	// device is not claimed and START would oops.
 	OpenFails bool
 	// FailState makes the write of a state fail with that errno (and a

@@ -9,7 +9,7 @@ import (
 )
 
 // PageSize is the only page size livedump v1 knows: it is x86_64-only and
-// every bio is one 4 KiB page (livedump-format.md §1.3).
+// every bio is one 4 KiB page (package livedump, "Placement").
 const PageSize = 4096
 
 // pfnRange is a half-open range of page frame numbers [lo, hi).
@@ -18,7 +18,7 @@ type pfnRange struct{ lo, hi uint64 }
 // pfnSet is a sorted list of disjoint, non-adjacent pfn ranges. The
 // emulator works in pages because the kernel does: a byte range the caller
 // gives (E820 RAM, request buffers, lost pages) selects every page it
-// overlaps, exactly as e820__mapped_any does for the bitmap (§5).
+// overlaps, exactly as e820__mapped_any does for the bitmap (package livedump, "Placement").
 type pfnSet []pfnRange
 
 // pagesOf returns the pages overlapping the byte ranges rs.
@@ -178,8 +178,8 @@ func isStamp(page []byte, tag [8]byte, seed, pfn uint64) bool {
 
 // StalePage fills dst (one page) with the stale bytes the emulator leaves
 // at device page pfn when nothing prepared the device: what an earlier use
-// of the disk left there (§1.2 "Offsets that are never written keep
-// whatever the device held before", K-2). The bytes are non-zero
+// of the disk left there (package livedump, "Placement", and
+// defect K-2). The bytes are non-zero
 // everywhere, so a reader cannot mistake them for a never-written zero page.
 func StalePage(dst []byte, seed, pfn uint64) { stamp(dst, staleTag, seed, pfn) }
 

@@ -152,7 +152,7 @@ func (m *SyntheticMem) patched(page uint64) bool {
 }
 
 // SyntheticVMCOREINFO returns a boot-time VMCOREINFO text (no CRASHTIME)
-// with the keys, order and value formats of an x86_64 6.2 kernel (§4.2),
+// with the keys, order and value formats of an x86_64 6.2 kernel (package livedump, "Page 1: the notes"),
 // taken from a real one and rebased: image symbols follow textVirt
 // (= _stext = _text), the direct-map one follows the default
 // page_offset_base, NUMBER(phys_base) is physBase printed as %ld,
@@ -191,7 +191,8 @@ func SyntheticVMCOREINFO(release string, textVirt, physBase uint64, la57 bool) [
 }
 
 // vmcoreinfoTemplate is the VMCOREINFO of a Fedora 6.2.15 kernel (the
-// livedump-format.md source S), with image symbols as @offset from _stext,
+// sample the livedump notes' size table uses, S = 3289 bytes without
+// CRASHTIME), with image symbols as @offset from _stext,
 // direct-map symbols as #offset from page_offset_base and per-boot values
 // as $names.
 const vmcoreinfoTemplate = `

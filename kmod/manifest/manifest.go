@@ -106,7 +106,7 @@ type Manifest struct {
 	Finished *time.Time `json:"finished,omitempty"`
 	// FailedPages is the kernel's count of pages it could not save, on
 	// kernels whose interface exposes a `failed` attribute (later trees,
-	// §9); nil when the kernel does not say.
+	// package kmod: the kernel interface); nil when the kernel does not say.
 	FailedPages *int `json:"failed_pages,omitempty"`
 }
 

@@ -23,6 +23,45 @@
 //     pay for a boot only once per machine.
 //
 // Everything is Linux/x86-64 and Debian specific on purpose: it is a test bed.
+//
+// # Facts of the test bed
+//
+// Measured on the test machines (2 cores, Debian 12) with Debian's own
+// packages: QEMU 7.2, crash 8.0.2, makedumpfile 1.7.2, drgn 0.0.22 (with
+// libkdumpfile 0.5.1), busybox-static 1.35, Debian 6.1 and 6.12 kernels.
+//
+//   - Kernels: the kernel package's System.map is a stub (the real one is
+//     `nm -n` of the -dbg vmlinux); the -dbg vmlinux's build-id equals the
+//     BUILD-ID in a dump's VMCOREINFO.
+//   - Booting: /dev/kvm is a nested variant on which `-cpu host` and `max`
+//     abort, so guests run under TCG (a 512 MiB, 2-CPU guest reaches user
+//     space in about 6 s). VMCOREINFO reaches QEMU's dump only with
+//     `-device vmcoreinfo` and the guest's qemu_fw_cfg module loaded.
+//     `-cpu max,+la57` gives 5-level paging; Debian kernels randomise both
+//     the text and the memory layout unless `nokaslr` is given. `-M pc -m
+//     4G` puts 3 GiB below 4 GiB and 1 GiB above.
+//   - QEMU 7.2's ELF dumps: program headers at 0xc0 after two section
+//     headers, e_ehsize 8 (a QEMU bug), p_vaddr = p_paddr and no
+//     kernel-image segment, one CORE NT_PRSTATUS (pr_pid = CPU index + 1)
+//     and one QEMU note per vCPU, plus VMCOREINFO. `paging:true` gives tens
+//     of thousands of segments (PN_XNUM). max_pfn must come from the guest
+//     (its e820 map), not from QEMU's PT_LOADs, which include BIOS-reserved
+//     areas.
+//   - crash 8.0.2 cannot open Debian 6.12 dumps at all, QEMU's own
+//     included: it looks for module_load_offset, gone in 6.12, and with
+//     --kaslr=auto stops at "invalid structure member offset:
+//     module_core_size". On 6.12 the tests judge with makedumpfile and drgn.
+//     On 6.1 its `ps` shows only the idle tasks (it misreads struct pid's
+//     flexible array), so the tests walk init_task.tasks with `list`
+//     instead, and it cannot `bt` tasks outside its pid-hash table.
+//     `crash --log` without a vmlinux cannot read the 5.10+ ring.
+//   - makedumpfile 1.7.2 reads program headers at offset 64 whatever
+//     e_phoff says (so QEMU 7.2 dumps fail as they come), and warns "The
+//     kernel version is not supported" for these kernels but works.
+//   - drgn 0.0.22 has no -e (a script file is run instead), needs PT_LOADs
+//     with kernel virtual addresses ("recursive address translation"
+//     otherwise), maps CPU registers to tasks by pr_pid, and cannot unwind
+//     6.4+ kernels (ORC format).
 package guest
 
 import (

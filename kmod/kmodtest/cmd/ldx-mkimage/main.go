@@ -198,7 +198,7 @@ func applyFacts(k *kmodtest.Kernel, path string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if k.PageOffsetBase != kmodtest.PageOffset4Level && k.PageOffsetBase != kmodtest.PageOffset5Level {
-		fmt.Fprintf(os.Stderr, "ldx-mkimage: warning: page_offset_base %#x is randomised; a real livedump v1 INIT oopses on such a kernel (livedump-format.md §11.2)\n", k.PageOffsetBase)
+		fmt.Fprintf(os.Stderr, "ldx-mkimage: warning: page_offset_base %#x is randomised; a real livedump v1 INIT oopses on such a kernel (package kmod: setups that crash the machine)\n", k.PageOffsetBase)
 	}
 	return nil
 }
