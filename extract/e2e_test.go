@@ -166,30 +166,11 @@ func kernelFromGuest(art *guest.Artefacts) (*kmodtest.Kernel, interface{ Close()
 // memory, which is where the module's request buffers come from, so
 // making them never-written is realistic and harmless.
 func zeroRun(t *testing.T, k *kmodtest.Kernel, size uint64) manifest.Range {
-	buf := make([]byte, 1<<20)
-	for i := len(k.RAM) - 1; i >= 0; i-- {
-		r := k.RAM[i]
-		var start uint64
-		run := uint64(0)
-		for pa := pageUp(r.Start) &^ (1<<20 - 1); pa+1<<20 <= r.End; pa += 1 << 20 {
-			if pa < r.Start {
-				continue
-			}
-			if _, err := k.Mem.ReadAt(buf, int64(pa)); err != nil || !isZero(buf) {
-				run = 0
-				continue
-			}
-			if run == 0 {
-				start = pa
-			}
-			run += 1 << 20
-			if run >= size {
-				return manifest.Range{Start: start, End: start + size}
-			}
-		}
+	r, err := k.FreeRun(size)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no %d MiB of zero RAM in the guest", size>>20)
-	return manifest.Range{}
+	return r
 }
 
 // checkLoopDevice extracts the image again through a read-only loop

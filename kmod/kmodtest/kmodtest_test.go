@@ -707,3 +707,35 @@ func TestSweepQueued(t *testing.T) {
 		t.Errorf("%d pages lost; UNINIT drains SWEEP's queue", lost)
 	}
 }
+
+// TestFreeRunZeroMem: FreeRun finds the highest all-zero MiBs, ZeroMem
+// hides ranges.
+func TestFreeRunZeroMem(t *testing.T) {
+	mem := make([]byte, 8<<20)
+	for i := range mem {
+		mem[i] = 1
+	}
+	clear(mem[2<<20 : 5<<20]) // zero MiBs 2, 3, 4
+	clear(mem[6<<20 : 7<<20]) // and 6: too short a run for 2 MiB
+	k := &Kernel{Mem: bytes.NewReader(mem), RAM: []manifest.Range{{Start: 0x1000, End: 8 << 20}}}
+	r, err := k.FreeRun(2 << 20)
+	if err != nil || r != (manifest.Range{Start: 3 << 20, End: 5 << 20}) {
+		t.Fatalf("FreeRun(2M) = %#x, %v; want [3M, 5M)", r, err)
+	}
+	if r, err := k.FreeRun(1 << 20); err != nil || r.Start != 6<<20 {
+		t.Fatalf("FreeRun(1M) = %#x, %v; want [6M, 7M)", r, err)
+	}
+	if _, err := k.FreeRun(4 << 20); err == nil {
+		t.Fatal("FreeRun(4M) found a run that is not there")
+	}
+	z := ZeroMem(bytes.NewReader(mem), []manifest.Range{{Start: 0x10, End: 0x20}})
+	b := make([]byte, 0x30)
+	if _, err := z.ReadAt(b, 8); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range b {
+		if want := byte(1); (uint64(i)+8 >= 0x10 && uint64(i)+8 < 0x20) != (c == 0) || (c != 0 && c != want) {
+			t.Fatalf("byte %#x = %d", i+8, c)
+		}
+	}
+}

@@ -58,6 +58,8 @@ func run(args []string, stdout io.Writer) error {
 		start     = flag.Int64("start", 0, "START time as Unix seconds (CRASHTIME); default now")
 		prev      = flag.Int("previous-runs", 0, "earlier livedumps in this boot (K-6 NULs before CRASHTIME)")
 		unwritten = flag.String("unwritten", "", "RAM the module never dumps (its buffers, state, bitmaps): hex ranges start-end[,…], end exclusive")
+		freeRun   = flag.String("unwritten-free", "", "also never dumped: the highest run of this much all-zero RAM (whole MiB, e.g. 16M; free memory, where the module's buffers come from)")
+		zeroText  = flag.Bool("zero-text", false, "read the kernel text (_stext to _etext, page-aligned; needs -facts) as zeros: shrinks an image kept for demonstration, the debug vmlinux has the text")
 		lost      = flag.String("lost", "", "pages lost by UNINIT right after FINISH: hex ranges (0-1000 loses the header)")
 		early     = flag.String("early", "", "pages written at START or by faults (with -stop sweep): hex ranges")
 		stop      = flag.String("stop", "complete", "phase the run never reached: complete (none), finish, sweep")
@@ -96,9 +98,22 @@ func run(args []string, stdout io.Writer) error {
 		defer closer.Close()
 	}
 	if *factsPath != "" {
-		if err := applyFacts(k, *factsPath); err != nil {
+		f, err := applyFacts(k, *factsPath)
+		if err != nil {
 			return err
 		}
+		if *zeroText {
+			t0, t1 := f.Symbol("_stext"), f.Symbol("_etext")
+			if t0 < k.TextVirt || t1 <= t0 {
+				return fmt.Errorf("-zero-text: the facts have no _stext/_etext symbols")
+			}
+			pa := func(va uint64) uint64 { return va - kmodtest.StartKernelMap + k.PhysBase() }
+			text := manifest.Range{Start: pa(t0) &^ (kmodtest.PageSize - 1), End: (pa(t1) + kmodtest.PageSize - 1) &^ (kmodtest.PageSize - 1)}
+			k.Mem = kmodtest.ZeroMem(k.Mem, []manifest.Range{text})
+			fmt.Fprintf(os.Stderr, "ldx-mkimage: kernel text [%#x, %#x) reads as zeros\n", text.Start, text.End)
+		}
+	} else if *zeroText {
+		return fmt.Errorf("-zero-text needs -facts")
 	}
 	if len(k.RAM) == 0 {
 		return fmt.Errorf("no System RAM map: give -facts (QEMU's PT_LOADs are not the kernel's E820 view)")
@@ -144,6 +159,18 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	if *freeRun != "" {
+		n, err := parseSize(*freeRun)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-unwritten-free %q: want a size such as 16M", *freeRun)
+		}
+		fr, err := k.FreeRun(uint64(n))
+		if err != nil {
+			return fmt.Errorf("-unwritten-free: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "ldx-mkimage: never written (free RAM): [%#x, %#x)\n", fr.Start, fr.End)
+		r.Unwritten = append(r.Unwritten, fr)
+	}
 	switch *stop {
 	case "complete", "":
 	case "finish":
@@ -185,22 +212,22 @@ func cutText(rep *kmodtest.Report) string {
 }
 
 // applyFacts fills what only the running guest knew.
-func applyFacts(k *kmodtest.Kernel, path string) error {
+func applyFacts(k *kmodtest.Kernel, path string) (*guest.Facts, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var f guest.Facts
 	if err := json.Unmarshal(b, &f); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := k.ApplyFacts(&f); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if k.PageOffsetBase != kmodtest.PageOffset4Level && k.PageOffsetBase != kmodtest.PageOffset5Level {
 		fmt.Fprintf(os.Stderr, "ldx-mkimage: warning: page_offset_base %#x is randomised; a real livedump v1 INIT oopses on such a kernel (package kmod: setups that crash the machine)\n", k.PageOffsetBase)
 	}
-	return nil
+	return &f, nil
 }
 
 func parseSize(s string) (int64, error) {

@@ -110,4 +110,22 @@ func TestRun(t *testing.T) {
 			t.Fatalf("pfn %#x differs", pfn)
 		}
 	}
+
+	// -zero-text hides _stext.._etext, page-aligned.
+	facts.Symbols["_stext"], facts.Symbols["_etext"] = guest.Hex(src.TextVirt), guest.Hex(src.TextVirt+0x1345)
+	fj, _ = json.Marshal(facts)
+	os.WriteFile(factsPath, fj, 0o644)
+	out2 := filepath.Join(dir, "dev2.img")
+	if err := run([]string{"-dump", dump, "-facts", factsPath, "-o", out2, "-prepared", "zeroed", "-manifest",
+		"-start", "1700000000", "-zero-text"}, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	gb2, _ := os.ReadFile(out2)
+	text := gb2[src.TextPhys:][:0x2000]
+	if !bytes.Equal(text, make([]byte, len(text))) || bytes.Equal(gb2[src.TextPhys+0x2000:][:kmodtest.PageSize], make([]byte, kmodtest.PageSize)) {
+		t.Fatal("-zero-text: want the two text pages zero and the page after them not")
+	}
+	if err := run([]string{"-dump", dump, "-o", out2, "-zero-text"}, &stdout); err == nil {
+		t.Fatal("-zero-text without -facts accepted")
+	}
 }
