@@ -2,6 +2,7 @@ package vmcoreinfo
 
 import (
 	"fmt"
+	"ldx/vmcoreinfo/consumer"
 	"strconv"
 	"strings"
 )
@@ -30,58 +31,26 @@ const (
 	KeyVmallocStart     = "NUMBER(VMALLOC_START)"
 )
 
-// Severity grades a problem or a missing key by its effect on consumers.
-type Severity uint8
-
-const (
-	// Cosmetic: warnings, noise or performance only.
-	Cosmetic Severity = iota + 1
-	// Degraded: the file opens but a feature or fallback is lost.
-	Degraded
-	// Fatal: the consumer rejects the file, or a whole mode (filtering,
-	// dmesg, translation) fails or gives wrong results.
-	Fatal
+// Severity and Consumer are package consumer's, the one model of
+// consumers ldx has; the names are repeated here because the key table
+// below is written in them.
+type (
+	Severity = consumer.Severity
+	Consumer = consumer.Consumer
 )
 
-func (s Severity) String() string {
-	switch s {
-	case Cosmetic:
-		return "cosmetic"
-	case Degraded:
-		return "degraded"
-	case Fatal:
-		return "fatal"
-	}
-	return "Severity(" + strconv.Itoa(int(s)) + ")"
-}
-
-// Consumer is a set of programs that read VMCOREINFO.
-type Consumer uint8
-
 const (
-	Crash Consumer = 1 << iota
-	Makedumpfile
-	Drgn
-	Libkdumpfile
-	VmcoreDmesg
+	Cosmetic = consumer.Cosmetic
+	Degraded = consumer.Degraded
+	Fatal    = consumer.Fatal
 
-	AllConsumers = Crash | Makedumpfile | Drgn | Libkdumpfile | VmcoreDmesg
+	Crash        = consumer.Crash
+	Makedumpfile = consumer.Makedumpfile
+	Drgn         = consumer.Drgn
+	Libkdumpfile = consumer.Libkdumpfile
+	VmcoreDmesg  = consumer.VmcoreDmesg
+	AllConsumers = consumer.All
 )
-
-var consumerNames = []string{"crash", "makedumpfile", "drgn", "libkdumpfile", "vmcore-dmesg"}
-
-func (c Consumer) String() string {
-	var names []string
-	for i, n := range consumerNames {
-		if c&(1<<i) != 0 {
-			names = append(names, n)
-		}
-	}
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ",")
-}
 
 // Version is a kernel version taken from OSRELEASE.
 type Version struct{ Major, Minor, Patch int }

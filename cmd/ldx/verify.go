@@ -148,7 +148,7 @@ func consumerList(cs []verify.Consumer) string {
 	}
 	s := make([]string, len(cs))
 	for i, c := range cs {
-		s[i] = string(c)
+		s[i] = c.String()
 	}
 	return strings.Join(s, ",")
 }
@@ -203,7 +203,7 @@ func printVerify(w io.Writer, rep *verify.Report, brief bool) error {
 			var order []key
 			who := map[key][]string{}
 			for _, e := range c.Effects {
-				name := string(e.Consumer)
+				name := e.Consumer.String()
 				if e.Versions != "" {
 					name += " " + e.Versions
 				}
@@ -232,7 +232,7 @@ func printVerify(w io.Writer, rep *verify.Report, brief bool) error {
 		if p.Consumer == verify.Crash && p.NoVmlinux != p.Verdict {
 			nv = "without vmlinux (--osrelease): " + p.NoVmlinux.String()
 		}
-		rows = append(rows, []string{string(p.Consumer), v, strings.Join(p.Checks, " "), nv})
+		rows = append(rows, []string{p.Consumer.String(), v, strings.Join(p.Checks, " "), nv})
 	}
 	if err := printTable(w, []string{"consumer", "verdict", "because of", "note"}, rows); err != nil {
 		return err
@@ -242,7 +242,7 @@ func printVerify(w io.Writer, rep *verify.Report, brief bool) error {
 		rows = rows[:0]
 		for _, t := range rep.Tools {
 			if t.Skipped != "" {
-				rows = append(rows, []string{string(t.Tool), t.Mode, t.Version, "", "", "", "skipped: " + t.Skipped})
+				rows = append(rows, []string{t.Tool.String(), t.Mode, t.Version, "", "", "", "skipped: " + t.Skipped})
 				continue
 			}
 			pred := "ok"
@@ -257,7 +257,7 @@ func printVerify(w io.Writer, rep *verify.Report, brief bool) error {
 			if !t.Agree {
 				agree = "NO"
 			}
-			rows = append(rows, []string{string(t.Tool), t.Mode, t.Version, pred, real, agree,
+			rows = append(rows, []string{t.Tool.String(), t.Mode, t.Version, pred, real, agree,
 				shorten(t.Verdict, 70) + fmt.Sprintf(" (%.1fs)", t.Duration.Seconds())})
 		}
 		if err := printTable(w, []string{"tool", "run", "version", "predicted", "real", "agree", "verdict"}, rows); err != nil {

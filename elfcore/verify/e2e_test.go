@@ -127,7 +127,7 @@ func (a *agreement) count(rep *Report) {
 		if r.Skipped != "" {
 			continue
 		}
-		k := string(r.Tool) + " " + r.Mode
+		k := r.Tool.String() + " " + r.Mode
 		c := a.perTool[k]
 		c[1]++
 		a.runs++

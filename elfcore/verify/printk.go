@@ -177,7 +177,7 @@ func (c *checker) missingF2() bool {
 	}
 	sev := None
 	for _, r := range rs {
-		sev = max(sev, sevOf(r.Severity))
+		sev = max(sev, r.Severity)
 	}
 	c.fail("F2", "missing: "+strings.Join(keyNames(rs), ", "), "the kernel emits these keys; use its own VMCOREINFO text", at("VMCOREINFO", c.vmci.Off+24),
 		eff(VmcoreDmesg, sev, "cannot tell the static ring from a dynamically allocated one"))
@@ -248,7 +248,7 @@ func (c *checker) checkRingWalk() {
 	if len(c.minorRingKeys) > 0 {
 		sev := None
 		for _, r := range c.minorRingKeys {
-			sev = max(sev, sevOf(r.Severity))
+			sev = max(sev, r.Severity)
 		}
 		c.failSev("F1", sev, found+"; missing keys for details: "+strings.Join(keyNames(c.minorRingKeys), ", "),
 			"the kernel emits these keys; use its own VMCOREINFO text", at("VMCOREINFO", c.vmci.Off+24),

@@ -2,52 +2,23 @@ package verify
 
 import (
 	"fmt"
+	"ldx/vmcoreinfo/consumer"
 	"slices"
 	"strings"
 	"time"
 )
 
-// Severity grades what a failed check does to a consumer
-// (the package documentation, "Severity levels").
-type Severity uint8
+// Severity grades what a failed check does to a consumer: package
+// consumer's, shared with the VMCOREINFO key table.
+type Severity = consumer.Severity
 
 const (
-	// None: nothing fails.
-	None Severity = iota
-	// Info: worth knowing, not a defect (a live dump's synthetic CPU
-	// registers, a QEMU producer).
-	Info
-	// Cosmetic: warnings, noise or performance only.
-	Cosmetic
-	// Degraded: the file opens, but a feature or a fallback is lost.
-	Degraded
-	// Fatal: the consumer rejects the file, or a whole mode returns
-	// nothing or wrong results.
-	Fatal
+	None     = consumer.None
+	Info     = consumer.Info
+	Cosmetic = consumer.Cosmetic
+	Degraded = consumer.Degraded
+	Fatal    = consumer.Fatal
 )
-
-var severityNames = [...]string{None: "ok", Info: "info", Cosmetic: "cosmetic", Degraded: "degraded", Fatal: "fatal"}
-
-func (s Severity) String() string {
-	if int(s) < len(severityNames) {
-		return severityNames[s]
-	}
-	return fmt.Sprintf("Severity(%d)", s)
-}
-
-// MarshalText writes the severity's name.
-func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// UnmarshalText reads a severity's name.
-func (s *Severity) UnmarshalText(b []byte) error {
-	for i, n := range severityNames {
-		if n == string(b) {
-			*s = Severity(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("verify: unknown severity %q", b)
-}
 
 // Status is the outcome of one check.
 type Status string
@@ -59,19 +30,19 @@ const (
 	Skipped Status = "skipped" // could not be evaluated (Found says why)
 )
 
-// Consumer names a program that reads vmcores.
-type Consumer string
+// Consumer is package consumer's: one program that reads vmcores.
+type Consumer = consumer.Consumer
 
 const (
-	Crash        Consumer = "crash"
-	Makedumpfile Consumer = "makedumpfile"
-	Drgn         Consumer = "drgn"
-	Libkdumpfile Consumer = "libkdumpfile"
-	VmcoreDmesg  Consumer = "vmcore-dmesg"
+	Crash        = consumer.Crash
+	Makedumpfile = consumer.Makedumpfile
+	Drgn         = consumer.Drgn
+	Libkdumpfile = consumer.Libkdumpfile
+	VmcoreDmesg  = consumer.VmcoreDmesg
 )
 
 // Consumers lists every consumer, in report order.
-var Consumers = []Consumer{Crash, Makedumpfile, Drgn, Libkdumpfile, VmcoreDmesg}
+var Consumers = consumer.Each
 
 // Effect is what a failed check does to one consumer.
 type Effect struct {

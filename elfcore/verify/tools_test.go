@@ -76,7 +76,7 @@ echo "_drgn.FaultError: recursive address translation; page table may be missing
 				t.Fatalf("%d tool runs: %+v", len(rep.Tools), rep.Tools)
 			}
 			for _, r := range rep.Tools {
-				k := string(r.Tool) + " " + r.Mode
+				k := r.Tool.String() + " " + r.Mode
 				if r.Agree != tc.agree[k] {
 					t.Errorf("%s: agree %v, want %v (predicted ok %v, ok %v: %s)", k, r.Agree, tc.agree[k], r.PredictedOK, r.OK, r.Verdict)
 				}

@@ -373,7 +373,7 @@ func (c *checker) checkRelease() {
 	var good, bad []string
 	var effects []Effect
 	for _, v := range views {
-		name := string(v.who)
+		name := v.who.String()
 		if v.ver != "" {
 			name += " " + v.ver
 		}

@@ -141,21 +141,6 @@ func parsers(key string) []Consumer {
 	return out
 }
 
-// consumerOf maps vmcoreinfo's consumer bits to verify's names.
-func consumerOf(c vmcoreinfo.Consumer) Consumer {
-	switch c {
-	case vmcoreinfo.Crash:
-		return Crash
-	case vmcoreinfo.Makedumpfile:
-		return Makedumpfile
-	case vmcoreinfo.Drgn:
-		return Drgn
-	case vmcoreinfo.Libkdumpfile:
-		return Libkdumpfile
-	}
-	return VmcoreDmesg
-}
-
 // valueEffects applies each consumer's own parser (vmcoreinfo.ParseAll)
 // to the value of key and compares what it gets with what the kernel
 // meant (vmcoreinfo.KernelValue). It returns an effect for each consumer
@@ -183,7 +168,7 @@ func valueEffects(key, value string) (effects []Effect, desc []string, modelled 
 		case o == vmcoreinfo.Misreads && have:
 			what += fmt.Sprintf(", not the kernel's %s", kernelValueText(r, want))
 		}
-		e := eff(consumerOf(r.Consumer), sevOf(sev), what)
+		e := eff(r.Consumer, sev, what)
 		if r.Versions != "" {
 			e = e.ver(r.Versions)
 		}
@@ -335,7 +320,7 @@ func (c *checker) checkValueFormats(ps []vmcoreinfo.Problem, descOff int64) {
 		}
 		if !ok {
 			for _, p := range lps {
-				sev = max(sev, sevOf(p.Severity))
+				sev = max(sev, p.Severity)
 			}
 		}
 		if len(desc) > 0 {
@@ -371,7 +356,7 @@ func (c *checker) lineEffects(ps []vmcoreinfo.Problem) (effects []Effect, desc [
 		for _, k := range parsers(p.Key) {
 			if !seen[k] {
 				seen[k] = true
-				effects = append(effects, eff(k, sevOf(p.Severity), fmt.Sprintf("rejects or misreads %s: %s", p.Key, p.Msg)))
+				effects = append(effects, eff(k, p.Severity, fmt.Sprintf("rejects or misreads %s: %s", p.Key, p.Msg)))
 			}
 		}
 	}
@@ -384,18 +369,6 @@ func (c *checker) lineEffects(ps []vmcoreinfo.Problem) (effects []Effect, desc [
 func (c *checker) lineOffset(n int) int {
 	idx := bytes.Index(c.vmci.Desc, []byte(c.info.Line(max(n-1, 0)).String()))
 	return max(idx, 0)
-}
-
-func sevOf(s vmcoreinfo.Severity) Severity {
-	switch s {
-	case vmcoreinfo.Fatal:
-		return Fatal
-	case vmcoreinfo.Degraded:
-		return Degraded
-	case vmcoreinfo.Cosmetic:
-		return Cosmetic
-	}
-	return None
 }
 
 // keyNames lists the keys of requirements, with their alternatives.
