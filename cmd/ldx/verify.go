@@ -128,7 +128,7 @@ func verdictLine(rep *verify.Report) string {
 	var parts []string
 	for _, p := range rep.Consumers {
 		if p.Verdict >= verify.Degraded {
-			parts = append(parts, fmt.Sprintf("%s %s (%s)", p.Consumer, p.Verdict, strings.Join(p.Checks, ",")))
+			parts = append(parts, fmt.Sprintf("%s %s (%s)", p.Consumer, p.Verdict, verify.JoinIDs(p.Checks, ",")))
 		}
 	}
 	for _, t := range rep.Tools {
@@ -178,7 +178,7 @@ func printVerify(w io.Writer, rep *verify.Report, brief bool) error {
 		if c.Status == verify.Pass || c.Status == verify.Skipped {
 			sev = "(" + sev + ")"
 		}
-		rows = append(rows, []string{c.ID, shorten(c.Name, 44), string(c.Status), sev, consumerList(c.Consumers), shorten(c.Found, 70)})
+		rows = append(rows, []string{string(c.ID), shorten(c.Name, 44), string(c.Status), sev, consumerList(c.Consumers), shorten(c.Found, 70)})
 	}
 	if err := printTable(w, []string{"ID", "check", "status", "severity", "consumers", "found"}, rows); err != nil {
 		return err
@@ -232,7 +232,7 @@ func printVerify(w io.Writer, rep *verify.Report, brief bool) error {
 		if p.Consumer == verify.Crash && p.NoVmlinux != p.Verdict {
 			nv = "without vmlinux (--osrelease): " + p.NoVmlinux.String()
 		}
-		rows = append(rows, []string{p.Consumer.String(), v, strings.Join(p.Checks, " "), nv})
+		rows = append(rows, []string{p.Consumer.String(), v, verify.JoinIDs(p.Checks, " "), nv})
 	}
 	if err := printTable(w, []string{"consumer", "verdict", "because of", "note"}, rows); err != nil {
 		return err

@@ -49,7 +49,7 @@ func (c *checker) checkDeep() {
 	for _, s := range merged {
 		for off := s.start; off < s.end; off += chunk {
 			if err := c.ctx.Err(); err != nil {
-				c.skip("Z1", "interrupted")
+				c.skip(Z1, "interrupted")
 				return
 			}
 			n := min(uint64(chunk), s.end-off)
@@ -77,7 +77,7 @@ func (c *checker) checkDeep() {
 	}
 	found := fmt.Sprintf("%s of segment data read: %d of %d pages are zero (%.1f%%)", mib(total), zeroPages, pages, pct)
 	if len(bad) == 0 {
-		c.inform("Z1", found)
+		c.inform(Z1, found)
 		return
 	}
 	if len(bad) > 3 {
@@ -87,7 +87,7 @@ func (c *checker) checkDeep() {
 	for _, k := range all {
 		e = append(e, eff(k, Degraded, "read errors for the memory in these ranges"))
 	}
-	c.fail("Z1", found+"; unreadable: "+strings.Join(bad, ", "), "copy the dump again from a healthy medium", nowhere, e...)
+	c.fail(Z1, found+"; unreadable: "+strings.Join(bad, ", "), "copy the dump again from a healthy medium", nowhere, e...)
 }
 
 func isZero(b []byte) bool {

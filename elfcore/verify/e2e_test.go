@@ -151,7 +151,7 @@ func (a *agreement) disagree(t *testing.T, where string, rep *Report) {
 		p := rep.Prediction(r.Tool)
 		var found []string
 		for _, id := range rep.Failed() {
-			c := rep.Check(id)
+			c := rep.Check(ID(id))
 			found = append(found, fmt.Sprintf("%s (%s): %s", id, c.Severity, c.Found))
 		}
 		d := fmt.Sprintf("%s: %s %s predicted %s (%v, checks %v), really %s (%s); failed checks: %s",
@@ -214,11 +214,11 @@ func agreementOn(t *testing.T, a *agreement, gname string, art *guest.Artefacts,
 		if p := rep.Prediction(Makedumpfile); p.Verdict != Fatal || p.Checks[0] != "A5" {
 			t.Errorf("makedumpfile: %+v, want fatal because of A5 (program headers not at 64)", p)
 		}
-		if p := rep.Prediction(Drgn); p.Verdict != Fatal || !strings.Contains(strings.Join(p.Checks, " "), "B9") {
+		if p := rep.Prediction(Drgn); p.Verdict != Fatal || !strings.Contains(JoinIDs(p.Checks, " "), "B9") {
 			t.Errorf("drgn: %+v, want fatal because of B9 (no kernel-virtual segments)", p)
 		}
 		for _, id := range []string{"A5", "B9"} {
-			if c := rep.Check(id); c == nil || !strings.Contains(c.Fix, "ldx extract") {
+			if c := rep.Check(ID(id)); c == nil || !strings.Contains(c.Fix, "ldx extract") {
 				t.Errorf("%s does not name the fix: %+v", id, c)
 			}
 		}
@@ -275,7 +275,7 @@ func agreementOn(t *testing.T, a *agreement, gname string, art *guest.Artefacts,
 			a.mutants++
 			a.count(rep)
 			for _, id := range m.Want {
-				if c := rep.Check(id); c == nil || !c.Failed() {
+				if c := rep.Check(ID(id)); c == nil || !c.Failed() {
 					t.Errorf("check %s did not fire: %+v", id, c)
 				}
 			}

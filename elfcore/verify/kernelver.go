@@ -55,12 +55,12 @@ func (e Effect) ifKnown() Effect { e.IfVersionKnown = true; return e }
 func (c *checker) checkKernelSupport() {
 	rel, ok := c.dumpRelease()
 	if !ok {
-		c.skip("G1", "the kernel release is unknown (no OSRELEASE, init_uts_ns unreadable)")
+		c.skip(G1, "the kernel release is unknown (no OSRELEASE, init_uts_ns unreadable)")
 		return
 	}
 	v, ok := vmcoreinfo.ParseVersion(rel)
 	if !ok {
-		c.skip("G1", fmt.Sprintf("the kernel release %q has no version number", rel))
+		c.skip(G1, fmt.Sprintf("the kernel release %q has no version number", rel))
 		return
 	}
 	var effects []Effect
@@ -72,8 +72,8 @@ func (c *checker) checkKernelSupport() {
 		}
 	}
 	if len(effects) == 0 {
-		c.pass("G1", fmt.Sprintf("kernel %s: no known consumer version too old for it", rel))
+		c.pass(G1, fmt.Sprintf("kernel %s: no known consumer version too old for it", rel))
 		return
 	}
-	c.failSev("G1", Info, found[:len(found)-1], "use a newer release of the consumer (the dump itself is fine)", nowhere, effects...)
+	c.failSev(G1, Info, found[:len(found)-1], "use a newer release of the consumer (the dump itself is fine)", nowhere, effects...)
 }

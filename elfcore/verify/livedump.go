@@ -28,7 +28,7 @@ func (c *checker) checkLivedump() {
 	// marker, so never-written pages hold old bytes.
 	switch {
 	case man != nil && (man.Prepared == manifest.Zeroed || man.Prepared == manifest.Marked):
-		c.pass("K-2", fmt.Sprintf("ldx capture %s the device before the capture (%s): never-written pages are told apart", man.Prepared, man.Time.Format("2006-01-02 15:04:05 MST")))
+		c.pass(K2, fmt.Sprintf("ldx capture %s the device before the capture (%s): never-written pages are told apart", man.Prepared, man.Time.Format("2006-01-02 15:04:05 MST")))
 	default:
 		why := "no ldx capture manifest: the device was not cleared or marked before the capture"
 		switch {
@@ -41,7 +41,7 @@ func (c *checker) checkLivedump() {
 		for _, k := range all {
 			e = append(e, eff(k, Degraded, "reads pages the kernel never wrote (its own ~1 GiB of buffers, holes, dropped pages) as memory: they hold whatever the device held before"))
 		}
-		c.fail("K-2", why+"; pages the kernel did not write hold stale bytes that cannot be told from memory",
+		c.fail(K2, why+"; pages the kernel did not write hold stale bytes that cannot be told from memory",
 			"capture with `ldx capture`, which zeroes or marks the device first; `ldx extract` then presents never-written pages as zeros", at("manifest", manifest.Offset), e...)
 	}
 
@@ -53,7 +53,7 @@ func (c *checker) checkLivedump() {
 		}
 	}
 	if ramIdx < 0 {
-		c.skip("K-3", "no RAM PT_LOAD")
+		c.skip(K3, "no RAM PT_LOAD")
 		return
 	}
 	ram := c.f.Progs[ramIdx]
@@ -76,7 +76,7 @@ func (c *checker) checkLivedump() {
 	for _, k := range all {
 		e = append(e, eff(k, Degraded, "takes the holes and the page past RAM for memory: reads there return stale device bytes"))
 	}
-	c.fail("K-3", found, "`ldx extract` lays PT_LOADs over the capture-time RAM map (or the kernel's present memory sections) and drops the page past RAM",
+	c.fail(K3, found, "`ldx extract` lays PT_LOADs over the capture-time RAM map (or the kernel's present memory sections) and drops the page past RAM",
 		c.phLoc(ramIdx, "p_memsz", 40), e...)
 }
 
@@ -87,7 +87,7 @@ func (c *checker) checkNotesCut(man *manifest.Manifest) {
 	note := c.f.Progs[0]
 	end := note.Off + note.Filesz
 	if end <= livedump.NotesEnd {
-		c.pass("K-1", fmt.Sprintf("the notes (%d bytes) fit in the one page the kernel writes", note.Filesz))
+		c.pass(K1, fmt.Sprintf("the notes (%d bytes) fit in the one page the kernel writes", note.Filesz))
 		return
 	}
 	found := fmt.Sprintf("the PT_NOTE claims %d bytes at %#x, but the kernel writes only the first 4096 (pfn 1); bytes from %#x on are other memory", note.Filesz, note.Off, livedump.NotesEnd)
@@ -128,5 +128,5 @@ func (c *checker) checkNotesCut(man *manifest.Manifest) {
 	for _, k := range all {
 		e = append(e, eff(k, Fatal, "reads a VMCOREINFO cut mid-text and followed by unrelated bytes: the keys after the cut are missing (see D3–D13)").novm())
 	}
-	c.fail("K-1", found, fix, c.phLoc(0, "p_filesz", phdrFilesz), e...)
+	c.fail(K1, found, fix, c.phLoc(0, "p_filesz", phdrFilesz), e...)
 }

@@ -79,14 +79,14 @@ func (c *checker) checkNotes() {
 	}
 	switch {
 	case len(c.segs) == 0:
-		c.skip("C1", "no PT_NOTE (B1)")
+		c.skip(C1, "no PT_NOTE (B1)")
 	case len(bad8) > 0:
-		c.fail("C1", fmt.Sprintf("PT_NOTE phdr[%d] has p_align 8", bad8[0]), "set the PT_NOTE's p_align to 0 or 4 (`ldx extract` writes 0)", c.phLoc(bad8[0], "p_align", phdrAlign),
+		c.fail(C1, fmt.Sprintf("PT_NOTE phdr[%d] has p_align 8", bad8[0]), "set the PT_NOTE's p_align to 0 or 4 (`ldx extract` writes 0)", c.phLoc(bad8[0], "p_align", phdrAlign),
 			eff(Drgn, Fatal, "passes p_align to libelf, which then parses 8-byte-aligned notes (ELF_T_NHDR8): the kernel's 4-byte-aligned notes come out garbled and VMCOREINFO is not found"))
 	case len(odd) > 0:
-		c.failSev("C1", Cosmetic, fmt.Sprintf("PT_NOTE phdr[%d] has p_align %d (drgn treats anything but 8 as 4)", odd[0], c.f.Progs[odd[0]].Align), "set it to 0 or 4", c.phLoc(odd[0], "p_align", phdrAlign))
+		c.failSev(C1, Cosmetic, fmt.Sprintf("PT_NOTE phdr[%d] has p_align %d (drgn treats anything but 8 as 4)", odd[0], c.f.Progs[odd[0]].Align), "set it to 0 or 4", c.phLoc(odd[0], "p_align", phdrAlign))
 	default:
-		c.pass("C1", "p_align 0 or 4")
+		c.pass(C1, "p_align 0 or 4")
 	}
 
 	// C2: the walk must end exactly at p_filesz.
@@ -98,12 +98,12 @@ func (c *checker) checkNotes() {
 	// C4
 	switch {
 	case c.vmciCount > 1:
-		c.failSev("C4", Cosmetic, fmt.Sprintf("%d VMCOREINFO notes; crash, makedumpfile and drgn use the last, vmcore-dmesg merges all", c.vmciCount),
+		c.failSev(C4, Cosmetic, fmt.Sprintf("%d VMCOREINFO notes; crash, makedumpfile and drgn use the last, vmcore-dmesg merges all", c.vmciCount),
 			"`ldx extract` keeps one", at("note", c.vmci.Off))
 	case c.vmciCount == 1:
-		c.pass("C4", "one")
+		c.pass(C4, "one")
 	default:
-		c.skip("C4", "no VMCOREINFO note (C3)")
+		c.skip(C4, "no VMCOREINFO note (C3)")
 	}
 
 	c.checkPRStatus()
@@ -111,12 +111,12 @@ func (c *checker) checkNotes() {
 
 	switch {
 	case c.synthetic:
-		c.inform("K-7", fmt.Sprintf("a live dump: the %s carry livedump's synthetic registers (only ip %#x, sp 0), not the CPUs' state at capture time; nothing can repair that, and no tool can unwind the tasks that were running on the CPUs (sleeping tasks unwind normally)",
+		c.inform(K7, fmt.Sprintf("a live dump: the %s carry livedump's synthetic registers (only ip %#x, sp 0), not the CPUs' state at capture time; nothing can repair that, and no tool can unwind the tasks that were running on the CPUs (sleeping tasks unwind normally)",
 			plural(len(c.cores), "CPU note", "CPU notes"), c.firstRIP()))
 	case len(c.cores) > 0:
-		c.pass("K-7", "CPU registers saved (non-zero stack pointers or differing instruction pointers)")
+		c.pass(K7, "CPU registers saved (non-zero stack pointers or differing instruction pointers)")
 	default:
-		c.skip("K-7", "no CPU notes")
+		c.skip(K7, "no CPU notes")
 	}
 }
 
@@ -130,7 +130,7 @@ func (c *checker) firstRIP() uint64 {
 // checkNoteWalk is C2.
 func (c *checker) checkNoteWalk() {
 	if len(c.segs) == 0 {
-		c.skip("C2", "no PT_NOTE (B1)")
+		c.skip(C2, "no PT_NOTE (B1)")
 		return
 	}
 	for _, s := range c.segs {
@@ -143,7 +143,7 @@ func (c *checker) checkNoteWalk() {
 			loc = at(fe.Field, fe.Off)
 		}
 		if strings.Contains(s.err.Error(), "empty note") {
-			c.fail("C2", fmt.Sprintf("the PT_NOTE phdr[%d] ends in zero padding or an empty terminator note after %s: %v", s.idx, plural(len(s.notes), "note", "notes"), s.err),
+			c.fail(C2, fmt.Sprintf("the PT_NOTE phdr[%d] ends in zero padding or an empty terminator note after %s: %v", s.idx, plural(len(s.notes), "note", "notes"), s.err),
 				"`ldx extract` writes p_filesz = the notes' exact size", loc,
 				eff(Crash, Cosmetic, "prints \"possibly corrupt Elf64_Nhdr: n_namesz: 0 …\" for each zero note"))
 			continue
@@ -152,19 +152,19 @@ func (c *checker) checkNoteWalk() {
 		for _, k := range all {
 			e = append(e, eff(k, Degraded, "stops the note walk there: notes after it are invisible"))
 		}
-		c.fail("C2", fmt.Sprintf("the note walk of phdr[%d] stops after %s: %v", s.idx, plural(len(s.notes), "note", "notes"), s.err),
+		c.fail(C2, fmt.Sprintf("the note walk of phdr[%d] stops after %s: %v", s.idx, plural(len(s.notes), "note", "notes"), s.err),
 			"the notes are damaged; `ldx extract` rebuilds them (and recovers VMCOREINFO from memory on livedump devices)", loc, e...)
 		return
 	}
-	if c.rep.Check("C2") == nil {
-		c.pass("C2", fmt.Sprintf("%s, ending exactly at p_filesz", plural(len(c.segs[0].notes), "note", "notes")))
+	if c.rep.Check(C2) == nil {
+		c.pass(C2, fmt.Sprintf("%s, ending exactly at p_filesz", plural(len(c.segs[0].notes), "note", "notes")))
 	}
 }
 
 // checkVMCOREINFONote is C3.
 func (c *checker) checkVMCOREINFONote() {
 	if c.vmci != nil {
-		c.pass("C3", fmt.Sprintf("\"VMCOREINFO\" (n_namesz 11), n_type 0, %d bytes of text at %#x", len(c.vmci.Desc), c.vmci.Off+24))
+		c.pass(C3, fmt.Sprintf("\"VMCOREINFO\" (n_namesz 11), n_type 0, %d bytes of text at %#x", len(c.vmci.Desc), c.vmci.Off+24))
 		return
 	}
 	// Near misses: the right name with another type.
@@ -178,7 +178,7 @@ func (c *checker) checkVMCOREINFONote() {
 				if n.Type >= 1 && n.Type <= 4 {
 					e = append(e, eff(Crash, Fatal, fmt.Sprintf("handles n_type %d as another note type and never sees VMCOREINFO", n.Type)).novm())
 				}
-				c.fail("C3", fmt.Sprintf("a note named VMCOREINFO has n_type %d, want 0", n.Type), "`ldx extract` rewrites it with n_type 0", at("note.n_type", n.Off+8), e...)
+				c.fail(C3, fmt.Sprintf("a note named VMCOREINFO has n_type %d, want 0", n.Type), "`ldx extract` rewrites it with n_type 0", at("note.n_type", n.Off+8), e...)
 				return
 			}
 		}
@@ -198,7 +198,7 @@ func (c *checker) checkVMCOREINFONote() {
 	if c.livedump {
 		fix = "`ldx extract` recovers VMCOREINFO from the kernel's vmcoreinfo_note page in the dumped memory"
 	}
-	c.fail("C3", fmt.Sprintf("no VMCOREINFO note among %s", plural(c.noteCount(), "note", "notes")), fix, c.phLoc(0, "p_filesz", phdrFilesz), e...)
+	c.fail(C3, fmt.Sprintf("no VMCOREINFO note among %s", plural(c.noteCount(), "note", "notes")), fix, c.phLoc(0, "p_filesz", phdrFilesz), e...)
 }
 
 func (c *checker) noteCount() int {
@@ -212,11 +212,11 @@ func (c *checker) noteCount() int {
 // checkPRStatus is C5, C6 and C7.
 func (c *checker) checkPRStatus() {
 	if len(c.cores) == 0 {
-		c.fail("C5", "no CORE/NT_PRSTATUS notes", "`ldx extract` writes one per CPU", nowhere,
+		c.fail(C5, "no CORE/NT_PRSTATUS notes", "`ldx extract` writes one per CPU", nowhere,
 			eff(Crash, Degraded, "has no registers for the active tasks (falls back to stack search)"),
 			eff(Drgn, Degraded, "\"registers for CPU N were not saved\" for the active tasks"))
-		c.skip("C6", "no NT_PRSTATUS notes (C5)")
-		c.skip("C7", "no NT_PRSTATUS notes (C5)")
+		c.skip(C6, "no NT_PRSTATUS notes (C5)")
+		c.skip(C7, "no NT_PRSTATUS notes (C5)")
 		return
 	}
 	var short, odd []string
@@ -236,16 +236,16 @@ func (c *checker) checkPRStatus() {
 	}
 	switch {
 	case len(short) > 0:
-		c.fail("C5", fmt.Sprintf("NT_PRSTATUS descriptors shorter than 328 bytes (want 336): %s", strings.Join(short, ", ")),
+		c.fail(C5, fmt.Sprintf("NT_PRSTATUS descriptors shorter than 328 bytes (want 336): %s", strings.Join(short, ", ")),
 			"`ldx extract` writes 336-byte descriptors", loc,
 			eff(Libkdumpfile, Fatal, "fails the whole open: \"Wrong PRSTATUS size\""),
 			eff(Drgn, Degraded, "\"NT_PRSTATUS is truncated\" when unwinding the active tasks"),
 			eff(Crash, Degraded, "reads the registers relative to the descriptor's end: wrong registers for the active tasks"))
 	case len(odd) > 0:
-		c.fail("C5", fmt.Sprintf("NT_PRSTATUS descriptors not 336 bytes: %s", strings.Join(odd, ", ")), "`ldx extract` writes 336-byte descriptors", loc,
+		c.fail(C5, fmt.Sprintf("NT_PRSTATUS descriptors not 336 bytes: %s", strings.Join(odd, ", ")), "`ldx extract` writes 336-byte descriptors", loc,
 			eff(Crash, Degraded, "reads the registers relative to the descriptor's end (get_netdump_regs_x86_64): wrong registers"))
 	default:
-		c.pass("C5", fmt.Sprintf("%s of 336 bytes", plural(len(c.cores), "NT_PRSTATUS", "NT_PRSTATUS")))
+		c.pass(C5, fmt.Sprintf("%s of 336 bytes", plural(len(c.cores), "NT_PRSTATUS", "NT_PRSTATUS")))
 	}
 
 	// C6: the CPU count is not in VMCOREINFO; a livedump's PT_NOTE size
@@ -263,18 +263,18 @@ func (c *checker) checkPRStatus() {
 	}
 	switch {
 	case crashTime && c.synthetic:
-		c.inform("C7", "CRASHTIME is present: drgn 0.0.27 and later take CPU registers from the kernel's crash_notes, which livedump's START filled with the same synthetic registers (K-7); nothing is lost")
+		c.inform(C7, "CRASHTIME is present: drgn 0.0.27 and later take CPU registers from the kernel's crash_notes, which livedump's START filled with the same synthetic registers (K-7); nothing is lost")
 	case crashTime:
-		c.pass("C7", "CRASHTIME present: a crash dump, registers come from crash_notes")
+		c.pass(C7, "CRASHTIME present: a crash dump, registers come from crash_notes")
 	case len(wrong) > 0:
 		if len(wrong) > 3 {
 			wrong = append(wrong[:3], "…")
 		}
-		c.fail("C7", "no CRASHTIME (a live dump) and pr_pid is not cpu+1: "+strings.Join(wrong, ", "),
+		c.fail(C7, "no CRASHTIME (a live dump) and pr_pid is not cpu+1: "+strings.Join(wrong, ", "),
 			"`ldx extract` sets pr_pid = cpu+1 (QEMU's convention)", at("note[CORE 0].pr_pid", c.cores[0].Off+20+32),
 			eff(Drgn, Degraded, "looks up each CPU's registers by pr_pid == cpu+1 on live dumps: \"registers for CPU N were not saved\""))
 	default:
-		c.pass("C7", "no CRASHTIME, pr_pid = cpu+1")
+		c.pass(C7, "no CRASHTIME, pr_pid = cpu+1")
 	}
 }
 
@@ -283,13 +283,13 @@ func (c *checker) checkCPUCount() {
 	if c.livedump && c.vmci != nil {
 		claimed := int(c.f.Progs[0].Filesz)
 		if n, ok := livedump.CPUs(claimed, len(c.vmci.Desc)); ok && n != len(c.cores) {
-			c.fail("C6", fmt.Sprintf("%d CPU notes, but the PT_NOTE size %d says %d CPUs", len(c.cores), claimed, n),
+			c.fail(C6, fmt.Sprintf("%d CPU notes, but the PT_NOTE size %d says %d CPUs", len(c.cores), claimed, n),
 				"`ldx extract` rebuilds the missing CPU notes", c.phLoc(0, "p_filesz", phdrFilesz),
 				eff(Crash, Degraded, "ignores all the NT_PRSTATUS notes when their count is not the number of online CPUs"))
 			return
 		}
 	}
-	c.inform("C6", fmt.Sprintf("%s (the online CPU count is not in VMCOREINFO, so this is not cross-checked)", plural(len(c.cores), "CPU note", "CPU notes")))
+	c.inform(C6, fmt.Sprintf("%s (the online CPU count is not in VMCOREINFO, so this is not cross-checked)", plural(len(c.cores), "CPU note", "CPU notes")))
 }
 
 // checkSpecialNotes is C8.
@@ -297,15 +297,15 @@ func (c *checker) checkSpecialNotes() {
 	for _, s := range c.segs {
 		for _, n := range s.notes {
 			if n.Name == nameSNAP && n.Type == elfcore.NT_TASKSTRUCT {
-				c.fail("C8", "a SNAP/NT_TASKSTRUCT note (crash's snap.so marker)", "remove it: `ldx extract` writes only CORE and VMCOREINFO notes", at("note", n.Off),
+				c.fail(C8, "a SNAP/NT_TASKSTRUCT note (crash's snap.so marker)", "remove it: `ldx extract` writes only CORE and VMCOREINFO notes", at("note", n.Off),
 					eff(Crash, Fatal, "marks the dump LIVE_DUMP, after which vmcoreinfo_read_string returns nothing but snap's own keys: VMCOREINFO is ignored (`crash --osrelease` prints \"unknown\")").novm())
 				return
 			}
 		}
 	}
 	if c.qemu {
-		c.inform("C8", "QEMU notes (one per vCPU, from dump-guest-memory): crash takes its QEMU code paths (no prstatus remap; without VMCOREINFO it derives KASLR from the IDT and CR3)")
+		c.inform(C8, "QEMU notes (one per vCPU, from dump-guest-memory): crash takes its QEMU code paths (no prstatus remap; without VMCOREINFO it derives KASLR from the IDT and CR3)")
 		return
 	}
-	c.pass("C8", "no QEMU or SNAP notes")
+	c.pass(C8, "no QEMU or SNAP notes")
 }

@@ -133,13 +133,13 @@ const maxRingBytes = 64 << 20
 // and elfcore/printk must decode at least one record from them.
 func (c *checker) checkPrintk() {
 	if c.info == nil {
-		c.skip("F1", "no VMCOREINFO note (C3)")
-		c.skip("F2", "no VMCOREINFO note (C3)")
+		c.skip(F1, "no VMCOREINFO note (C3)")
+		c.skip(F2, "no VMCOREINFO note (C3)")
 		return
 	}
 	if ver, ok := c.info.KernelVersion(); ok && ver.Less(vmcoreinfo.Version{Major: 5, Minor: 10}) {
-		c.skip("F1", fmt.Sprintf("kernel %s predates the lockless ring; the structured-ring keys are not verified", ver))
-		c.skip("F2", fmt.Sprintf("kernel %s predates the lockless ring", ver))
+		c.skip(F1, fmt.Sprintf("kernel %s predates the lockless ring; the structured-ring keys are not verified", ver))
+		c.skip(F2, fmt.Sprintf("kernel %s predates the lockless ring", ver))
 		return
 	}
 	var fatalMissing, minorMissing []vmcoreinfo.Requirement
@@ -160,9 +160,9 @@ func (c *checker) checkPrintk() {
 		if c.livedump {
 			fix = "`ldx extract` recovers the complete VMCOREINFO from the dumped memory (K-1)"
 		}
-		c.fail("F1", "the lockless-ring keys are missing: "+strings.Join(names, ", "), fix, at("VMCOREINFO", c.vmci.Off+24),
+		c.fail(F1, "the lockless-ring keys are missing: "+strings.Join(names, ", "), fix, at("VMCOREINFO", c.vmci.Off+24),
 			ringKeysEffect(fatalMissing), eff(VmcoreDmesg, Fatal, "cannot walk the ring without them"))
-		c.skip("F2", "the lockless-ring keys are missing (F1)")
+		c.skip(F2, "the lockless-ring keys are missing (F1)")
 		return
 	}
 	c.checkRingWalk()
@@ -179,19 +179,19 @@ func (c *checker) missingF2() bool {
 	for _, r := range rs {
 		sev = max(sev, r.Severity)
 	}
-	c.fail("F2", "missing: "+strings.Join(keyNames(rs), ", "), "the kernel emits these keys; use its own VMCOREINFO text", at("VMCOREINFO", c.vmci.Off+24),
+	c.fail(F2, "missing: "+strings.Join(keyNames(rs), ", "), "the kernel emits these keys; use its own VMCOREINFO text", at("VMCOREINFO", c.vmci.Off+24),
 		eff(VmcoreDmesg, sev, "cannot tell the static ring from a dynamically allocated one"))
 	return true
 }
 
 func (c *checker) checkRingWalk() {
 	if c.mkd == nil {
-		c.skip("F1", c.mkdErr.Error())
+		c.skip(F1, c.mkdErr.Error())
 		return
 	}
 	rg, err := c.readRing(c.mkd)
 	if err != nil {
-		c.fail("F1", err.Error(), "the dump lacks the memory of the printk ring or the page tables that map it (E2)", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
+		c.fail(F1, err.Error(), "the dump lacks the memory of the printk ring or the page tables that map it (E2)", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
 			eff(Makedumpfile, Fatal, "--dump-dmesg cannot read the ring"))
 		return
 	}
@@ -213,7 +213,7 @@ func (c *checker) checkRingWalk() {
 		}
 	}
 	if len(bad) > 0 {
-		c.fail("F1", strings.Join(bad, "; "), "the dump lacks part of the printk ring; take it again", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
+		c.fail(F1, strings.Join(bad, "; "), "the dump lacks part of the printk ring; take it again", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
 			eff(Makedumpfile, Fatal, "--dump-dmesg copies the whole arrays: \"Can't read …\""))
 		return
 	}
@@ -228,7 +228,7 @@ func (c *checker) checkRingWalk() {
 		err = fmt.Errorf("no readable record (%d skipped: %v; %v)", log.SkippedTotal(), log.Skipped, log.Problems)
 	}
 	if err != nil {
-		c.fail("F1", fmt.Sprintf("ring at %#x readable (%d descriptors, %s of text), but decoding it fails: %v", rg.addr, 1<<rg.countBits, mib(rg.dLen), err),
+		c.fail(F1, fmt.Sprintf("ring at %#x readable (%d descriptors, %s of text), but decoding it fails: %v", rg.addr, 1<<rg.countBits, mib(rg.dLen), err),
 			"the ring's memory is not the kernel's (stale or never-written pages?)", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
 			eff(Makedumpfile, Degraded, "--dump-dmesg prints nothing or garbage"))
 		return
@@ -250,13 +250,13 @@ func (c *checker) checkRingWalk() {
 		for _, r := range c.minorRingKeys {
 			sev = max(sev, r.Severity)
 		}
-		c.failSev("F1", sev, found+"; missing keys for details: "+strings.Join(keyNames(c.minorRingKeys), ", "),
+		c.failSev(F1, sev, found+"; missing keys for details: "+strings.Join(keyNames(c.minorRingKeys), ", "),
 			"the kernel emits these keys; use its own VMCOREINFO text", at("VMCOREINFO", c.vmci.Off+24),
 			eff(Makedumpfile, sev, "prints the log without sequence numbers, caller ids or device info, or cannot do --partial-dmesg"),
 			eff(VmcoreDmesg, sev, "prints the log without some details"))
 		return
 	}
-	c.pass("F1", found)
+	c.pass(F1, found)
 }
 
 // vaddrOnly finds va the way vmcore-dmesg does: the first program header
@@ -301,9 +301,9 @@ func (c *checker) checkRingVaddr() {
 		}
 	}
 	if len(bad) > 0 {
-		c.fail("F2", strings.Join(bad, "; "), "run `ldx extract FILE -o VMCORE`: it writes kernel-image and direct-map p_vaddr for every segment", nowhere,
+		c.fail(F2, strings.Join(bad, "; "), "run `ldx extract FILE -o VMCORE`: it writes kernel-image and direct-map p_vaddr for every segment", nowhere,
 			eff(VmcoreDmesg, Fatal, "translates only through p_vaddr (vaddr_to_offset), exit 30"))
 		return
 	}
-	c.pass("F2", "prb, the ring and its three arrays each lie in one p_vaddr segment")
+	c.pass(F2, "prb, the ring and its three arrays each lie in one p_vaddr segment")
 }

@@ -76,7 +76,7 @@ type Result struct {
 	// ID is the checklist row of the package documentation ("B4"), a
 	// livedump defect of package livedump ("K-1"), or "Z1" for --deep's
 	// full read.
-	ID     string `json:"id"`
+	ID     ID     `json:"id"`
 	Name   string `json:"name"`
 	Status Status `json:"status"`
 	// Severity is the worst effect when the check fails, and otherwise
@@ -108,7 +108,7 @@ type Prediction struct {
 	NoVmlinux Severity `json:"verdict_without_vmlinux"`
 	// Checks are the IDs of the failed checks that give the verdict
 	// (those at its severity).
-	Checks []string `json:"checks,omitempty"`
+	Checks []ID `json:"checks,omitempty"`
 }
 
 // Report is everything verify found about one file.
@@ -139,7 +139,7 @@ type Report struct {
 }
 
 // Check returns the result with the given ID, or nil.
-func (r *Report) Check(id string) *Result {
+func (r *Report) Check(id ID) *Result {
 	for i := range r.Checks {
 		if r.Checks[i].ID == id {
 			return &r.Checks[i]
@@ -149,8 +149,8 @@ func (r *Report) Check(id string) *Result {
 }
 
 // Failed returns the IDs of the failed checks, in report order.
-func (r *Report) Failed() []string {
-	var ids []string
+func (r *Report) Failed() []ID {
+	var ids []ID
 	for _, c := range r.Checks {
 		if c.Failed() {
 			ids = append(ids, c.ID)
@@ -175,12 +175,12 @@ func (r *Report) finish(versions map[Consumer]string) {
 	r.Worst = None
 	preds := map[Consumer]*Prediction{}
 	// worst[consumer][check] is the worst effect of a check on a consumer.
-	worst := map[Consumer]map[string]Severity{}
+	worst := map[Consumer]map[ID]Severity{}
 	for _, c := range Consumers {
 		preds[c] = &Prediction{Consumer: c}
-		worst[c] = map[string]Severity{}
+		worst[c] = map[ID]Severity{}
 	}
-	var order []string
+	var order []ID
 	for _, c := range r.Checks {
 		if !c.Failed() {
 			continue

@@ -90,12 +90,12 @@ func (c *checker) checkSegments() {
 	// B1: crash takes phdr[0] as the notes and every later phdr as memory.
 	switch {
 	case len(noteIdx) == 0:
-		c.fail("B1", "no PT_NOTE: there are no notes, so no VMCOREINFO and no CPU registers", fixExtract, c.phLoc(0, "p_type", phdrTypeOff),
+		c.fail(B1, "no PT_NOTE: there are no notes, so no VMCOREINFO and no CPU registers", fixExtract, c.phLoc(0, "p_type", phdrTypeOff),
 			eff(Crash, Fatal, "parses phdr[0]'s bytes as notes anyway and finds no VMCOREINFO").novm(),
 			eff(Makedumpfile, Fatal, "\"Can't find PT_NOTE Phdr.\""),
 			eff(Drgn, Fatal, "without VMCOREINFO it is not a kernel dump"))
 	case noteIdx[0] != 0:
-		c.fail("B1", fmt.Sprintf("phdr[0] is %v; the PT_NOTE is phdr[%d]", progs[0].Type, noteIdx[0]),
+		c.fail(B1, fmt.Sprintf("phdr[0] is %v; the PT_NOTE is phdr[%d]", progs[0].Type, noteIdx[0]),
 			"run `ldx extract FILE -o VMCORE`: it puts the single merged PT_NOTE first", c.phLoc(0, "p_type", phdrTypeOff),
 			eff(Crash, Fatal, "always parses phdr[0] as the note segment (is_netdump, dump_Elf64_Phdr): it finds no VMCOREINFO, and the real PT_NOTE becomes a memory segment; `crash --osrelease` prints \"unknown\"").novm())
 	case len(noteIdx) > 1:
@@ -106,9 +106,9 @@ func (c *checker) checkSegments() {
 		if c.vmciSeg() != noteIdx[len(noteIdx)-1] {
 			e = append(e, eff(Makedumpfile, Fatal, "keeps only the last PT_NOTE (get_elf_info), which has no VMCOREINFO"))
 		}
-		c.fail("B1", fmt.Sprintf("%d PT_NOTE segments (phdr %v)", len(noteIdx), noteIdx), "run `ldx extract FILE -o VMCORE`: it merges the notes into one PT_NOTE", c.phLoc(noteIdx[1], "p_type", phdrTypeOff), e...)
+		c.fail(B1, fmt.Sprintf("%d PT_NOTE segments (phdr %v)", len(noteIdx), noteIdx), "run `ldx extract FILE -o VMCORE`: it merges the notes into one PT_NOTE", c.phLoc(noteIdx[1], "p_type", phdrTypeOff), e...)
 	default:
-		c.pass("B1", "phdr[0] is the only PT_NOTE")
+		c.pass(B1, "phdr[0] is the only PT_NOTE")
 	}
 
 	// B2: any other type after phdr[0] becomes a crash memory segment;
@@ -132,12 +132,12 @@ func (c *checker) checkSegments() {
 	}
 	switch {
 	case len(odd) == 0:
-		c.pass("B2", "all PT_LOAD")
+		c.pass(B2, "all PT_LOAD")
 	case shadow:
-		c.fail("B2", strings.Join(odd, ", ")+": crash takes them for memory, ahead of the PT_LOADs that hold those addresses", fixExtract, c.phLoc(oddAt, "p_type", phdrTypeOff),
+		c.fail(B2, strings.Join(odd, ", ")+": crash takes them for memory, ahead of the PT_LOADs that hold those addresses", fixExtract, c.phLoc(oddAt, "p_type", phdrTypeOff),
 			eff(Crash, Fatal, "stores every phdr after phdr[0] as a memory segment whatever its p_type and reads first-match: the real memory of that range is shadowed by other bytes"))
 	default:
-		c.fail("B2", strings.Join(odd, ", ")+": crash takes them for memory, but they cover none of the PT_LOADs' addresses", fixExtract, c.phLoc(oddAt, "p_type", phdrTypeOff),
+		c.fail(B2, strings.Join(odd, ", ")+": crash takes them for memory, but they cover none of the PT_LOADs' addresses", fixExtract, c.phLoc(oddAt, "p_type", phdrTypeOff),
 			eff(Crash, Cosmetic, "stores every phdr after phdr[0] as a memory segment whatever its p_type"))
 	}
 
@@ -153,9 +153,9 @@ func (c *checker) checkSegments() {
 		for _, k := range all {
 			e = append(e, eff(k, Fatal, "finds no memory (makedumpfile \"Can't get the number of PT_LOAD.\"; libkdumpfile \"No content found\")").novm())
 		}
-		c.fail("B3", fmt.Sprintf("%d PT_LOADs, none with file data", len(c.loads)), "the dump holds no memory; take it again", nowhere, e...)
+		c.fail(B3, fmt.Sprintf("%d PT_LOADs, none with file data", len(c.loads)), "the dump holds no memory; take it again", nowhere, e...)
 	} else {
-		c.pass("B3", fmt.Sprintf("%d PT_LOADs, %d with data", len(c.loads), withData))
+		c.pass(B3, fmt.Sprintf("%d PT_LOADs, %d with data", len(c.loads), withData))
 	}
 
 	c.checkHeaderPrefix()
@@ -169,15 +169,15 @@ func (c *checker) checkSegments() {
 	}
 	switch {
 	case progs[1].Off == 0:
-		c.fail("B5", "phdr[1].p_offset is 0", fixExtract, c.phLoc(1, "p_offset", phdrOffOff),
+		c.fail(B5, "phdr[1].p_offset is 0", fixExtract, c.phLoc(1, "p_offset", phdrOffOff),
 			eff(Crash, Fatal, "seeds its header size with phdr[1].p_offset (resize_elf_header): 0 means a header of 0 bytes and the file is rejected").novm(),
 			eff(Makedumpfile, Fatal, "paddr_to_offset returns 0 for \"not found\""))
 	case len(zeroOff) > 0:
-		c.fail("B5", fmt.Sprintf("PT_LOADs with data at p_offset 0: phdr %v", zeroOff), fixExtract, c.phLoc(zeroOff[0], "p_offset", phdrOffOff),
+		c.fail(B5, fmt.Sprintf("PT_LOADs with data at p_offset 0: phdr %v", zeroOff), fixExtract, c.phLoc(zeroOff[0], "p_offset", phdrOffOff),
 			eff(Crash, Degraded, "read_netdump takes offset 0 for \"not found\""),
 			eff(Makedumpfile, Degraded, "paddr_to_offset returns 0 for \"not found\""))
 	default:
-		c.pass("B5", fmt.Sprintf("phdr[1].p_offset %#x", progs[1].Off))
+		c.pass(B5, fmt.Sprintf("phdr[1].p_offset %#x", progs[1].Off))
 	}
 
 	// B6: crash's kdump/netdump classification looks at phdr[1] only.
@@ -190,14 +190,14 @@ func (c *checker) checkSegments() {
 	}
 	switch {
 	case p1.Align != 0 && p1.Off%pageSize == 0:
-		c.fail("B6", fmt.Sprintf("phdr[1] has p_align %#x and a page-aligned p_offset %#x: crash classifies the file as NETDUMP_ELF64, not KDUMP_ELF64", p1.Align, p1.Off),
+		c.fail(B6, fmt.Sprintf("phdr[1] has p_align %#x and a page-aligned p_offset %#x: crash classifies the file as NETDUMP_ELF64, not KDUMP_ELF64", p1.Align, p1.Off),
 			"set p_align to 0 on every PT_LOAD (kexec-tools, QEMU and `ldx extract` do)", c.phLoc(1, "p_align", phdrAlign),
 			eff(Crash, Fatal, "classifies it as a netdump file: `crash --osrelease` prints \"unknown\", `--log` finds \"no VMCOREINFO data\", KERNELOFFSET-driven KASLR detection and the PT_LOAD phys_base fallback are skipped").novm())
 	case len(aligned) > 0:
-		c.failSev("B6", Cosmetic, fmt.Sprintf("crash classifies the file as kdump (phdr[1] decides), but PT_LOADs %v have p_align != 0", aligned),
+		c.failSev(B6, Cosmetic, fmt.Sprintf("crash classifies the file as kdump (phdr[1] decides), but PT_LOADs %v have p_align != 0", aligned),
 			"set p_align to 0 on every PT_LOAD", c.phLoc(aligned[0], "p_align", phdrAlign))
 	default:
-		c.pass("B6", "p_align 0 on every PT_LOAD")
+		c.pass(B6, "p_align 0 on every PT_LOAD")
 	}
 
 	c.checkPaddr()
@@ -230,17 +230,17 @@ func (c *checker) vmciSeg() int {
 func (c *checker) checkHeaderPrefix() {
 	end := c.crashHeaderEnd()
 	if end == 0 {
-		c.skip("B4", "phdr[1].p_offset is 0 (B5): crash computes no header at all")
+		c.skip(B4, "phdr[1].p_offset is 0 (B5): crash computes no header at all")
 		return
 	}
 	phEnd := uint64(max(c.f.Phoff, elfcore.HeaderSize)) + uint64(c.f.Phnum)*elfcore.ProgSize
 	if phEnd > end {
-		c.fail("B4", fmt.Sprintf("the program headers end at %#x, after the first segment data at %#x", phEnd, end), fixExtract, at("e_phoff", offPhoff),
+		c.fail(B4, fmt.Sprintf("the program headers end at %#x, after the first segment data at %#x", phEnd, end), fixExtract, at("e_phoff", offPhoff),
 			eff(Crash, Fatal, fmt.Sprintf("parses program headers only inside its header buffer [0, %#x): \"Elf64_Phdr pointer: … ELF header end: …\"", end)).novm())
 		return
 	}
 	if c.f.Progs[0].Type != elf.PT_NOTE || len(c.segs) == 0 || c.segs[0].idx != 0 {
-		c.pass("B4", fmt.Sprintf("program headers end at %#x, before the first segment data at %#x (phdr[0] is no PT_NOTE: see B1)", phEnd, end))
+		c.pass(B4, fmt.Sprintf("program headers end at %#x, before the first segment data at %#x (phdr[0] is no PT_NOTE: see B1)", phEnd, end))
 		return
 	}
 	var lost []string
@@ -256,16 +256,16 @@ func (c *checker) checkHeaderPrefix() {
 	note := c.f.Progs[0]
 	switch {
 	case len(lost) == 0 && note.Off+note.Filesz > end:
-		c.failSev("B4", Cosmetic, fmt.Sprintf("the PT_NOTE [%#x, %#x) runs past the first segment data at %#x, but only padding does", note.Off, note.Off+note.Filesz, end),
+		c.failSev(B4, Cosmetic, fmt.Sprintf("the PT_NOTE [%#x, %#x) runs past the first segment data at %#x, but only padding does", note.Off, note.Off+note.Filesz, end),
 			fixExtract, c.phLoc(0, "p_filesz", phdrFilesz))
 	case len(lost) == 0:
-		c.pass("B4", fmt.Sprintf("program headers end at %#x and notes at %#x, before the first segment data at %#x", phEnd, note.Off+note.Filesz, end))
+		c.pass(B4, fmt.Sprintf("program headers end at %#x and notes at %#x, before the first segment data at %#x", phEnd, note.Off+note.Filesz, end))
 	case vmciLost:
-		c.fail("B4", fmt.Sprintf("notes end at %#x, after the first segment data at %#x; past it: %s", note.Off+note.Filesz, end, strings.Join(lost, ", ")),
+		c.fail(B4, fmt.Sprintf("notes end at %#x, after the first segment data at %#x; past it: %s", note.Off+note.Filesz, end, strings.Join(lost, ", ")),
 			"run `ldx extract FILE -o VMCORE`: it writes the notes right after the program headers", c.phLoc(0, "p_offset", phdrOffOff),
 			eff(Crash, Fatal, "reads notes only from its header buffer: \"Elf64_Nhdr pointer …\" WARNING, and the VMCOREINFO note is dropped, so `crash --osrelease` prints \"unknown\" and KASLR relocation is skipped").novm())
 	default:
-		c.fail("B4", fmt.Sprintf("notes end at %#x, after the first segment data at %#x; past it: %s", note.Off+note.Filesz, end, strings.Join(lost, ", ")),
+		c.fail(B4, fmt.Sprintf("notes end at %#x, after the first segment data at %#x; past it: %s", note.Off+note.Filesz, end, strings.Join(lost, ", ")),
 			"run `ldx extract FILE -o VMCORE`: it writes the notes right after the program headers", c.phLoc(0, "p_offset", phdrOffOff),
 			eff(Crash, Degraded, "drops the notes past its header buffer with an \"Elf64_Nhdr pointer\" WARNING: those CPUs have no registers"))
 	}
@@ -289,13 +289,13 @@ func (c *checker) checkPaddr() {
 		for _, k := range all {
 			e = append(e, eff(k, Fatal, "reads memory by p_paddr, which is 0 everywhere (libkdumpfile disables the physical address space)"))
 		}
-		c.fail("B7", fmt.Sprintf("p_paddr is 0 on all %d PT_LOADs", len(c.loads)), "this is not a physical-memory dump (a /proc/kcore copy?); take a vmcore", c.phLoc(c.loadIdx[0], "p_paddr", phdrPaddr), e...)
+		c.fail(B7, fmt.Sprintf("p_paddr is 0 on all %d PT_LOADs", len(c.loads)), "this is not a physical-memory dump (a /proc/kcore copy?); take a vmcore", c.phLoc(c.loadIdx[0], "p_paddr", phdrPaddr), e...)
 	case len(allOnes) > 0:
-		c.fail("B7", fmt.Sprintf("RAM PT_LOADs with p_paddr UINT64_MAX: phdr %v", allOnes), fixExtract, c.phLoc(allOnes[0], "p_paddr", phdrPaddr),
+		c.fail(B7, fmt.Sprintf("RAM PT_LOADs with p_paddr UINT64_MAX: phdr %v", allOnes), fixExtract, c.phLoc(allOnes[0], "p_paddr", phdrPaddr),
 			eff(Crash, Fatal, "reads physical memory by p_paddr only"), eff(Makedumpfile, Fatal, "reads physical memory by p_paddr only"),
 			eff(Drgn, Degraded, "treats them as virtual-only segments"))
 	default:
-		c.pass("B7", "physical addresses present")
+		c.pass(B7, "physical addresses present")
 	}
 }
 
@@ -316,7 +316,7 @@ func (c *checker) ramLoads() (ram []elfcore.ProgHeader, idx []int) {
 func (c *checker) checkDirectMapVaddr() {
 	ram, idx := c.ramLoads()
 	if len(ram) == 0 {
-		c.skip("B8", "no RAM PT_LOADs")
+		c.skip(B8, "no RAM PT_LOADs")
 		return
 	}
 	deltas := map[uint64]int{}
@@ -329,13 +329,13 @@ func (c *checker) checkDirectMapVaddr() {
 	}
 	switch {
 	case kernel == 0:
-		c.fail("B8", fmt.Sprintf("none of the %d RAM PT_LOADs has a kernel virtual address (p_vaddr %#x for p_paddr %#x …)", len(ram), ram[0].Vaddr, ram[0].Paddr),
+		c.fail(B8, fmt.Sprintf("none of the %d RAM PT_LOADs has a kernel virtual address (p_vaddr %#x for p_paddr %#x …)", len(ram), ram[0].Vaddr, ram[0].Paddr),
 			"run `ldx extract FILE -o VMCORE`: it gives RAM segments their direct-map addresses (page_offset_base + p_paddr), found in the page tables",
 			c.phLoc(idx[0], "p_vaddr", phdrVaddr),
 			eff(VmcoreDmesg, Fatal, "translates only through p_vaddr: \"No program header covering vaddr …\""),
 			eff(Makedumpfile, Cosmetic, "takes PAGE_OFFSET from p_vaddr − p_paddr of the last RAM PT_LOAD, which comes out wrong (used by -e and is_kvaddr only)"))
 	case kernel < len(ram) || len(deltas) > 1:
-		c.fail("B8", fmt.Sprintf("RAM PT_LOADs disagree: %d of %d have kernel virtual addresses, with %d different p_vaddr − p_paddr", kernel, len(ram), len(deltas)),
+		c.fail(B8, fmt.Sprintf("RAM PT_LOADs disagree: %d of %d have kernel virtual addresses, with %d different p_vaddr − p_paddr", kernel, len(ram), len(deltas)),
 			fixExtract, c.phLoc(idx[0], "p_vaddr", phdrVaddr),
 			eff(Drgn, Degraded, "trusts p_vaddr segments before the page tables: some direct-map reads return the wrong bytes"),
 			eff(Libkdumpfile, Degraded, "trusts p_vaddr segments: some direct-map reads return the wrong bytes"),
@@ -347,13 +347,13 @@ func (c *checker) checkDirectMapVaddr() {
 			d = k
 		}
 		if d%(1<<30) != 0 {
-			c.fail("B8", fmt.Sprintf("p_vaddr − p_paddr is %#x on every RAM PT_LOAD, not a multiple of 1 GiB as page_offset_base always is", d), fixExtract,
+			c.fail(B8, fmt.Sprintf("p_vaddr − p_paddr is %#x on every RAM PT_LOAD, not a multiple of 1 GiB as page_offset_base always is", d), fixExtract,
 				c.phLoc(idx[0], "p_vaddr", phdrVaddr),
 				eff(Drgn, Degraded, "trusts p_vaddr: direct-map reads return the wrong bytes"),
 				eff(VmcoreDmesg, Fatal, "reads the printk buffers at the wrong file offsets"))
 			return
 		}
-		c.pass("B8", fmt.Sprintf("%d RAM PT_LOADs at page_offset_base %#x + p_paddr", len(ram), d))
+		c.pass(B8, fmt.Sprintf("%d RAM PT_LOADs at page_offset_base %#x + p_paddr", len(ram), d))
 	}
 }
 
@@ -373,7 +373,7 @@ func (c *checker) checkImageSegment() {
 		default:
 			e = append(e, eff(Drgn, Fatal, what+" (0.0.27 and later read it physically through NUMBER(phys_base))").ver("<0.0.27"))
 		}
-		c.fail("B9", fmt.Sprintf("no PT_LOAD with a kernel-image virtual address (p_vaddr >= %#x)", uint64(ktext)),
+		c.fail(B9, fmt.Sprintf("no PT_LOAD with a kernel-image virtual address (p_vaddr >= %#x)", uint64(ktext)),
 			"run `ldx extract FILE -o VMCORE`: it adds the kernel-image PT_LOAD (_text to _end) that kexec-tools writes", nowhere, e...)
 		return
 	}
@@ -411,11 +411,11 @@ func (c *checker) checkImageSegment() {
 		}
 	}
 	if len(outside) > 0 {
-		c.fail("B9", fmt.Sprintf("no PT_LOAD's p_vaddr covers %s (the kernel-image PT_LOAD phdr[%d] maps [%#x, %#x))", strings.Join(outside, ", "), c.imageIdx, img.Vaddr, img.Vaddr+img.Memsz),
+		c.fail(B9, fmt.Sprintf("no PT_LOAD's p_vaddr covers %s (the kernel-image PT_LOAD phdr[%d] maps [%#x, %#x))", strings.Join(outside, ", "), c.imageIdx, img.Vaddr, img.Vaddr+img.Memsz),
 			"run `ldx extract FILE -o VMCORE`: its kernel-image PT_LOAD covers _text to _end", c.phLoc(c.imageIdx, "p_memsz", 40), e...)
 		return
 	}
-	c.pass("B9", fmt.Sprintf("phdr[%d] maps %#x–%#x (%s) at p_paddr %#x", c.imageIdx, img.Vaddr, img.Vaddr+img.Memsz, mib(img.Memsz), img.Paddr))
+	c.pass(B9, fmt.Sprintf("phdr[%d] maps %#x–%#x (%s) at p_paddr %#x", c.imageIdx, img.Vaddr, img.Vaddr+img.Memsz, mib(img.Memsz), img.Paddr))
 }
 
 // checkFileSizes is B10 and B11.
@@ -433,19 +433,19 @@ func (c *checker) checkFileSizes() {
 	}
 	switch {
 	case len(over) > 0:
-		c.fail("B10", fmt.Sprintf("p_filesz > p_memsz on phdr %v", over), fixExtract, c.phLoc(over[0], "p_filesz", phdrFilesz),
+		c.fail(B10, fmt.Sprintf("p_filesz > p_memsz on phdr %v", over), fixExtract, c.phLoc(over[0], "p_filesz", phdrFilesz),
 			eff(Crash, Degraded, "takes the physical end from p_filesz, past p_memsz"),
 			eff(Makedumpfile, Degraded, "disagrees with crash about where the segment ends"))
 	case len(under) > 0:
-		c.fail("B10", fmt.Sprintf("p_filesz < p_memsz on %s: %s read as zeros", plural(len(under), "PT_LOAD", "PT_LOADs"), mib(underBytes)),
+		c.fail(B10, fmt.Sprintf("p_filesz < p_memsz on %s: %s read as zeros", plural(len(under), "PT_LOAD", "PT_LOADs"), mib(underBytes)),
 			"harmless for crash, makedumpfile and drgn (they zero-fill); `ldx extract` writes p_filesz = p_memsz", c.phLoc(under[0], "p_filesz", phdrFilesz),
 			eff(Libkdumpfile, Degraded, "treats the bytes between p_filesz and p_memsz as excluded (\"Page not found\") unless zero_excluded is set"))
 	default:
-		c.pass("B10", "p_filesz = p_memsz everywhere")
+		c.pass(B10, "p_filesz = p_memsz everywhere")
 	}
 
 	if c.size < 0 {
-		c.skip("B11", "the input's size is unknown")
+		c.skip(B11, "the input's size is unknown")
 		return
 	}
 	var missing uint64
@@ -460,14 +460,14 @@ func (c *checker) checkFileSizes() {
 		}
 	}
 	if len(cut) == 0 {
-		c.pass("B11", fmt.Sprintf("every segment ends by %#x; the file is %d bytes", maxEnd, c.size))
+		c.pass(B11, fmt.Sprintf("every segment ends by %#x; the file is %d bytes", maxEnd, c.size))
 		return
 	}
 	crashWhat := "warns once at open (\"may be truncated or incomplete\"), then every read of the missing ranges fails"
 	if c.blockDevice {
 		crashWhat = "skips its size check for block devices; every read of the missing ranges fails"
 	}
-	c.fail("B11", fmt.Sprintf("the file is %d bytes, the segments need %d: %s of %s are missing (truncated)", c.size, maxEnd, mib(missing), plural(len(cut), "segment", "segments")),
+	c.fail(B11, fmt.Sprintf("the file is %d bytes, the segments need %d: %s of %s are missing (truncated)", c.size, maxEnd, mib(missing), plural(len(cut), "segment", "segments")),
 		"copy the file again completely; a dump cut short cannot be repaired (the E and F checks say whether the kernel structures survived)",
 		c.phLoc(cut[0], "p_offset", phdrOffOff),
 		eff(Crash, Degraded, crashWhat),
@@ -526,7 +526,7 @@ func (c *checker) overlaps() []overlap {
 func (c *checker) checkOverlaps() {
 	ovs := c.overlaps()
 	if len(ovs) == 0 {
-		c.pass("B12", "no overlapping PT_LOADs")
+		c.pass(B12, "no overlapping PT_LOADs")
 		return
 	}
 	budget := 64 // pages compared in the default mode
@@ -579,7 +579,7 @@ func (c *checker) checkOverlaps() {
 		if len(differ) > 3 {
 			differ = append(differ[:3], fmt.Sprintf("… (%d in all)", len(differ)))
 		}
-		c.fail("B12", found+"; the bytes differ: "+strings.Join(differ, ", "),
+		c.fail(B12, found+"; the bytes differ: "+strings.Join(differ, ", "),
 			"run `ldx extract FILE -o VMCORE`: its kernel-image PT_LOAD points at the same bytes as RAM", differAt,
 			eff(Crash, Degraded, "reads the first segment in program-header order (read_netdump)"),
 			eff(Makedumpfile, Degraded, "reads the first segment (closest_pt_load)"),
@@ -587,7 +587,7 @@ func (c *checker) checkOverlaps() {
 			eff(Libkdumpfile, Degraded, "reads the segment sorted first by address"))
 		return
 	}
-	c.pass("B12", found+", identical")
+	c.pass(B12, found+", identical")
 }
 
 // sameFileBytes reports whether two segments map [start, end) to the same
@@ -653,11 +653,11 @@ func (c *checker) checkAlignment() {
 		}
 	}
 	if len(bad) == 0 {
-		c.pass("B13", "p_paddr, p_memsz page-aligned, p_offset ≡ p_paddr (mod 4096)")
+		c.pass(B13, "p_paddr, p_memsz page-aligned, p_offset ≡ p_paddr (mod 4096)")
 		return
 	}
 	p := c.f.Progs[bad[0]]
-	c.fail("B13", fmt.Sprintf("%s not page-aligned or with p_offset ≢ p_paddr (mod 4096); first phdr[%d]: p_offset %#x, p_paddr %#x, p_memsz %#x",
+	c.fail(B13, fmt.Sprintf("%s not page-aligned or with p_offset ≢ p_paddr (mod 4096); first phdr[%d]: p_offset %#x, p_paddr %#x, p_memsz %#x",
 		plural(len(bad), "PT_LOAD", "PT_LOADs"), bad[0], p.Off, p.Paddr, p.Memsz),
 		"harmless; `ldx extract` writes page-aligned segments", c.phLoc(bad[0], "p_offset", phdrOffOff),
 		eff(Makedumpfile, Cosmetic, "loses its mmap fast path and handles fractional pages (page_is_fractional)"))
@@ -677,10 +677,10 @@ func (c *checker) checkOrder() {
 		}
 	}
 	if len(problems) == 0 {
-		c.pass("B14", "kernel image first, RAM by address")
+		c.pass(B14, "kernel image first, RAM by address")
 		return
 	}
-	c.fail("B14", strings.Join(problems, "; "), "`ldx extract` writes kexec-tools' order", nowhere,
+	c.fail(B14, strings.Join(problems, "; "), "`ldx extract` writes kexec-tools' order", nowhere,
 		eff(Crash, Cosmetic, "uses the first kernel-image segment for phys_base"),
 		eff(Makedumpfile, Cosmetic, "uses the last RAM segment for PAGE_OFFSET"))
 }

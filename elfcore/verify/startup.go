@@ -229,16 +229,16 @@ func (c *checker) nodeData() ([]startupRead, string) {
 // checkCrashStartup is E6.
 func (c *checker) checkCrashStartup() {
 	if c.info == nil {
-		c.skip("E6", "no VMCOREINFO note (C3)")
+		c.skip(E6, "no VMCOREINFO note (C3)")
 		return
 	}
 	if c.physBaseFrom == "" {
-		c.skip("E6", "no phys_base (D7, B9)")
+		c.skip(E6, "no phys_base (D7, B9)")
 		return
 	}
 	reads, sources, why := c.crashStartupReads()
 	if why != "" {
-		c.skip("E6", why)
+		c.skip(E6, why)
 		return
 	}
 	var bad, good []string
@@ -251,14 +251,14 @@ func (c *checker) checkCrashStartup() {
 		}
 	}
 	if len(bad) == 0 {
-		c.pass("E6", fmt.Sprintf("%s readable (addresses from %s): %s", plural(len(reads), "start-up read", "start-up reads"), strings.Join(sources, " and "), strings.Join(good, ", ")))
+		c.pass(E6, fmt.Sprintf("%s readable (addresses from %s): %s", plural(len(reads), "start-up read", "start-up reads"), strings.Join(sources, " and "), strings.Join(good, ", ")))
 		return
 	}
 	n := len(bad)
 	if n > 3 {
 		bad = append(bad[:3], fmt.Sprintf("… (%d unreadable)", n))
 	}
-	c.fail("E6", "crash cannot read what it reads at start-up: "+strings.Join(bad, "; "),
+	c.fail(E6, "crash cannot read what it reads at start-up: "+strings.Join(bad, "; "),
 		"the dump lacks this memory; copy the dump again completely (B11) or capture it again", nowhere,
 		eff(Crash, Fatal, "stops while starting: \"read error: kernel virtual address: … type: \\\"tss_struct ist array\\\"\" (or pglist_data)"))
 }

@@ -68,7 +68,7 @@ func (c *checker) walker(pb uint64) (*kmem.Mem, error) {
 }
 
 func (c *checker) checkTranslation() {
-	ids := []string{"E1", "E2", "E3", "E4", "E5", "E6"}
+	ids := []ID{E1, E2, E3, E4, E5, E6}
 	if c.info == nil {
 		for _, id := range ids {
 			c.skip(id, "no VMCOREINFO note (C3)")
@@ -129,11 +129,11 @@ func (c *checker) confirm(pb uint64) (uint64, error) {
 // where every other address is.
 func (c *checker) checkPhysBase(pbV uint64, haveV bool, pbI uint64, haveI bool) {
 	if !haveV && !haveI {
-		c.skip("E1", "neither NUMBER(phys_base) nor a kernel-image PT_LOAD (D7, B9)")
+		c.skip(E1, "neither NUMBER(phys_base) nor a kernel-image PT_LOAD (D7, B9)")
 		return
 	}
 	if !c.xlat().haveRoot {
-		c.skip("E1", "no page-table root in VMCOREINFO (D6)")
+		c.skip(E1, "no page-table root in VMCOREINFO (D6)")
 		return
 	}
 	wV, errV := uint64(0), error(nil)
@@ -155,18 +155,18 @@ func (c *checker) checkPhysBase(pbV uint64, haveV bool, pbI uint64, haveI bool) 
 	loc := at("VMCOREINFO NUMBER(phys_base)", c.vmci.Off+24)
 	switch {
 	case haveV && haveI && pbV == pbI && okV:
-		c.pass("E1", fmt.Sprintf("NUMBER(phys_base), the kernel-image PT_LOAD and the page-table walk all give %#x", pbV))
+		c.pass(E1, fmt.Sprintf("NUMBER(phys_base), the kernel-image PT_LOAD and the page-table walk all give %#x", pbV))
 	case haveV && haveI && pbV == pbI:
-		c.pass("E1", fmt.Sprintf("NUMBER(phys_base) and the kernel-image PT_LOAD give %#x; the walk cannot confirm it (E2: %v)", pbV, errV))
+		c.pass(E1, fmt.Sprintf("NUMBER(phys_base) and the kernel-image PT_LOAD give %#x; the walk cannot confirm it (E2: %v)", pbV, errV))
 	case haveV && haveI && okI && !okV:
-		c.fail("E1", fmt.Sprintf("NUMBER(phys_base) is %#x, but the kernel-image PT_LOAD and the page-table walk give %#x", pbV, pbI),
+		c.fail(E1, fmt.Sprintf("NUMBER(phys_base) is %#x, but the kernel-image PT_LOAD and the page-table walk give %#x", pbV, pbI),
 			"NUMBER(phys_base) does not belong to this memory: the VMCOREINFO was edited or comes from another boot; use the kernel's own text", loc,
 			eff(Crash, Fatal, "takes NUMBER(phys_base) first (x86_64_calc_phys_base): every kernel-image address is read from the wrong place (\"vmlinux and DUMP do not match!\")"),
 			eff(Makedumpfile, Fatal, "roots its page walk at init_top_pgt − KTEXT + NUMBER(phys_base): \"Can't get a valid pgd\" or wrong data"),
 			c.drgnModernEffect(),
 			eff(Libkdumpfile, Fatal, "maps the kernel text through NUMBER(phys_base)"))
 	case haveV && haveI && okV && !okI:
-		c.fail("E1", fmt.Sprintf("the kernel-image PT_LOAD phdr[%d] implies phys_base %#x, but NUMBER(phys_base) and the page-table walk give %#x", c.imageIdx, pbI, pbV),
+		c.fail(E1, fmt.Sprintf("the kernel-image PT_LOAD phdr[%d] implies phys_base %#x, but NUMBER(phys_base) and the page-table walk give %#x", c.imageIdx, pbI, pbV),
 			"the kernel-image PT_LOAD is wrong (p_paddr or p_vaddr); `ldx extract` rebuilds it from VMCOREINFO", c.phLoc(c.imageIdx, "p_paddr", phdrPaddr),
 			eff(Crash, Degraded, "reads physical addresses first-match: the image PT_LOAD shadows RAM it does not hold"),
 			eff(Makedumpfile, Degraded, "reads physical addresses first-match: the image PT_LOAD shadows RAM it does not hold"),
@@ -179,7 +179,7 @@ func (c *checker) checkPhysBase(pbV uint64, haveV bool, pbI uint64, haveI bool) 
 		for _, k := range all {
 			e = append(e, eff(k, Fatal, "no phys_base source leads to the page tables"))
 		}
-		c.fail("E1", fmt.Sprintf("NUMBER(phys_base) is %#x, the kernel-image PT_LOAD implies %#x, and a page-table walk confirms neither (%v; %v)", pbV, pbI, errV, errI),
+		c.fail(E1, fmt.Sprintf("NUMBER(phys_base) is %#x, the kernel-image PT_LOAD implies %#x, and a page-table walk confirms neither (%v; %v)", pbV, pbI, errV, errI),
 			"the VMCOREINFO or the headers do not belong to this memory", loc, e...)
 	case okV || okI:
 		src := "NUMBER(phys_base)"
@@ -187,21 +187,21 @@ func (c *checker) checkPhysBase(pbV uint64, haveV bool, pbI uint64, haveI bool) 
 		if !haveV {
 			src, pb = fmt.Sprintf("the kernel-image PT_LOAD phdr[%d]", c.imageIdx), pbI
 		}
-		c.pass("E1", fmt.Sprintf("%s gives %#x and the page-table walk agrees (the third source is missing: D7/B9)", src, pb))
+		c.pass(E1, fmt.Sprintf("%s gives %#x and the page-table walk agrees (the third source is missing: D7/B9)", src, pb))
 	default:
 		pb, err := pbV, errV
 		if !haveV {
 			pb, err = pbI, errI
 		}
 		if err != nil && isWalkError(err) {
-			c.pass("E1", fmt.Sprintf("only one source, phys_base %#x; the walk cannot confirm it (E2: %v)", pb, err))
+			c.pass(E1, fmt.Sprintf("only one source, phys_base %#x; the walk cannot confirm it (E2: %v)", pb, err))
 			return
 		}
 		var e []Effect
 		for _, k := range all {
 			e = append(e, eff(k, Fatal, "the only phys_base leads to the wrong page tables"))
 		}
-		c.fail("E1", fmt.Sprintf("phys_base %#x (the only source), but the walk of _stext through it implies %#x", pb, wV|wI), "the VMCOREINFO or the headers do not belong to this memory", loc, e...)
+		c.fail(E1, fmt.Sprintf("phys_base %#x (the only source), but the walk of _stext through it implies %#x", pb, wV|wI), "the VMCOREINFO or the headers do not belong to this memory", loc, e...)
 	}
 }
 
@@ -242,7 +242,7 @@ func (c *checker) coveredByVaddr(va uint64) bool {
 // must reach the kernel's targets through tables that are in the dump.
 func (c *checker) checkWalk() {
 	if c.mkd == nil {
-		c.skip("E2", c.mkdErr.Error())
+		c.skip(E2, c.mkdErr.Error())
 		return
 	}
 	var bad []string
@@ -312,11 +312,11 @@ func (c *checker) checkWalk() {
 		}
 	}
 	if len(bad) == 0 && len(effects) == 0 {
-		c.pass("E2", fmt.Sprintf("%d-level walk from init_top_pgt (%s) translates _stext, init_top_pgt, init_uts_ns and prb as the linear mapping does; %s, all in PT_LOADs",
+		c.pass(E2, fmt.Sprintf("%d-level walk from init_top_pgt (%s) translates _stext, init_top_pgt, init_uts_ns and prb as the linear mapping does; %s, all in PT_LOADs",
 			map[bool]int{false: 4, true: 5}[c.xlat().l5], c.physBaseFrom, plural(len(tables), "table page", "table pages")))
 		return
 	}
-	c.fail("E2", strings.Join(bad, "; "),
+	c.fail(E2, strings.Join(bad, "; "),
 		"the dump lacks page-table pages or they are wrong: the memory of a livedump is taken while the kernel runs; take it again, and check that no segment was dropped",
 		at("VMCOREINFO SYMBOL(init_top_pgt)", c.vmci.Off+24), effects...)
 }
@@ -342,7 +342,7 @@ func (c *checker) checkRelease() {
 	off, ok2 := c.info.Offset("uts_namespace.name")
 	want, ok3 := c.info.OSRelease()
 	if !ok1 || !ok2 || !ok3 {
-		c.skip("E3", "VMCOREINFO lacks SYMBOL(init_uts_ns), OFFSET(uts_namespace.name) or OSRELEASE (D3, D12)")
+		c.skip(E3, "VMCOREINFO lacks SYMBOL(init_uts_ns), OFFSET(uts_namespace.name) or OSRELEASE (D3, D12)")
 		return
 	}
 	va := uts + off + utsReleaseOff
@@ -393,7 +393,7 @@ func (c *checker) checkRelease() {
 		}
 	}
 	if len(bad) == 0 {
-		c.pass("E3", fmt.Sprintf("%q at %#x, read as %s read it", want, va, strings.Join(good, ", ")))
+		c.pass(E3, fmt.Sprintf("%q at %#x, read as %s read it", want, va, strings.Join(good, ", ")))
 		return
 	}
 	found := fmt.Sprintf("OSRELEASE is %q; at init_uts_ns.name.release %#x %s", want, va, strings.Join(bad, "; "))
@@ -404,7 +404,7 @@ func (c *checker) checkRelease() {
 	if len(good) > 0 && strings.Contains(found, "recursive address translation") {
 		fix = "run `ldx extract FILE -o VMCORE`: it adds the kernel-image PT_LOAD old drgn reads the root page table through (B9)"
 	}
-	c.fail("E3", found, fix, at("VMCOREINFO SYMBOL(init_uts_ns)", c.vmci.Off+24), effects...)
+	c.fail(E3, found, fix, at("VMCOREINFO SYMBOL(init_uts_ns)", c.vmci.Off+24), effects...)
 }
 
 // linearImage reads kernel-image addresses the way crash translates them:
@@ -528,13 +528,13 @@ func (c *checker) checkDirectMapWalk() {
 	}
 	switch {
 	case len(kern) == 0:
-		c.skip("E4", "no RAM PT_LOAD has a direct-map p_vaddr (B8)")
+		c.skip(E4, "no RAM PT_LOAD has a direct-map p_vaddr (B8)")
 		return
 	case c.mkd == nil:
-		c.skip("E4", c.mkdErr.Error())
+		c.skip(E4, c.mkdErr.Error())
 		return
 	case c.walkBroken:
-		c.skip("E4", "the page walk does not reach the kernel (E2)")
+		c.skip(E4, "the page walk does not reach the kernel (E2)")
 		return
 	}
 	sample := kern
@@ -571,7 +571,7 @@ func (c *checker) checkDirectMapWalk() {
 			badIdx = unmappedIdx
 			bad[0] = "the page tables map no sampled p_vaddr: " + bad[0]
 		}
-		c.fail("E4", strings.Join(bad, "; "), "`ldx extract` sets p_vaddr from the direct-map base the page tables give", c.phLoc(badIdx, "p_vaddr", phdrVaddr),
+		c.fail(E4, strings.Join(bad, "; "), "`ldx extract` sets p_vaddr from the direct-map base the page tables give", c.phLoc(badIdx, "p_vaddr", phdrVaddr),
 			eff(Drgn, Degraded, "trusts p_vaddr segments before the page tables: direct-map reads return the wrong bytes"),
 			eff(Libkdumpfile, Degraded, "trusts p_vaddr segments: direct-map reads return the wrong bytes"),
 			eff(VmcoreDmesg, Fatal, "reads dynamically allocated printk buffers at the wrong offsets"),
@@ -579,17 +579,17 @@ func (c *checker) checkDirectMapWalk() {
 		return
 	case len(unmapped) > 0:
 		c.pageOffset = ram[kern[0]].Vaddr - ram[kern[0]].Paddr
-		c.failSev("E4", Cosmetic, fmt.Sprintf("the direct-map base %#x is right (%s confirmed), but the kernel maps nothing at the p_vaddr of %s: memory outside its direct map (firmware, reserved ranges) presented as RAM",
+		c.failSev(E4, Cosmetic, fmt.Sprintf("the direct-map base %#x is right (%s confirmed), but the kernel maps nothing at the p_vaddr of %s: memory outside its direct map (firmware, reserved ranges) presented as RAM",
 			c.pageOffset, plural(walked, "segment", "segments"), strings.Join(unmapped, ", ")),
 			"harmless: no consumer reads kernel data there; segments over non-RAM ranges could be left out", c.phLoc(unmappedIdx, "p_vaddr", phdrVaddr))
 		return
 	}
 	if walked == 0 {
-		c.skip("E4", "the page walk of the RAM segments' p_vaddr failed (E2)")
+		c.skip(E4, "the page walk of the RAM segments' p_vaddr failed (E2)")
 		return
 	}
 	c.pageOffset = ram[kern[0]].Vaddr - ram[kern[0]].Paddr
-	c.pass("E4", fmt.Sprintf("the page tables map %s of RAM PT_LOADs at their p_vaddr (direct map at %#x)", plural(walked, "sample", "samples"), c.pageOffset))
+	c.pass(E4, fmt.Sprintf("the page tables map %s of RAM PT_LOADs at their p_vaddr (direct map at %#x)", plural(walked, "sample", "samples"), c.pageOffset))
 }
 
 // checkMemSection is E5: makedumpfile's initial() builds the mem_map from
@@ -598,13 +598,13 @@ func (c *checker) checkMemSection() {
 	if len(c.missing["D12"]) > 0 {
 		for _, r := range c.missing["D12"] {
 			if strings.Contains(r.Key, "mem_section") {
-				c.skip("E5", "VMCOREINFO lacks the mem_section keys (D12)")
+				c.skip(E5, "VMCOREINFO lacks the mem_section keys (D12)")
 				return
 			}
 		}
 	}
 	if c.mkd == nil {
-		c.skip("E5", c.mkdErr.Error())
+		c.skip(E5, c.mkdErr.Error())
 		return
 	}
 	// makedumpfile falls back to x86_64's _SECTION_SIZE_BITS (27) without
@@ -616,7 +616,7 @@ func (c *checker) checkMemSection() {
 	}
 	secs, err := c.mkd.PresentSections(info)
 	if err != nil {
-		c.fail("E5", err.Error(), "the dump lacks the memory holding mem_section, or VMCOREINFO's keys are wrong", at("VMCOREINFO SYMBOL(mem_section)", c.vmci.Off+24),
+		c.fail(E5, err.Error(), "the dump lacks the memory holding mem_section, or VMCOREINFO's keys are wrong", at("VMCOREINFO SYMBOL(mem_section)", c.vmci.Off+24),
 			eff(Makedumpfile, Fatal, "get_mem_section: \"Could not validate mem_section.\" — -d 31 and --dump-dmesg fail"))
 		return
 	}
@@ -630,10 +630,10 @@ func (c *checker) checkMemSection() {
 		top = ram[len(ram)-1][1]
 	}
 	if c.livedump || top == 0 || secs[0][0] < top {
-		c.pass("E5", fmt.Sprintf("%s of present memory sections, the first at %#x", mib(total), secs[0][0]))
+		c.pass(E5, fmt.Sprintf("%s of present memory sections, the first at %#x", mib(total), secs[0][0]))
 		return
 	}
-	c.fail("E5", fmt.Sprintf("the present memory sections start at %#x, above every PT_LOAD (ending at %#x)", secs[0][0], top), "mem_section does not describe this memory", nowhere,
+	c.fail(E5, fmt.Sprintf("the present memory sections start at %#x, above every PT_LOAD (ending at %#x)", secs[0][0], top), "mem_section does not describe this memory", nowhere,
 		eff(Makedumpfile, Fatal, "builds its page map from mem_section"))
 }
 

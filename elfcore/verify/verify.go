@@ -238,20 +238,20 @@ func (c *checker) emit(r Result) {
 	c.rep.Checks = append(c.rep.Checks, r)
 }
 
-func (c *checker) pass(id, found string) { c.emit(Result{ID: id, Status: Pass, Found: found}) }
-func (c *checker) inform(id, found string) {
+func (c *checker) pass(id ID, found string) { c.emit(Result{ID: id, Status: Pass, Found: found}) }
+func (c *checker) inform(id ID, found string) {
 	c.emit(Result{ID: id, Status: Inform, Found: found, Severity: Info})
 }
-func (c *checker) skip(id, why string) { c.emit(Result{ID: id, Status: Skipped, Found: why}) }
+func (c *checker) skip(id ID, why string) { c.emit(Result{ID: id, Status: Skipped, Found: why}) }
 
 // fail adds a failed result; loc is the field and its file offset.
-func (c *checker) fail(id, found, fix string, loc location, effects ...Effect) {
+func (c *checker) fail(id ID, found, fix string, loc location, effects ...Effect) {
 	c.emit(Result{ID: id, Status: Fail, Found: found, Fix: fix, Field: loc.field, Offset: loc.off, Effects: effects})
 }
 
 // failSev adds a failed result with an explicit severity (for defects no
 // consumer notices in a way an Effect describes).
-func (c *checker) failSev(id string, sev Severity, found, fix string, loc location, effects ...Effect) {
+func (c *checker) failSev(id ID, sev Severity, found, fix string, loc location, effects ...Effect) {
 	c.emit(Result{ID: id, Status: Fail, Severity: sev, Found: found, Fix: fix, Field: loc.field, Offset: loc.off, Effects: effects})
 }
 
@@ -289,13 +289,13 @@ func (c *checker) skipRest(why string) {
 
 // applies reports whether a check belongs in this report: the livedump
 // defects only for raw livedump devices, the full read only with Deep.
-func (c *checker) applies(id string) bool {
+func (c *checker) applies(id ID) bool {
 	switch {
-	case strings.HasPrefix(id, "K-") && id != "K-7":
+	case strings.HasPrefix(string(id), "K-") && id != K7:
 		return c.livedump
-	case id == "Z1":
+	case id == Z1:
 		return c.opt.Deep
-	case strings.HasPrefix(id, "V"):
+	case strings.HasPrefix(string(id), "V"):
 		return c.opt.Vmlinux != nil
 	}
 	return true
@@ -303,7 +303,7 @@ func (c *checker) applies(id string) bool {
 
 // order sorts the results into catalog order.
 func (c *checker) order() {
-	rank := map[string]int{}
+	rank := map[ID]int{}
 	for i, e := range catalog {
 		rank[e.ID] = i
 	}

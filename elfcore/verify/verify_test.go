@@ -73,7 +73,7 @@ func failedSummary(rep *Report) string {
 	var s []string
 	for _, c := range rep.Checks {
 		if c.Failed() {
-			s = append(s, c.ID+" ("+c.Severity.String()+"): "+c.Found)
+			s = append(s, string(c.ID)+" ("+c.Severity.String()+"): "+c.Found)
 		}
 	}
 	return strings.Join(s, "\n")
@@ -100,7 +100,7 @@ func TestGoodVmcore(t *testing.T) {
 			}
 		}
 		for _, e := range catalog {
-			if c := rep.Check(e.ID); c == nil && !strings.HasPrefix(e.ID, "K-") && !strings.HasPrefix(e.ID, "V") && (e.ID != "Z1" || deep) {
+			if c := rep.Check(e.ID); c == nil && !strings.HasPrefix(string(e.ID), "K-") && !strings.HasPrefix(string(e.ID), "V") && (e.ID != "Z1" || deep) {
 				t.Errorf("deep=%v: check %s missing from the report", deep, e.ID)
 			} else if c != nil && c.Status == Skipped {
 				t.Errorf("deep=%v: check %s skipped: %s", deep, e.ID, c.Found)
@@ -138,7 +138,7 @@ func TestMutants(t *testing.T) {
 			}
 			rep := verifyBytes(t, m.Name, b, Options{})
 			for _, id := range m.Want {
-				if c := rep.Check(id); c == nil || !c.Failed() {
+				if c := rep.Check(ID(id)); c == nil || !c.Failed() {
 					t.Errorf("check %s did not fire: %+v\nfailed: %s", id, c, failedSummary(rep))
 				}
 			}
@@ -254,7 +254,7 @@ func TestRawDevice(t *testing.T) {
 			t.Errorf("%s: format %q", tc.path, rep.Format)
 		}
 		for _, id := range tc.fail {
-			c := rep.Check(id)
+			c := rep.Check(ID(id))
 			if c == nil || !c.Failed() {
 				t.Errorf("%s: %s should fail: %+v", filepath.Base(tc.path), id, c)
 			} else if !strings.Contains(c.Fix, "ldx extract") && !strings.Contains(c.Fix, "ldx capture") {
@@ -262,12 +262,12 @@ func TestRawDevice(t *testing.T) {
 			}
 		}
 		for _, id := range tc.pass {
-			if c := rep.Check(id); c == nil || c.Status != Pass {
+			if c := rep.Check(ID(id)); c == nil || c.Status != Pass {
 				t.Errorf("%s: %s should pass: %+v", filepath.Base(tc.path), id, c)
 			}
 		}
 		for id, s := range tc.found {
-			if c := rep.Check(id); c == nil || !strings.Contains(c.Found, s) {
+			if c := rep.Check(ID(id)); c == nil || !strings.Contains(c.Found, s) {
 				t.Errorf("%s: %s should say %q: %+v", filepath.Base(tc.path), id, s, c)
 			}
 		}
@@ -385,7 +385,7 @@ func TestReportJSON(t *testing.T) {
 
 // TestCatalog: IDs are unique and every emitted check is in the catalog.
 func TestCatalog(t *testing.T) {
-	seen := map[string]bool{}
+	seen := map[ID]bool{}
 	for _, e := range catalog {
 		if seen[e.ID] {
 			t.Errorf("duplicate %s", e.ID)

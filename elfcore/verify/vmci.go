@@ -192,7 +192,7 @@ func kernelValueText(r vmcoreinfo.Reading, want uint64) string {
 
 func (c *checker) checkVMCOREINFO() {
 	if c.info == nil {
-		for _, id := range []string{"D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", "D9", "D10", "D11", "D12", "D13"} {
+		for _, id := range []ID{D1, D2, D3, D4, D5, D6, D7, D8, D9, D10, D11, D12, D13} {
 			c.skip(id, "no VMCOREINFO note (C3)")
 		}
 		return
@@ -216,8 +216,8 @@ func (c *checker) checkVMCOREINFO() {
 		missing[r.Rule] = append(missing[r.Rule], r)
 	}
 	c.missing = missing
-	for _, rule := range []string{"D3", "D4", "D5", "D6", "D7", "D8", "D9", "D10", "D11", "D12", "D13"} {
-		c.checkKeys(rule, missing[rule], byRule[rule])
+	for _, rule := range []ID{D3, D4, D5, D6, D7, D8, D9, D10, D11, D12, D13} {
+		c.checkKeys(rule, missing[string(rule)], byRule[string(rule)])
 	}
 }
 
@@ -225,7 +225,7 @@ func (c *checker) checkVMCOREINFO() {
 func (c *checker) checkLines(descOff int64) {
 	lr := c.lines
 	if len(lr.problems) == 0 {
-		c.pass("D1", fmt.Sprintf("%d lines, each KEY=VALUE\\n", c.info.Len()))
+		c.pass(D1, fmt.Sprintf("%d lines, each KEY=VALUE\\n", c.info.Len()))
 		return
 	}
 	var msgs []string
@@ -284,7 +284,7 @@ func (c *checker) checkLines(descOff int64) {
 	if c.livedump {
 		fix = "`ldx extract` takes the complete text from the dumped memory and removes NUL runs (K-1, K-6)"
 	}
-	c.failSev("D1", Cosmetic, strings.Join(msgs, "; "), fix, at(fmt.Sprintf("VMCOREINFO line %d", p.line), descOff+int64(p.off)), effects...)
+	c.failSev(D1, Cosmetic, strings.Join(msgs, "; "), fix, at(fmt.Sprintf("VMCOREINFO line %d", p.line), descOff+int64(p.off)), effects...)
 }
 
 // checkValueFormats is D2: each malformed value is run through the
@@ -293,7 +293,7 @@ func (c *checker) checkLines(descOff int64) {
 // check still fails, cosmetic: the text is not in the kernel's format).
 func (c *checker) checkValueFormats(ps []vmcoreinfo.Problem, descOff int64) {
 	if len(ps) == 0 {
-		c.pass("D2", "every value in the kernel's format")
+		c.pass(D2, "every value in the kernel's format")
 		return
 	}
 	var msgs []string
@@ -331,7 +331,7 @@ func (c *checker) checkValueFormats(ps []vmcoreinfo.Problem, descOff int64) {
 	if len(msgs) > 4 {
 		msgs = append(msgs[:4], fmt.Sprintf("… (%d problems)", len(ps)))
 	}
-	c.failSev("D2", sev, strings.Join(msgs, "; "), "write the values as the kernel does (`ldx extract` keeps the kernel's text)",
+	c.failSev(D2, sev, strings.Join(msgs, "; "), "write the values as the kernel does (`ldx extract` keeps the kernel's text)",
 		at(fmt.Sprintf("VMCOREINFO line %d", ps[0].Line), descOff+int64(c.lineOffset(ps[0].Line))), effects...)
 }
 
@@ -386,7 +386,7 @@ func keyNames(rs []vmcoreinfo.Requirement) []string {
 
 // checkKeys is D3–D13: the keys of one checklist row, missing or
 // malformed, with what each consumer does without them.
-func (c *checker) checkKeys(rule string, missing []vmcoreinfo.Requirement, lint []vmcoreinfo.Problem) {
+func (c *checker) checkKeys(rule ID, missing []vmcoreinfo.Requirement, lint []vmcoreinfo.Problem) {
 	var effects []Effect
 	var parts []string
 	if len(missing) > 0 {
@@ -421,7 +421,7 @@ func (c *checker) checkKeys(rule string, missing []vmcoreinfo.Requirement, lint 
 }
 
 // presentSummary describes the keys of a passing row.
-func (c *checker) presentSummary(rule string) string {
+func (c *checker) presentSummary(rule ID) string {
 	get := func(k string) string {
 		v, _ := c.info.Get(k)
 		return k + "=" + v
@@ -453,7 +453,7 @@ func (c *checker) presentSummary(rule string) string {
 }
 
 // missingEffects says what each consumer does without the keys of a row.
-func (c *checker) missingEffects(rule string, missing []vmcoreinfo.Requirement) []Effect {
+func (c *checker) missingEffects(rule ID, missing []vmcoreinfo.Requirement) []Effect {
 	has := func(key string) bool {
 		for _, r := range missing {
 			if r.Key == key {

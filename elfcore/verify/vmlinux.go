@@ -47,7 +47,7 @@ func (c *checker) checkVmlinux() {
 	if v == nil {
 		return
 	}
-	ids := []string{"V1", "V2", "V3", "V4", "V5", "V6", "V7"}
+	ids := []ID{V1, V2, V3, V4, V5, V6, V7}
 	if c.info == nil {
 		for _, id := range ids {
 			c.skip(id, "no VMCOREINFO to compare with the vmlinux (D1)")
@@ -58,7 +58,7 @@ func (c *checker) checkVmlinux() {
 	c.checkVmRelease(v)
 	ko, how, err := v.KASLROffset(c.info)
 	if err != nil {
-		c.skip("V3", err.Error())
+		c.skip(V3, err.Error())
 	} else {
 		c.checkSymbols(v, ko, how)
 	}
@@ -71,14 +71,14 @@ func (c *checker) checkBuildID(v *vmlinux.File) {
 	got, ok := c.info.BuildID()
 	switch {
 	case want == nil:
-		c.skip("V1", "the vmlinux has no .note.gnu.build-id")
+		c.skip(V1, "the vmlinux has no .note.gnu.build-id")
 	case !ok:
-		c.skip("V1", "VMCOREINFO has no BUILD-ID (kernels before 5.9 do not write it); V2 compares the release and banner")
+		c.skip(V1, "VMCOREINFO has no BUILD-ID (kernels before 5.9 do not write it); V2 compares the release and banner")
 	case !v.MatchesBuildID(got):
-		c.fail("V1", fmt.Sprintf("VMCOREINFO BUILD-ID=%s, the vmlinux (%s) has %x", got, v.Path(), want), fixWrongVmlinux,
+		c.fail(V1, fmt.Sprintf("VMCOREINFO BUILD-ID=%s, the vmlinux (%s) has %x", got, v.Path(), want), fixWrongVmlinux,
 			at("VMCOREINFO BUILD-ID", c.vmciLineOff("BUILD-ID")), vmMismatch()...)
 	default:
-		c.pass("V1", fmt.Sprintf("BUILD-ID %x in both", want))
+		c.pass(V1, fmt.Sprintf("BUILD-ID %x in both", want))
 	}
 }
 
@@ -88,27 +88,27 @@ func (c *checker) checkBuildID(v *vmlinux.File) {
 func (c *checker) checkVmRelease(v *vmlinux.File) {
 	rel, err := v.Release()
 	if err != nil {
-		c.skip("V2", fmt.Sprintf("the vmlinux's release: %v", err))
+		c.skip(V2, fmt.Sprintf("the vmlinux's release: %v", err))
 		return
 	}
 	osrel, ok := c.info.OSRelease()
 	if !ok {
-		c.skip("V2", "VMCOREINFO has no OSRELEASE (D3)")
+		c.skip(V2, "VMCOREINFO has no OSRELEASE (D3)")
 		return
 	}
 	if osrel != rel {
-		c.fail("V2", fmt.Sprintf("OSRELEASE=%s, the vmlinux is %s", osrel, rel), fixWrongVmlinux,
+		c.fail(V2, fmt.Sprintf("OSRELEASE=%s, the vmlinux is %s", osrel, rel), fixWrongVmlinux,
 			at("VMCOREINFO OSRELEASE", c.vmciLineOff("OSRELEASE")), vmMismatch()...)
 		return
 	}
 	found := fmt.Sprintf("release %s in both", rel)
 	if banner, ok := c.bannerCompare(v); ok && banner != "" {
-		c.fail("V2", found+"; but "+banner, fixWrongVmlinux, nowhere, vmMismatch()...)
+		c.fail(V2, found+"; but "+banner, fixWrongVmlinux, nowhere, vmMismatch()...)
 		return
 	} else if ok {
 		found += "; linux_banner in memory equals the vmlinux's"
 	}
-	c.pass("V2", found)
+	c.pass(V2, found)
 }
 
 // bannerCompare reads linux_banner from the dump (at its symbol plus the
@@ -200,23 +200,24 @@ func (c *checker) checkSymbols(v *vmlinux.File, ko uint64, how string) {
 	}
 	switch {
 	case len(bad) > 0:
-		c.fail("V3", fmt.Sprintf("%d of %d SYMBOL() entries differ (%s): %s%s", len(bad), n, how, strings.Join(firstN(bad, 6), "; "), notChecked), fixWrongVmlinux,
+		c.fail(V3, fmt.Sprintf("%d of %d SYMBOL() entries differ (%s): %s%s", len(bad), n, how, strings.Join(firstN(bad, 6), "; "), notChecked), fixWrongVmlinux,
 			at("VMCOREINFO "+firstBad, c.vmciLineOff(firstBad)), append(vmMismatch(), vmciWrong()...)...)
 	case n == 0:
-		c.skip("V3", "VMCOREINFO has no SYMBOL() entries")
+		c.skip(V3, "VMCOREINFO has no SYMBOL() entries")
 	default:
-		c.pass("V3", fmt.Sprintf("%d SYMBOL() entries equal the vmlinux's symbols + %s%s", n-len(unknown), how, notChecked))
+		c.pass(V3, fmt.Sprintf("%d SYMBOL() entries equal the vmlinux's symbols + %s%s", n-len(unknown), how, notChecked))
 	}
 }
 
 // layoutKinds are the VMCOREINFO key families compared with DWARF (V4–V7).
 var layoutKinds = []struct {
-	id, prefix, what string
+	id           ID
+	prefix, what string
 }{
-	{"V4", "OFFSET(", "member offsets"},
-	{"V5", "SIZE(", "type sizes"},
-	{"V6", "LENGTH(", "array lengths"},
-	{"V7", "NUMBER(", "enumerator values"},
+	{V4, "OFFSET(", "member offsets"},
+	{V5, "SIZE(", "type sizes"},
+	{V6, "LENGTH(", "array lengths"},
+	{V7, "NUMBER(", "enumerator values"},
 }
 
 // checkLayout is V4–V7: OFFSET(), SIZE(), LENGTH() and NUMBER() entries
@@ -239,14 +240,14 @@ func (c *checker) checkLayout(v *vmlinux.File, ko uint64) {
 				continue
 			}
 			n++
-			if k.id == "V7" && name != "PG_head_mask" && !strings.HasPrefix(name, "PG_") && !strings.HasPrefix(name, "NR_") {
+			if k.id == V7 && name != "PG_head_mask" && !strings.HasPrefix(name, "PG_") && !strings.HasPrefix(name, "NR_") {
 				unknown = append(unknown, name) // layout constants and runtime values
 				continue
 			}
 			want, err := c.layoutValue(v, rt, l.Key)
 			if err != nil {
 				var le *vmlinux.LookupError
-				if errors.As(err, &le) && errors.Is(err, vmlinux.ErrNotFound) && (k.id == "V4" || k.id == "V5") {
+				if errors.As(err, &le) && errors.Is(err, vmlinux.ErrNotFound) && (k.id == V4 || k.id == V5) {
 					// The kernel wrote it because its build has it.
 					bad = append(bad, fmt.Sprintf("%s: the vmlinux has no %s %s", l.Key, le.Kind, le.Name))
 					if firstBad == "" {

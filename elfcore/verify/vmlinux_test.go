@@ -89,7 +89,7 @@ func TestVmlinuxChecks(t *testing.T) {
 			c.vmci = &elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: text, Off: 0x1000}
 			c.checkVmlinux()
 			for _, id := range []string{"V1", "V2", "V3", "V4", "V5", "V6", "V7"} {
-				r := c.rep.Check(id)
+				r := c.rep.Check(ID(id))
 				if r == nil {
 					t.Fatalf("%s not reported", id)
 				}
