@@ -89,9 +89,6 @@ func (f *File) Close() error {
 	return nil
 }
 
-// ReaderAt returns the reader the core was parsed from.
-func (f *File) ReaderAt() io.ReaderAt { return f.r }
-
 // ErrNotELF is returned (wrapped in a *FormatError) when the data does not
 // start with the ELF magic, so callers can tell "not a core at all" from
 // "a damaged core".
@@ -216,10 +213,4 @@ func (f *File) Loads() []ProgHeader {
 		}
 	}
 	return out
-}
-
-// SegmentReader returns a reader of the file bytes of segment p: Filesz
-// bytes from Off.
-func (f *File) SegmentReader(p ProgHeader) *io.SectionReader {
-	return io.NewSectionReader(f.r, int64(p.Off), int64(p.Filesz))
 }

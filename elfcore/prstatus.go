@@ -21,35 +21,13 @@ const (
 // NumRegs is the number of registers in x86_64 user_regs_struct.
 const NumRegs = 27
 
-// Register indexes in user_regs_struct order.
+// Register indexes in user_regs_struct, whose order is r15 r14 r13 r12
+// rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss
+// fs_base gs_base ds es fs gs: only the two a dump's producer is told by
+// are named.
 const (
-	RegR15 = iota
-	RegR14
-	RegR13
-	RegR12
-	RegRBP
-	RegRBX
-	RegR11
-	RegR10
-	RegR9
-	RegR8
-	RegRAX
-	RegRCX
-	RegRDX
-	RegRSI
-	RegRDI
-	RegOrigRAX
-	RegRIP
-	RegCS
-	RegEFLAGS
-	RegRSP
-	RegSS
-	RegFSBase
-	RegGSBase
-	RegDS
-	RegES
-	RegFS
-	RegGS
+	RegRIP = 16
+	RegRSP = 19
 )
 
 // PRStatus is the part of an x86_64 NT_PRSTATUS descriptor that kernel

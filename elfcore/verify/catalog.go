@@ -177,15 +177,6 @@ func lookup(id ID) entry {
 	panic("verify: no catalog entry " + string(id))
 }
 
-// IDs returns the IDs of every check verify can run, in report order.
-func IDs() []ID {
-	ids := make([]ID, len(catalog))
-	for i, e := range catalog {
-		ids[i] = e.ID
-	}
-	return ids
-}
-
 // JoinIDs writes check IDs separated by sep, for messages and tables.
 func JoinIDs(ids []ID, sep string) string {
 	s := make([]string, len(ids))

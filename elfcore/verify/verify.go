@@ -322,8 +322,6 @@ func (c *checker) u64(off int) uint64 { return binary.LittleEndian.Uint64(c.hdr[
 // fixExtract is the advice for every layout defect ldx's writer avoids.
 const fixExtract = "run `ldx extract FILE -o VMCORE`: it writes the layout every consumer accepts"
 
-func hexs(v uint64) string { return fmt.Sprintf("%#x", v) }
-
 func mib(n uint64) string {
 	switch {
 	case n >= 10<<20:

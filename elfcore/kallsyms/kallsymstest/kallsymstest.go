@@ -89,13 +89,3 @@ func (a *Arrays) Blocks() map[uint64][]byte {
 		a.Addr["kallsyms_token_table"]: a.TokenTable, a.Addr["kallsyms_token_index"]: a.TokenIndex,
 	}
 }
-
-// VMCOREINFO returns the SYMBOL() lines that locate the arrays, in the
-// order the kernel emits them.
-func (a *Arrays) VMCOREINFO() string {
-	var b strings.Builder
-	for _, n := range []string{"kallsyms_names", "kallsyms_num_syms", "kallsyms_token_table", "kallsyms_token_index", "kallsyms_offsets", "kallsyms_relative_base"} {
-		fmt.Fprintf(&b, "SYMBOL(%s)=%x\n", n, a.Addr[n])
-	}
-	return b.String()
-}

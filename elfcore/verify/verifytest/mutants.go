@@ -554,9 +554,6 @@ func (g *Core) dataEnd() int64 {
 	return end
 }
 
-// ApplyBytes returns the mutant's bytes, built from the good file's.
-func (m *Mutation) ApplyBytes(good []byte) []byte { return m.apply(good) }
-
 // WriteFile writes the mutant of the good file at goodPath to path: a
 // sparse copy (holes stay holes), the patches, then the new size.
 func (m *Mutation) WriteFile(goodPath, path string) error {
