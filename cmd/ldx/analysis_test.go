@@ -107,34 +107,13 @@ OFFSET(vmap_area.va_start)=0
 OFFSET(vmap_area.list)=40
 SYMBOL(prb)=%x
 SYMBOL(printk_rb_static)=%x
-SIZE(printk_ringbuffer)=88
-OFFSET(printk_ringbuffer.desc_ring)=0
-OFFSET(printk_ringbuffer.text_data_ring)=48
-OFFSET(printk_ringbuffer.fail)=80
-OFFSET(prb_desc_ring.count_bits)=0
-OFFSET(prb_desc_ring.descs)=8
-OFFSET(prb_desc_ring.infos)=16
-OFFSET(prb_desc_ring.head_id)=24
-OFFSET(prb_desc_ring.tail_id)=32
-SIZE(prb_desc)=24
-OFFSET(prb_desc.state_var)=0
-OFFSET(prb_desc.text_blk_lpos)=8
-OFFSET(prb_data_blk_lpos.begin)=0
-OFFSET(prb_data_blk_lpos.next)=8
-SIZE(printk_info)=88
-OFFSET(printk_info.seq)=0
-OFFSET(printk_info.ts_nsec)=8
-OFFSET(printk_info.text_len)=16
-OFFSET(printk_info.caller_id)=20
-OFFSET(prb_data_ring.size_bits)=0
-OFFSET(prb_data_ring.data)=8
-OFFSET(atomic_long_t.counter)=0
-NUMBER(KERNEL_IMAGE_SIZE)=1073741824
+%sNUMBER(KERNEL_IMAGE_SIZE)=1073741824
 SYMBOL(init_top_pgt)=%x
 NUMBER(pgtable_l5_enabled)=0
 NUMBER(phys_base)=%d
 KERNELOFFSET=%x
-`, tRelease, uint64(tUts), uint64(tPgt), uint64(tTextVirt), uint64(tVmapList), uint64(tPrb), uint64(tRing), uint64(tPgt),
+`, tRelease, uint64(tUts), uint64(tPgt), uint64(tTextVirt), uint64(tVmapList), uint64(tPrb), uint64(tRing),
+		kmodtest.TemplateLines("SIZE(printk_ringbuffer)", "OFFSET(atomic_long_t.counter)", 0), uint64(tPgt),
 		tPhysBase, uint64(tTextVirt-0xffffffff81000000))
 }
 

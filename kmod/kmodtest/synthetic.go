@@ -1,6 +1,7 @@
 package kmodtest
 
 import (
+	_ "embed"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -194,115 +195,35 @@ func SyntheticVMCOREINFO(release string, textVirt, physBase uint64, la57 bool) [
 // sample the livedump notes' size table uses, S = 3289 bytes without
 // CRASHTIME), with image symbols as @offset from _stext,
 // direct-map symbols as #offset from page_offset_base and per-boot values
-// as $names.
-const vmcoreinfoTemplate = `
-OSRELEASE=$release
-BUILD-ID=$buildid
-PAGESIZE=4096
-SYMBOL(init_uts_ns)=@22b8160
-OFFSET(uts_namespace.name)=0
-SYMBOL(node_online_map)=@231a760
-SYMBOL(swapper_pg_dir)=@2010000
-SYMBOL(_stext)=@0
-SYMBOL(vmap_area_list)=@21cab10
-SYMBOL(mem_section)=#5f7cd000
-LENGTH(mem_section)=4096
-SIZE(mem_section)=32
-OFFSET(mem_section.section_mem_map)=0
-NUMBER(SECTION_SIZE_BITS)=27
-NUMBER(MAX_PHYSMEM_BITS)=46
-SIZE(page)=64
-SIZE(pglist_data)=175168
-SIZE(zone)=1728
-SIZE(free_area)=104
-SIZE(list_head)=16
-SIZE(nodemask_t)=128
-OFFSET(page.flags)=0
-OFFSET(page._refcount)=52
-OFFSET(page.mapping)=24
-OFFSET(page.lru)=8
-OFFSET(page._mapcount)=48
-OFFSET(page.private)=40
-OFFSET(page.compound_dtor)=16
-OFFSET(page.compound_order)=17
-OFFSET(page.compound_head)=8
-OFFSET(pglist_data.node_zones)=0
-OFFSET(pglist_data.nr_zones)=172512
-OFFSET(pglist_data.node_start_pfn)=172520
-OFFSET(pglist_data.node_spanned_pages)=172536
-OFFSET(pglist_data.node_id)=172544
-OFFSET(zone.free_area)=256
-OFFSET(zone.vm_stat)=1536
-OFFSET(zone.spanned_pages)=144
-OFFSET(free_area.free_list)=0
-OFFSET(list_head.next)=0
-OFFSET(list_head.prev)=8
-OFFSET(vmap_area.va_start)=0
-OFFSET(vmap_area.list)=40
-LENGTH(zone.free_area)=11
-SYMBOL(prb)=@2064760
-SYMBOL(printk_rb_static)=@2064780
-SYMBOL(clear_seq)=@3990300
-SIZE(printk_ringbuffer)=88
-OFFSET(printk_ringbuffer.desc_ring)=0
-OFFSET(printk_ringbuffer.text_data_ring)=48
-OFFSET(printk_ringbuffer.fail)=80
-SIZE(prb_desc_ring)=48
-OFFSET(prb_desc_ring.count_bits)=0
-OFFSET(prb_desc_ring.descs)=8
-OFFSET(prb_desc_ring.infos)=16
-OFFSET(prb_desc_ring.head_id)=24
-OFFSET(prb_desc_ring.tail_id)=32
-SIZE(prb_desc)=24
-OFFSET(prb_desc.state_var)=0
-OFFSET(prb_desc.text_blk_lpos)=8
-SIZE(prb_data_blk_lpos)=16
-OFFSET(prb_data_blk_lpos.begin)=0
-OFFSET(prb_data_blk_lpos.next)=8
-SIZE(printk_info)=88
-OFFSET(printk_info.seq)=0
-OFFSET(printk_info.ts_nsec)=8
-OFFSET(printk_info.text_len)=16
-OFFSET(printk_info.caller_id)=20
-OFFSET(printk_info.dev_info)=24
-SIZE(dev_printk_info)=64
-OFFSET(dev_printk_info.subsystem)=0
-LENGTH(printk_info_subsystem)=16
-OFFSET(dev_printk_info.device)=16
-LENGTH(printk_info_device)=48
-SIZE(prb_data_ring)=32
-OFFSET(prb_data_ring.size_bits)=0
-OFFSET(prb_data_ring.data)=8
-OFFSET(prb_data_ring.head_lpos)=16
-OFFSET(prb_data_ring.tail_lpos)=24
-SIZE(atomic_long_t)=8
-OFFSET(atomic_long_t.counter)=0
-SIZE(latched_seq)=24
-OFFSET(latched_seq.val)=8
-LENGTH(free_area.free_list)=6
-NUMBER(NR_FREE_PAGES)=0
-NUMBER(PG_lru)=4
-NUMBER(PG_private)=13
-NUMBER(PG_swapcache)=10
-NUMBER(PG_swapbacked)=19
-NUMBER(PG_slab)=9
-NUMBER(PG_hwpoison)=23
-NUMBER(PG_head_mask)=65536
-NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)=-129
-NUMBER(HUGETLB_PAGE_DTOR)=2
-NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)=-257
-SYMBOL(kallsyms_names)=@154a988
-SYMBOL(kallsyms_num_syms)=@154a980
-SYMBOL(kallsyms_token_table)=@1839ed0
-SYMBOL(kallsyms_token_index)=@183a298
-SYMBOL(kallsyms_offsets)=@14847b8
-SYMBOL(kallsyms_relative_base)=@154a978
-NUMBER(phys_base)=$physbase
-SYMBOL(init_top_pgt)=@2010000
-NUMBER(pgtable_l5_enabled)=$l5
-SYMBOL(node_data)=@2315820
-LENGTH(node_data)=1024
-KERNELOFFSET=$kerneloffset
-NUMBER(KERNEL_IMAGE_SIZE)=1073741824
-NUMBER(sme_mask)=0
-`
+// as $names. Tests that need a real kernel's key block (the printk ring's,
+// say) take it from here through TemplateLines.
+//
+//go:embed testdata/vmcoreinfo-fedora-6.2.15.txt
+var vmcoreinfoTemplate string
+
+// TemplateLines returns the lines of the synthetic kernels' VMCOREINFO
+// template from the line with key first to the line with key last, both
+// included, with image symbols (@offset) placed at _stext = stext. It is
+// the one copy of a real kernel's key blocks the tests share.
+func TemplateLines(first, last string, stext uint64) string {
+	var b strings.Builder
+	in := false
+	for _, line := range strings.Split(strings.TrimSpace(vmcoreinfoTemplate), "\n") {
+		key, v, _ := strings.Cut(line, "=")
+		if key == first {
+			in = true
+		}
+		if !in {
+			continue
+		}
+		if strings.HasPrefix(v, "@") {
+			off, _ := strconv.ParseUint(v[1:], 16, 64)
+			v = strconv.FormatUint(stext+off, 16)
+		}
+		b.WriteString(key + "=" + v + "\n")
+		if key == last {
+			break
+		}
+	}
+	return b.String()
+}
