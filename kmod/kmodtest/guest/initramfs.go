@@ -90,15 +90,7 @@ func BuildInitramfs(ctx context.Context, dst string, o InitramfsOptions) error {
 		o.WorkDir = d
 	}
 
-	busybox, err := findBusybox(ctx, o.CacheDir)
-	if err != nil {
-		return err
-	}
-	bbData, err := os.ReadFile(busybox)
-	if err != nil {
-		return err
-	}
-	applets, err := run(ctx, "", busybox, "--list-full")
+	bb, err := loadBusybox(ctx, o.CacheDir)
 	if err != nil {
 		return err
 	}
@@ -123,18 +115,7 @@ func BuildInitramfs(ctx context.Context, dst string, o InitramfsOptions) error {
 		return err
 	}
 	cw := NewCPIOWriter(zw)
-	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "run", "etc/ldx", "lib/modules/ldx"} {
-		cw.Dir(d, 0o755)
-	}
-	// The kernel opens /dev/console for init before devtmpfs is mounted.
-	cw.CharDev("dev/console", 0o600, 5, 1)
-	cw.CharDev("dev/null", 0o666, 1, 3)
-	cw.File("bin/busybox", 0o755, bbData)
-	for _, a := range strings.Fields(string(applets)) {
-		if a = cleanName(a); a != "bin/busybox" && a != "init" && a != "linuxrc" {
-			cw.Symlink(a, "/bin/busybox")
-		}
-	}
+	bb.write(cw, "etc/ldx", "lib/modules/ldx")
 	cw.File("init", 0o755, initScript)
 	cw.File("etc/ldx/nonce", 0o644, []byte(o.Nonce+"\n"))
 	cw.File("etc/ldx/markers", 0o644, []byte(strings.Join(o.Markers, "\n")+"\n"))
@@ -437,4 +418,45 @@ func modinfoDepends(ko []byte) ([]string, error) {
 		}
 	}
 	return deps, sc.Err()
+}
+
+// busyboxImage is the static busybox every test guest's initramfs is made
+// of, with the applets it links to itself.
+type busyboxImage struct {
+	data    []byte
+	applets []string
+}
+
+// loadBusybox finds the static busybox and lists its applets.
+func loadBusybox(ctx context.Context, cacheDir string) (*busyboxImage, error) {
+	path, err := findBusybox(ctx, cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	list, err := run(ctx, "", path, "--list-full")
+	if err != nil {
+		return nil, err
+	}
+	return &busyboxImage{data: data, applets: strings.Fields(string(list))}, nil
+}
+
+// write lays out the base of a busybox initramfs: the usual directories
+// plus dirs, the two device nodes init needs before devtmpfs is mounted
+// (the kernel opens /dev/console for init), busybox and a link per applet.
+func (b *busyboxImage) write(cw *CPIOWriter, dirs ...string) {
+	for _, d := range append([]string{"bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "run"}, dirs...) {
+		cw.Dir(d, 0o755)
+	}
+	cw.CharDev("dev/console", 0o600, 5, 1)
+	cw.CharDev("dev/null", 0o666, 1, 3)
+	cw.File("bin/busybox", 0o755, b.data)
+	for _, a := range b.applets {
+		if a = cleanName(a); a != "bin/busybox" && a != "init" && a != "linuxrc" {
+			cw.Symlink(a, "/bin/busybox")
+		}
+	}
 }

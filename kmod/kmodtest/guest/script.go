@@ -134,15 +134,7 @@ func BuildScriptInitramfs(ctx context.Context, dst, script string, files map[str
 	if script == "" {
 		return errors.New("BuildScriptInitramfs: no script")
 	}
-	busybox, err := findBusybox(ctx, cacheDir)
-	if err != nil {
-		return err
-	}
-	bbData, err := os.ReadFile(busybox)
-	if err != nil {
-		return err
-	}
-	applets, err := run(ctx, "", busybox, "--list-full")
+	bb, err := loadBusybox(ctx, cacheDir)
 	if err != nil {
 		return err
 	}
@@ -156,17 +148,7 @@ func BuildScriptInitramfs(ctx context.Context, dst, script string, files map[str
 		return err
 	}
 	cw := NewCPIOWriter(zw)
-	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "run"} {
-		cw.Dir(d, 0o755)
-	}
-	cw.CharDev("dev/console", 0o600, 5, 1)
-	cw.CharDev("dev/null", 0o666, 1, 3)
-	cw.File("bin/busybox", 0o755, bbData)
-	for _, a := range strings.Fields(string(applets)) {
-		if a = cleanName(a); a != "bin/busybox" && a != "init" && a != "linuxrc" {
-			cw.Symlink(a, "/bin/busybox")
-		}
-	}
+	bb.write(cw)
 	cw.File("init", 0o755, []byte(script))
 	names := make([]string, 0, len(files))
 	for n := range files {
