@@ -16,7 +16,7 @@
 // A raw livedump device or image therefore fails the checks its kernel-side
 // defects break (notes cut at one page, one RAM range over holes, stale
 // device bytes; docs/livedump-format.md §7), and each of those results says
-// that `ldx extract` repairs it. The repaired view (package extract) is
+// that `ldx extract` repairs it. The repaired view (package dump) is
 // used only to tell whether a repair is possible, never to hide a defect.
 //
 // Virtual memory is read the way each consumer reads it, because they
