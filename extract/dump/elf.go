@@ -14,10 +14,17 @@ import (
 	"ldx/vmcoreinfo"
 )
 
-// elfOpener reads any other ELF core: ldx's output, a QEMU dump, a copy
-// of /proc/vmcore.
+// FormatELF is an ELF vmcore: ldx's output, a QEMU dump-guest-memory
+// file, a copy of /proc/vmcore.
+const FormatELF Format = "ELF vmcore"
+
+func init() { register(elfOpener) }
+
+// elfOpener reads any ELF core no more specific opener took: it ranks
+// last.
 var elfOpener = Opener{
 	Format: FormatELF,
+	Rank:   100,
 	Probe: func(in *Input) error {
 		if in.Core == nil {
 			return ErrNotMine

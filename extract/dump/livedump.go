@@ -285,9 +285,18 @@ func crashTime(text []byte) (time.Time, bool) {
 	return time.Unix(sec, 0).UTC(), true
 }
 
-// livedumpOpener reads a livedump block device or an image of one.
+// FormatLivedump is a livedump block device or an image of one: byte
+// offset = physical address, page 0 the kernel's ELF header, page 1 its
+// notes.
+const FormatLivedump Format = "livedump raw device"
+
+func init() { register(livedumpOpener) }
+
+// livedumpOpener reads a livedump block device or an image of one. It
+// ranks before the generic ELF vmcore: the device is an ELF core too.
 var livedumpOpener = Opener{
 	Format: FormatLivedump,
+	Rank:   10,
 	Probe: func(in *Input) error {
 		if in.Core == nil || !livedump.IsLayout(in.Core) {
 			return ErrNotMine

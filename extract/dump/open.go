@@ -4,26 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"ldx/elfcore"
 	"ldx/elfcore/vmlinux"
 	"ldx/kmod/manifest"
 )
 
-// Format names the format of an input: which opener read it.
+// Format names the format of an input: which opener read it. Each
+// format's file declares its constant; the text is what info, extract's
+// summary and verify print.
 type Format string
-
-// The formats the openers read. The text is what info, extract's summary
-// and verify print.
-const (
-	// FormatLivedump is a livedump block device or an image of one: byte
-	// offset = physical address, page 0 the kernel's ELF header, page 1
-	// its notes (livedump.go).
-	FormatLivedump Format = "livedump raw device"
-	// FormatELF is an ELF vmcore: ldx's output, a QEMU dump-guest-memory
-	// file, a copy of /proc/vmcore (elf.go).
-	FormatELF Format = "ELF vmcore"
-)
 
 func (f Format) String() string { return string(f) }
 
@@ -32,9 +23,13 @@ func (f Format) String() string { return string(f) }
 var ErrNotMine = errors.New("not an input of this format")
 
 // Opener reads one input format. Adding a format is one file that
-// declares its Opener, and its entry in openers.
+// declares its Format and registers its Opener from init.
 type Opener struct {
 	Format Format
+	// Rank orders the openers, lowest first. A format that is a special
+	// case of another ranks before it: a livedump device is also an ELF
+	// core, so livedump ranks before the generic ELF vmcore.
+	Rank int
 	// Probe looks at the input (page 0, the ELF headers) and returns nil
 	// when the input is in this format, ErrNotMine when it is not. It
 	// reports nothing.
@@ -46,12 +41,28 @@ type Opener struct {
 	Open func(ctx context.Context, in *Input) (*Dump, error)
 }
 
-// openers are tried in order; the first whose Probe accepts the input
-// opens it. A more specific format comes before a more general one: a
-// livedump device is also an ELF core.
-var openers = []Opener{
-	livedumpOpener,
-	elfOpener,
+// openers are tried in order of Rank; the first whose Probe accepts the
+// input opens it.
+var openers []Opener
+
+// register adds an opener to the table, after those of the same or a
+// lower rank.
+func register(o Opener) {
+	i := len(openers)
+	for i > 0 && openers[i-1].Rank > o.Rank {
+		i--
+	}
+	openers = slices.Insert(openers, i, o)
+}
+
+// Formats lists the formats the openers read, in the order they are
+// tried.
+func Formats() []Format {
+	var fs []Format
+	for _, o := range openers {
+		fs = append(fs, o.Format)
+	}
+	return fs
 }
 
 // Options configure opening an input.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,8 +15,8 @@ import (
 	"ldx/kmod/manifest"
 )
 
-// A test-only input format, to show what adding one takes: a declared
-// Opener (in a real format, its own file) and its entry in openers. The
+// A test-only input format, to show what adding one takes: its Format
+// and Opener, registered (in a real format, from its own file's init). The
 // format: page 0 is "LDXTEST1" and the VMCOREINFO text up to a NUL; the
 // rest of the file is physical memory at offset = physical address.
 const testFormat Format = "ldx test image"
@@ -24,6 +25,7 @@ var testMagic = []byte("LDXTEST1")
 
 var testOpener = Opener{
 	Format: testFormat,
+	Rank:   50,
 	Probe: func(in *Input) error {
 		if !bytes.HasPrefix(in.Page0, testMagic) {
 			return ErrNotMine
@@ -67,9 +69,12 @@ func TestOpenerTable(t *testing.T) {
 		t.Fatalf("before registering: err = %v, want the InputError for no ELF header", err)
 	}
 
-	saved := openers
+	saved := slices.Clone(openers)
 	t.Cleanup(func() { openers = saved })
-	openers = append(openers, testOpener)
+	register(testOpener)
+	if got, want := Formats(), []Format{FormatLivedump, testFormat, FormatELF}; !slices.Equal(got, want) {
+		t.Errorf("formats in order %q, want %q", got, want)
+	}
 
 	probe := func(o Opener, path string) error {
 		src, err := OpenSource(ctx, path, "", nil)
