@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/extract/dump"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/kmodtest/guest"
 	"ldx/kmod/manifest"
@@ -190,7 +191,7 @@ func checkLoopDevice(t *testing.T, img, fromFile string) {
 		t.Fatalf("ldx extract %s: %v", dev, err)
 	}
 	defer os.Remove(out)
-	if sum.InputKind != KindBlockDevice {
+	if sum.InputKind != dump.KindBlockDevice {
 		t.Errorf("%s read as %q", dev, sum.InputKind)
 	}
 	if err := exec.Command("cmp", "-s", fromFile, out).Run(); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/livedump"
+	"ldx/extract/dump"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
@@ -183,7 +184,7 @@ func equalRanges(a, b []manifest.Range) bool {
 
 func TestExtract(t *testing.T) {
 	// RAM of the synthetic 64 MiB guest as ldx should present it: [1 MiB,
-	// end of RAM), without low memory (see planLivedump) and the page past
+	// end of RAM), without low memory (see dump.openLivedump) and the page past
 	// RAM.
 	const mem = 64 << 20
 	lowAndHigh := []manifest.Range{{Start: 0x100000, End: mem - 0x20000}}
@@ -280,7 +281,7 @@ func TestExtractRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			fx := newFixture(t, tt.opts, tt.run)
 			_, out, err := fx.extract(t, Options{})
-			var ie *InputError
+			var ie *dump.InputError
 			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want an InputError saying %q", err, tt.want)
 			}
@@ -313,7 +314,7 @@ func TestExtractCaptureStatus(t *testing.T) {
 			fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 2}, kmodtest.Run{Prepared: manifest.Zeroed, Manifest: &man})
 			sum, _, err := fx.extract(t, Options{})
 			if tt.err != "" {
-				var ie *InputError
+				var ie *dump.InputError
 				if !errors.As(err, &ie) || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
 				}
@@ -332,7 +333,7 @@ func TestExtractOldHeader(t *testing.T) {
 	run := kmodtest.Run{StaleSeed: 3, StopBefore: kmodtest.Finish, OldHeader: &kmodtest.OldRun{CPUs: 2}, PreviousRuns: 1}
 	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 2}, run)
 	_, _, err := fx.extract(t, Options{})
-	var ie *InputError
+	var ie *dump.InputError
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "another run") {
 		t.Fatalf("err = %v, want an InputError about a header from another run", err)
 	}
@@ -383,7 +384,7 @@ func TestExtractXZ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.InputKind != KindXZ {
+	if sum.InputKind != dump.KindXZ {
 		t.Errorf("input kind %q", sum.InputKind)
 	}
 	fx.image = plain
@@ -514,41 +515,5 @@ func TestExtractNormaliseXNUM(t *testing.T) {
 		if p.Vaddr < x86.KernelTextBase && p.Vaddr-p.Paddr != k.PageOffsetBase {
 			t.Fatalf("RAM segment at %#x has p_vaddr %#x", p.Paddr, p.Vaddr)
 		}
-	}
-}
-
-func TestOpen(t *testing.T) {
-	unwritten := manifest.Range{Start: 40 << 20, End: 41 << 20}
-	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 4}, withManifest(manifest.Marked, unwritten))
-	d, err := Open(context.Background(), fx.image)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if rel, _ := d.VMCOREINFO.OSRelease(); rel != "6.1.0-ldx-synthetic" || len(d.Notes) != 5 || d.Format != "livedump raw device" {
-		t.Errorf("release %q, %d notes, format %q", rel, len(d.Notes), d.Format)
-	}
-	if _, ok := d.VMCOREINFO.CrashTime(); !ok {
-		t.Error("the recovered VMCOREINFO has no CRASHTIME")
-	}
-	page, want := make([]byte, pageSize), make([]byte, pageSize)
-	for _, pa := range []uint64{0x100000, 0x101800, unwritten.Start, unwritten.Start + 0x1800, 60 << 20} {
-		n := pageSize - int(pa%pageSize)
-		if _, err := d.Phys.ReadAt(page[:n], int64(pa)); err != nil {
-			t.Fatalf("phys %#x: %v", pa, err)
-		}
-		clear(want)
-		if fx.report.WasWritten(pa / pageSize) {
-			dev, _ := os.Open(fx.image)
-			dev.ReadAt(want[:n], int64(pa))
-			dev.Close()
-		}
-		if !bytes.Equal(page[:n], want[:n]) {
-			t.Errorf("phys %#x differs from what the kernel wrote (written=%v)", pa, fx.report.WasWritten(pa/pageSize))
-		}
-	}
-	var ue *elfcore.UnmappedError
-	if _, err := d.Phys.ReadAt(page, 0x2000); !errors.As(err, &ue) {
-		t.Errorf("reading low memory: %v, want UnmappedError", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"ldx/extract/dump"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -22,7 +24,7 @@ type output struct {
 	force bool
 }
 
-func createOutput(final string, force bool, src *Source) (*output, error) {
+func createOutput(final string, force bool, src *dump.Source) (*output, error) {
 	if fi, err := os.Stat(final); err == nil {
 		if !force {
 			return nil, fmt.Errorf("%s: %w (use --force to overwrite it)", final, ErrOutputExists)
@@ -30,7 +32,7 @@ func createOutput(final string, force bool, src *Source) (*output, error) {
 		if !fi.Mode().IsRegular() {
 			return nil, fmt.Errorf("%s exists and is not a regular file; refusing to replace it", final)
 		}
-		if sameFile(fi, src) {
+		if src.SameFile(fi) {
 			return nil, fmt.Errorf("%s is the input; ldx never writes to its input", final)
 		}
 	}
@@ -46,13 +48,9 @@ func createOutput(final string, force bool, src *Source) (*output, error) {
 	return &output{File: f, final: final, force: force}, nil
 }
 
-func sameFile(fi os.FileInfo, src *Source) bool {
-	if src == nil || src.file == nil {
-		return false
-	}
-	sfi, err := src.file.Stat()
-	return err == nil && os.SameFile(fi, sfi)
-}
+// tempDirFor returns the directory temporary files for output go into:
+// the output's own directory, so the final rename stays on one file system.
+func tempDirFor(output string) string { return filepath.Dir(output) }
 
 // commit truncates the file to size, syncs it and renames it into place.
 // Without force the rename refuses to replace a file that appeared in the

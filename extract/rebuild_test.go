@@ -11,6 +11,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/vmlinux"
+	"ldx/extract/dump"
 	"ldx/kmod/kmodtest"
 )
 
@@ -58,9 +59,9 @@ func TestRebuildRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".vmcore")
 			_, err := Run(context.Background(), Options{Input: in, Output: out, Vmlinux: tc.v})
-			var ie *InputError
+			var ie *dump.InputError
 			if !errors.As(err, &ie) {
-				t.Fatalf("err = %v, want an *InputError", err)
+				t.Fatalf("err = %v, want an *dump.InputError", err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {

@@ -15,6 +15,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/extract"
+	"ldx/extract/dump"
 	"ldx/kmod"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
@@ -250,7 +251,7 @@ func checkIncomplete(t *testing.T, m *kmodtest.Machine, err error, phase kmod.Ph
 		t.Error("pages 0–1 not cleared")
 	}
 	_, xerr := extract.Run(context.Background(), extract.Options{Input: m.Device, Output: filepath.Join(t.TempDir(), "vmcore")})
-	var ie *extract.InputError
+	var ie *dump.InputError
 	if !errors.As(xerr, &ie) {
 		t.Errorf("extract of the incomplete device: %v, want a refusal", xerr)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ldx/elfcore/printk"
-	"ldx/extract"
+	"ldx/extract/dump"
 )
 
 func newDmesgCmd() *cobra.Command {
@@ -80,7 +80,7 @@ usage, 3 not a readable dump.`,
 }
 
 // readLog reads the printk ring of a dump through its page tables.
-func readLog(d *extract.Dump) (*printk.Log, error) {
+func readLog(d *dump.Dump) (*printk.Log, error) {
 	m, err := kernelMem(d)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"ldx/extract"
+	"ldx/extract/dump"
 )
 
 func newExtractCmd() *cobra.Command {
@@ -92,7 +93,7 @@ exists, 130 interrupted.`,
 }
 
 func classifyExtractError(err error) error {
-	var ie *extract.InputError
+	var ie *dump.InputError
 	switch {
 	case errors.As(err, &ie):
 		return &exitError{exitBadInput, err}
@@ -157,7 +158,7 @@ func printSummary(w io.Writer, s *extract.Summary) {
 	fmt.Fprintf(w, "wrote %s\n", s.Output)
 	row := func(k, v string) { fmt.Fprintf(w, "  %-18s %s\n", k+":", v) }
 	row("input", fmt.Sprintf("%s (%s, %s)", s.Input, s.InputKind, mib(s.InputSize)))
-	row("format", s.Format)
+	row("format", s.Format.String())
 	if s.Release != "" {
 		row("kernel", s.Release)
 	}

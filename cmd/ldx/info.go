@@ -18,19 +18,19 @@ import (
 	"ldx/elfcore"
 	"ldx/elfcore/kmem"
 	"ldx/elfcore/vmlinux"
-	"ldx/extract"
+	"ldx/extract/dump"
 	"ldx/kmod/manifest"
 )
 
 // openDump analyses any input the way extract would (raw livedump device
 // or image, xz image, ELF vmcore) without writing anything. Inputs that
 // are not dumps exit with exitBadInput, like extract.
-func openDump(ctx context.Context, path string) (*extract.Dump, error) {
-	d, err := extract.Open(ctx, path)
+func openDump(ctx context.Context, path string) (*dump.Dump, error) {
+	d, err := dump.Open(ctx, path, dump.Options{})
 	if err == nil {
 		return d, nil
 	}
-	var ie *extract.InputError
+	var ie *dump.InputError
 	switch {
 	case errors.As(err, &ie):
 		return nil, &exitError{exitBadInput, err}
@@ -42,7 +42,7 @@ func openDump(ctx context.Context, path string) (*extract.Dump, error) {
 
 // kernelMem returns the page-table reader of a dump, or an error saying
 // why virtual addresses cannot be read.
-func kernelMem(d *extract.Dump) (*kmem.Mem, error) {
+func kernelMem(d *dump.Dump) (*kmem.Mem, error) {
 	m, err := d.Kmem()
 	if err != nil {
 		return nil, fmt.Errorf("%s: kernel virtual memory cannot be read: %w", d.Source.Path, err)
@@ -70,10 +70,10 @@ func (h signedU64) MarshalText() ([]byte, error) { return []byte(signedHex(uint6
 
 // infoReport is what ldx info says about a dump.
 type infoReport struct {
-	Input     string `json:"input"`
-	InputKind string `json:"input_kind"`
-	InputSize int64  `json:"input_size"`
-	Format    string `json:"format"`
+	Input     string      `json:"input"`
+	InputKind string      `json:"input_kind"`
+	InputSize int64       `json:"input_size"`
+	Format    dump.Format `json:"format"`
 	// Producer names what wrote the dump, as far as the dump shows it.
 	Producer string `json:"producer"`
 	Live     bool   `json:"live"`
@@ -184,8 +184,8 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not a readable dump.`,
 	return cmd
 }
 
-func buildInfo(d *extract.Dump) *infoReport {
-	s := d.Summary
+func buildInfo(d *dump.Dump) *infoReport {
+	s := d.Report
 	r := &infoReport{Input: s.Input, InputKind: string(s.InputKind), InputSize: s.InputSize, Format: d.Format,
 		Arch: "x86_64", CPUs: s.CPUs, Repairs: s.Repairs, Warnings: s.Warnings, PageOffset: hexU64(d.PageOffset)}
 	if d.Core != nil && d.Core.Machine != elf.EM_X86_64 {
@@ -236,7 +236,7 @@ func buildInfo(d *extract.Dump) *infoReport {
 	if s.CrashTime != nil {
 		r.Time, r.TimeSource = s.CrashTime, "VMCOREINFO CRASHTIME"
 	}
-	if d.Format == "livedump raw device" {
+	if d.Format == dump.FormatLivedump {
 		if man, err := manifest.Read(d.Source); err == nil {
 			r.Manifest = &manifestJSON{Prepared: string(man.Prepared), Time: man.Time}
 			if r.Time == nil {
@@ -245,7 +245,7 @@ func buildInfo(d *extract.Dump) *infoReport {
 			}
 		}
 	}
-	if r.Time == nil && d.Format == "ELF vmcore" {
+	if r.Time == nil && d.Format == dump.FormatELF {
 		if fi, err := os.Stat(d.Source.Path); err == nil && fi.Mode().IsRegular() {
 			t := fi.ModTime().UTC()
 			r.Time, r.TimeSource = &t, "the file's modification time (the dump records no time)"
@@ -269,8 +269,8 @@ func buildInfo(d *extract.Dump) *infoReport {
 // (a live dump) or had crashed, from what each producer leaves behind
 // (package verify, rows C7 and C8; package livedump, elfcore/livedump,
 // defect K-7).
-func producer(d *extract.Dump) (string, bool, string) {
-	if d.Format == "livedump raw device" {
+func producer(d *dump.Dump) (string, bool, string) {
+	if d.Format == dump.FormatLivedump {
 		return "livedump (raw device or image)", true, "the kernel's livedump header and notes layout"
 	}
 	var qemu bool
@@ -285,7 +285,7 @@ func producer(d *extract.Dump) (string, bool, string) {
 			}
 		}
 	}
-	crashTime := d.Summary.CrashTime != nil
+	crashTime := d.Report.CrashTime != nil
 	synthetic := len(cpus) > 0
 	pidIsCPU := len(cpus) > 0
 	for i, st := range cpus {
@@ -335,7 +335,7 @@ func progFlags(f elf.ProgFlag) string {
 	return string(b)
 }
 
-func segmentWhat(p elfcore.ProgHeader, d *extract.Dump) string {
+func segmentWhat(p elfcore.ProgHeader, d *dump.Dump) string {
 	switch {
 	case p.Type == elf.PT_NOTE:
 		return "notes"
@@ -351,7 +351,7 @@ func segmentWhat(p elfcore.ProgHeader, d *extract.Dump) string {
 	return "memory"
 }
 
-func noteWhat(n elfcore.Note, i int, d *extract.Dump) string {
+func noteWhat(n elfcore.Note, i int, d *dump.Dump) string {
 	switch {
 	case n.Is(elfcore.NameCore, elfcore.NT_PRSTATUS):
 		st, err := elfcore.ParsePRStatus(n.Desc)
@@ -373,7 +373,7 @@ func noteWhat(n elfcore.Note, i int, d *extract.Dump) string {
 func printInfo(w io.Writer, r *infoReport) error {
 	row := func(k, v string) { fmt.Fprintf(w, "%-17s %s\n", k+":", v) }
 	row("input", fmt.Sprintf("%s (%s, %s)", r.Input, r.InputKind, mib(r.InputSize)))
-	row("format", r.Format)
+	row("format", r.Format.String())
 	row("producer", r.Producer)
 	live := "no"
 	if r.Live {

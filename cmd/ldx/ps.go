@@ -11,7 +11,7 @@ import (
 
 	"ldx/elfcore/tasks"
 	"ldx/elfcore/vmlinux"
-	"ldx/extract"
+	"ldx/extract/dump"
 	"ldx/vmcoreinfo"
 )
 
@@ -123,7 +123,7 @@ the dumped kernel's.`,
 }
 
 // psList checks that the vmlinux is the dump's and walks the tasks.
-func psList(cmd *cobra.Command, d *extract.Dump, v *vmlinux.File) (*psReport, error) {
+func psList(cmd *cobra.Command, d *dump.Dump, v *vmlinux.File) (*psReport, error) {
 	m, err := kernelMem(d)
 	if err != nil {
 		return nil, &exitError{exitBadInput, err}

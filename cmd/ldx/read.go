@@ -13,7 +13,7 @@ import (
 
 	"ldx/elfcore/kallsyms"
 	"ldx/elfcore/kmem"
-	"ldx/extract"
+	"ldx/extract/dump"
 	"ldx/vmcoreinfo"
 )
 
@@ -112,7 +112,7 @@ readable dump.`,
 // (init_top_pgt), or a process's when pgd is given. A pgd in the kernel
 // half is mm->pgd, a direct-map address; below, it is a physical address
 // (CR3, whose low bits — PCID — are ignored).
-func walkerFor(d *extract.Dump, pgd string) (*kmem.Mem, error) {
+func walkerFor(d *dump.Dump, pgd string) (*kmem.Mem, error) {
 	m, err := kernelMem(d)
 	if err != nil || pgd == "" {
 		return m, err
@@ -173,7 +173,7 @@ const percpuLimit = 1 << 31
 // kallsymsLookup resolves names through the dump's own kallsyms table,
 // decoded on first use: most addresses are hexadecimal or VMCOREINFO
 // symbols, and those should not pay for decoding the table.
-func kallsymsLookup(d *extract.Dump) symbolLookup {
+func kallsymsLookup(d *dump.Dump) symbolLookup {
 	var t *kallsyms.Table
 	var terr error
 	loaded := false

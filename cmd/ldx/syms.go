@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ldx/elfcore/kallsyms"
-	"ldx/extract"
+	"ldx/extract/dump"
 )
 
 // symsSymbol is one symbol, for --json.
@@ -112,7 +112,7 @@ readable dump.`,
 }
 
 // readKallsyms decodes the dump's kallsyms table.
-func readKallsyms(d *extract.Dump) (*kallsyms.Table, error) {
+func readKallsyms(d *dump.Dump) (*kallsyms.Table, error) {
 	m, err := kernelMem(d)
 	if err != nil {
 		return nil, err

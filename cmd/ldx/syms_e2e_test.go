@@ -21,7 +21,7 @@ import (
 
 	"ldx/elfcore/kallsyms"
 	"ldx/elfcore/vmlinux"
-	"ldx/extract"
+	"ldx/extract/dump"
 	"ldx/kmod/kmodtest/guest"
 )
 
@@ -47,7 +47,7 @@ func TestSymsE2E(t *testing.T) {
 			// The reference: the vmlinux's symbols, kernel-image ones moved
 			// by the KASLR offset; per-CPU symbols (zero-based, below the
 			// kernel map) are stored by kallsyms as themselves.
-			d, err := extract.Open(ctx, art.Dump)
+			d, err := dump.Open(ctx, art.Dump, dump.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ldx/elfcore/kmem"
-	"ldx/extract"
+	"ldx/extract/dump"
 )
 
 // vtopLevel is one page-table step, for --json.
@@ -125,7 +125,7 @@ readable dump.`,
 	return cmd
 }
 
-func translate(d *extract.Dump, m *kmem.Mem, layout *kmem.Layout, va uint64, userRoot bool) vtopResult {
+func translate(d *dump.Dump, m *kmem.Mem, layout *kmem.Layout, va uint64, userRoot bool) vtopResult {
 	region := layout.Region(va)
 	r := vtopResult{Vaddr: hexU64(va), Region: region.Name, Root: hexU64(m.Root())}
 	w, err := m.Translate(va)

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"ldx/elfcore/kmem"
-	"ldx/extract"
+	"ldx/extract/dump"
 	"ldx/kmod/kmodtest/guest"
 )
 
@@ -46,7 +46,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := extract.Open(context.Background(), art.Dump)
+		d, err := dump.Open(context.Background(), art.Dump, dump.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

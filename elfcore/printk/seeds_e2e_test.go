@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"ldx/extract"
+	"ldx/extract/dump"
 	"ldx/kmod/kmodtest/guest"
 )
 
@@ -31,7 +31,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := extract.Open(context.Background(), art.Dump)
+		d, err := dump.Open(context.Background(), art.Dump, dump.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

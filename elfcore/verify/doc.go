@@ -28,7 +28,7 @@
 // defects break (notes cut at one page, one RAM range over holes, stale
 // device bytes: defects K-1 to K-3 of package livedump, elfcore/livedump),
 // and each of those results says that `ldx extract` repairs it. The
-// repaired view (package extract) is used only to tell whether a repair is
+// repaired view (package dump) is used only to tell whether a repair is
 // possible, never to hide a defect.
 //
 // By default only headers, notes and a bounded number of small reads are

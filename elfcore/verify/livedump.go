@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"ldx/elfcore/livedump"
-	"ldx/extract"
+	"ldx/extract/dump"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
 )
@@ -102,7 +102,7 @@ func (c *checker) checkNotesCut(man *manifest.Manifest) {
 	case !c.isPath:
 		found += "; whether ldx extract can recover the complete note is not checked here"
 	case c.opt.Deep || man != nil:
-		if d, err := extract.Open(c.ctx, c.path); err != nil {
+		if d, err := dump.Open(c.ctx, c.path, dump.Options{}); err != nil {
 			found += "; ldx extract cannot recover it: " + err.Error()
 			fix = "the complete VMCOREINFO is not in the dumped memory either; the dump cannot be used without it"
 		} else {
@@ -116,7 +116,7 @@ func (c *checker) checkNotesCut(man *manifest.Manifest) {
 					names = append(names[:8], fmt.Sprintf("… (%d lines)", len(lost)))
 				}
 				if len(names) > 0 {
-					found += "; the complete text is in the dumped memory (" + d.Summary.VMCOREINFO + "), and the cut lost " + strings.Join(names, ", ")
+					found += "; the complete text is in the dumped memory (" + d.Report.VMCOREINFO + "), and the cut lost " + strings.Join(names, ", ")
 				}
 			}
 			d.Close()

@@ -11,6 +11,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/livedump"
+	"ldx/extract/dump"
 	"ldx/vmcoreinfo"
 )
 
@@ -46,13 +47,13 @@ func (c *checker) classify() {
 	c.parseNotes()
 	switch {
 	case c.livedump:
-		c.rep.Format = "livedump raw device"
+		c.rep.Format = dump.FormatLivedump.String()
 	case c.qemu && c.image == nil:
 		c.rep.Format = "QEMU dump-guest-memory"
 	case c.qemu:
 		c.rep.Format = "ELF vmcore (QEMU notes)"
 	default:
-		c.rep.Format = "ELF vmcore"
+		c.rep.Format = dump.FormatELF.String()
 	}
 	if c.info != nil {
 		c.rep.Release, _ = c.info.OSRelease()

@@ -15,7 +15,7 @@ import (
 	"ldx/elfcore/kallsyms"
 	"ldx/elfcore/kmem"
 	"ldx/elfcore/vmlinux"
-	"ldx/extract"
+	"ldx/extract/dump"
 	"ldx/vmcoreinfo"
 )
 
@@ -61,7 +61,7 @@ func (e *UnreadableError) Error() string {
 // the Report instead.
 func File(ctx context.Context, path string, opt Options) (*Report, error) {
 	start := time.Now()
-	src, err := extract.OpenSource(ctx, path, "", nil)
+	src, err := dump.OpenSource(ctx, path, "", nil)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil, err
@@ -71,7 +71,7 @@ func File(ctx context.Context, path string, opt Options) (*Report, error) {
 	defer src.Close()
 	c := newChecker(ctx, path, src, src.Size, opt)
 	c.rep.Kind = string(src.Kind)
-	c.blockDevice = src.Kind == extract.KindBlockDevice
+	c.blockDevice = src.Kind == dump.KindBlockDevice
 	c.isPath = true
 	if err := c.run(); err != nil {
 		return nil, err
@@ -105,7 +105,7 @@ type checker struct {
 	raw         io.ReaderAt // the input itself
 	size        int64
 	blockDevice bool
-	isPath      bool // path names the input itself (extract.Open can reopen it)
+	isPath      bool // path names the input itself (dump.Open can reopen it)
 	rep         *Report
 
 	hdr  [elfcore.HeaderSize]byte

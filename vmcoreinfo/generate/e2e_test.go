@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"ldx/elfcore/vmlinux"
-	"ldx/extract"
+	"ldx/extract/dump"
 	"ldx/kmod/kmodtest/guest"
 	"ldx/vmcoreinfo"
 	. "ldx/vmcoreinfo/generate"
@@ -45,7 +45,7 @@ func TestGenerateE2E(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer v.Close()
-			d, err := extract.Open(ctx, art.Dump)
+			d, err := dump.Open(ctx, art.Dump, dump.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package extract
+package dump
 
 import (
 	"bytes"
@@ -18,8 +18,8 @@ import (
 // memory, for a dump whose own text is lost.
 type rebuilt struct {
 	text     []byte
-	source   string   // for Summary.VMCOREINFO
-	repair   string   // what was done, for Summary.Repairs
+	source   string   // for Report.VMCOREINFO
+	repair   string   // what was done, for Report.Repairs
 	warnings []string // disagreements and keys left out
 }
 

@@ -1,4 +1,4 @@
-package extract
+package dump
 
 import (
 	"context"
@@ -14,7 +14,27 @@ import (
 	"ldx/vmcoreinfo"
 )
 
-// planELF normalises an ELF vmcore that is not a livedump device: a QEMU
+// FormatELF is an ELF vmcore: ldx's output, a QEMU dump-guest-memory
+// file, a copy of /proc/vmcore.
+const FormatELF Format = "ELF vmcore"
+
+func init() { register(elfOpener) }
+
+// elfOpener reads any ELF core no more specific opener took: it ranks
+// last.
+var elfOpener = Opener{
+	Format: FormatELF,
+	Rank:   100,
+	Probe: func(in *Input) error {
+		if in.Core == nil {
+			return ErrNotMine
+		}
+		return nil
+	},
+	Open: openELF,
+}
+
+// openELF normalises an ELF vmcore that is not a livedump device: a QEMU
 // dump-guest-memory file or a copy of /proc/vmcore. Their memory is read
 // through their PT_LOADs; what they lack is added: QEMU 7.2 puts the
 // program headers after its section headers (makedumpfile reads them at
@@ -22,7 +42,8 @@ import (
 // segment (drgn then fails with "recursive address translation",
 // vmcore-dmesg cannot map any kernel address). The direct-map base and
 // the image extent come from the dump's own page tables.
-func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options, sum *Summary) (*plan, error) {
+func openELF(ctx context.Context, in *Input) (*Dump, error) {
+	src, core, opt, sum := in.Source, in.Core, in.Options, in.Report
 	if core.Type != elf.ET_CORE || core.Machine != elf.EM_X86_64 {
 		return nil, &InputError{Path: src.Path, Off: 0x10, What: fmt.Sprintf("an ELF %v for %v, not an x86_64 core", core.Type, core.Machine)}
 	}
@@ -82,12 +103,12 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options,
 	kept = append(kept, elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: info.Bytes()})
 
 	pm := core.Phys()
-	p := &plan{phys: pm, notes: kept}
+	p := &Dump{Memory: pm, Notes: kept}
 	for _, r := range pm.Ranges() {
-		p.ram = append(p.ram, manifest.Range{Start: r[0], End: r[1]})
+		p.RAM = append(p.RAM, manifest.Range{Start: r[0], End: r[1]})
 	}
-	p.ram = clipRanges(p.ram, 0, ^uint64(0)&^(pageSize-1))
-	sum.RAMRanges = len(p.ram)
+	p.RAM = clipRanges(p.RAM, 0, ^uint64(0)&^(pageSize-1))
+	sum.RAMRanges = len(p.RAM)
 
 	// Existing virtual addresses: a /proc/vmcore copy has them right.
 	var imageSeg *elfcore.ProgHeader
@@ -117,7 +138,7 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options,
 		return nil, &InputError{Path: src.Path, Off: vmci.Off, What: err.Error()}
 	}
 	if haveDelta {
-		p.pageOffset = delta
+		p.PageOffset = delta
 	} else {
 		// A second probe, to tell the direct map from a stray mapping of
 		// page 0: the kernel image's own physical pages, which the direct
@@ -131,7 +152,7 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options,
 		if err != nil {
 			return nil, &InputError{Path: src.Path, Off: -1, What: "the program headers carry no kernel virtual addresses and " + err.Error()}
 		}
-		p.pageOffset = pob
+		p.PageOffset = pob
 		sum.repair("gave the RAM segments their kernel virtual addresses (direct map at %#x, found in the page tables); the input had p_vaddr = p_paddr", pob)
 	}
 	// QEMU's RAM blocks include firmware (the BIOS ROM at 0xfffc0000) that
@@ -142,17 +163,17 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options,
 		for _, s := range sections {
 			present = append(present, manifest.Range{Start: s[0], End: s[1]})
 		}
-		if kept := intersectRanges(p.ram, present); len(kept) > 0 {
-			if gone := covered(p.ram) - covered(kept); gone > 0 {
+		if kept := intersectRanges(p.RAM, present); len(kept) > 0 {
+			if gone := covered(p.RAM) - covered(kept); gone > 0 {
 				sum.repair("left out %d KiB of the input's segments that no present memory section of the kernel covers (firmware such as the BIOS ROM)", gone>>10)
 			}
-			p.ram = kept
-			sum.RAMRanges = len(p.ram)
+			p.RAM = kept
+			sum.RAMRanges = len(p.RAM)
 		}
 	}
 	if imageSeg != nil {
-		p.image = manifest.Range{Start: pageDown(imageSeg.Paddr), End: pageUp(imageSeg.Paddr + imageSeg.Memsz)}
-		p.imageVirt = imageSeg.Vaddr - (imageSeg.Paddr - p.image.Start)
+		p.Image = manifest.Range{Start: pageDown(imageSeg.Paddr), End: pageUp(imageSeg.Paddr + imageSeg.Memsz)}
+		p.ImageVirt = imageSeg.Vaddr - (imageSeg.Paddr - p.Image.Start)
 	} else {
 		stext, ok := info.Symbol("_stext")
 		if !ok {
@@ -164,9 +185,9 @@ func planELF(ctx context.Context, src *Source, core *elfcore.File, opt *Options,
 			}
 			end := mem.ImageEnd(stext, limit)
 			phys := stext - x86.KernelTextBase + params.PhysBase
-			p.image = manifest.Range{Start: pageDown(phys), End: pageUp(end - x86.KernelTextBase + params.PhysBase)}
-			p.imageVirt = stext - (phys - p.image.Start)
-			sum.repair("added the kernel-image PT_LOAD [%#x, %#x) at %#x that the input lacks (drgn and vmcore-dmesg read kernel symbols through it)", p.image.Start, p.image.End, p.imageVirt)
+			p.Image = manifest.Range{Start: pageDown(phys), End: pageUp(end - x86.KernelTextBase + params.PhysBase)}
+			p.ImageVirt = stext - (phys - p.Image.Start)
+			sum.repair("added the kernel-image PT_LOAD [%#x, %#x) at %#x that the input lacks (drgn and vmcore-dmesg read kernel symbols through it)", p.Image.Start, p.Image.End, p.ImageVirt)
 		}
 	}
 	if core.Phoff != elfcore.HeaderSize {

@@ -1,4 +1,4 @@
-package extract
+package dump
 
 import (
 	"bufio"
@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"unsafe"
 
@@ -241,6 +240,12 @@ func (d *directReader) ReadAt(p []byte, off int64) (int, error) {
 	return got, nil
 }
 
-// tempDirFor returns the directory temporary files for output go into:
-// the output's own directory, so the final rename stays on one file system.
-func tempDirFor(output string) string { return filepath.Dir(output) }
+// SameFile reports whether fi describes the file the input is read from
+// (for an xz input, its decompressed copy).
+func (s *Source) SameFile(fi os.FileInfo) bool {
+	if s == nil || s.file == nil {
+		return false
+	}
+	sfi, err := s.file.Stat()
+	return err == nil && os.SameFile(fi, sfi)
+}
