@@ -38,7 +38,7 @@ unit:
 	TMPDIR=$(TEST_TMPDIR) $(GO) test -count=1 ./...
 
 # Each fuzz target runs briefly; `make fuzz FUZZTIME=10m` for a sustained run.
-FUZZ_TARGETS := ./elfcore:FuzzNewFile ./elfcore:FuzzParseNotes ./vmcoreinfo:FuzzParse ./elfcore/printk:FuzzRead ./elfcore/kallsyms:FuzzRead ./elfcore/kmem:FuzzTranslate ./elfcore/verify:FuzzVerify
+FUZZ_TARGETS := ./elfcore:FuzzNewFile ./elfcore:FuzzParseNotes ./vmcoreinfo:FuzzParse ./elfcore/kernel/printk:FuzzRead ./elfcore/kernel/kallsyms:FuzzRead ./elfcore/kernel/kmem:FuzzTranslate ./extract/verify:FuzzVerify
 fuzz-short fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
@@ -65,7 +65,7 @@ clean:
 # ldx verify's static verdict beside crash, makedumpfile and drgn on real kernel memory and a mutation corpus; prints the agreement figure.
 verify-agreement: e2e-deps build
 	@mkdir -p bin
-	$(GO) test -count=1 -tags e2e -timeout 80m -run '^TestVerifyAgreement$$' -v ./elfcore/verify/ >bin/verify-agreement.log 2>&1; s=$$?; grep -E '^(--- FAIL|FAIL|ok)|verify (agreement|disagreement)' bin/verify-agreement.log; exit $$s
+	$(GO) test -count=1 -tags e2e -timeout 80m -run '^TestVerifyAgreement$$' -v ./extract/verify/ >bin/verify-agreement.log 2>&1; s=$$?; grep -E '^(--- FAIL|FAIL|ok)|verify (agreement|disagreement)' bin/verify-agreement.log; exit $$s
 
 # ldx dmesg and ldx info timed on a 1 GiB guest's dump in every input form
 # (QEMU dump, livedump device, ldx vmcores): figures, not assertions.

@@ -9,7 +9,7 @@ package extract
 import (
 	"bytes"
 	"context"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"os"
 	"os/exec"
 	"path/filepath"

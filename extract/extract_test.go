@@ -5,7 +5,7 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"os"
 	"os/exec"
 	"path/filepath"

@@ -5,7 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"os"
 	"path/filepath"
 	"strings"

@@ -8,7 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"os"
 	"path/filepath"
 	"regexp"

@@ -3,7 +3,7 @@ package kmod
 import (
 	"errors"
 	"fmt"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"os"
 	"path/filepath"
 	"strconv"

@@ -5,7 +5,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"strconv"
 	"time"
 

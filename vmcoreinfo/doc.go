@@ -122,7 +122,7 @@
 // # Consumer rules
 //
 // [Info.Lint] checks the text against the consumers' rules (checklist items
-// D1–D15 of package verify, elfcore/verify, which says which consumer
+// D1–D15 of package verify, extract/verify, which says which consumer
 // reads what) and [Requirements] lists the keys
 // each consumer needs, so that verify and extract can say which keys a
 // truncated note lost and what that breaks.

@@ -2,7 +2,7 @@ package vmcoreinfo
 
 import (
 	"fmt"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"sort"
 	"strings"
 )

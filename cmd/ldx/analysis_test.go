@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"os"
 	"path/filepath"
 	"strings"

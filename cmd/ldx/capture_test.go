@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"ldx/elfcore/verify/verifytest"
+	"ldx/extract/verify/verifytest"
 	"ldx/kmod"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"

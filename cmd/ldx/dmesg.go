@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ldx/elfcore/printk"
+	"ldx/elfcore/kernel/printk"
 	"ldx/extract/dump"
 )
 

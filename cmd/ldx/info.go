@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"os"
 	"strconv"
 	"strings"
@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ldx/elfcore"
-	"ldx/elfcore/kmem"
+	"ldx/elfcore/kernel/kmem"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
 	"ldx/kmod/manifest"

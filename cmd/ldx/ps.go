@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ldx/elfcore/tasks"
+	"ldx/elfcore/kernel/tasks"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
 	"ldx/vmcoreinfo"

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"ldx/elfcore/tasks"
+	"ldx/elfcore/kernel/tasks"
 	"ldx/kmod/kmodtest/guest"
 )
 

@@ -19,8 +19,8 @@ import (
 )
 
 // psFixture is a small debug "vmlinux" with 6.1's task_struct, rq and
-// per-CPU shapes, linked at the kernel's address (elfcore/tasks/testdata).
-const psFixture = "../../elfcore/tasks/testdata/vmlinux.elf"
+// per-CPU shapes, linked at the kernel's address (elfcore/kernel/tasks/testdata).
+const psFixture = "../../elfcore/kernel/tasks/testdata/vmlinux.elf"
 
 // psTask as the tests compare it.
 type psRow struct {

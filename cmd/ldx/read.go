@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ldx/elfcore/kallsyms"
-	"ldx/elfcore/kmem"
+	"ldx/elfcore/kernel/kallsyms"
+	"ldx/elfcore/kernel/kmem"
 	"ldx/extract/dump"
 	"ldx/vmcoreinfo"
 )

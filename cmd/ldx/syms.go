@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ldx/elfcore/kallsyms"
+	"ldx/elfcore/kernel/kallsyms"
 	"ldx/extract/dump"
 )
 

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"ldx/elfcore/kallsyms"
+	"ldx/elfcore/kernel/kallsyms"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
 	"ldx/kmod/kmodtest/guest"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ldx/elfcore/verify"
+	"ldx/extract/verify"
 )
 
 func newVerifyCmd() *cobra.Command {

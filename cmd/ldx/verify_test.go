@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"ldx/elfcore/verify/verifytest"
+	"ldx/extract/verify/verifytest"
 )
 
 // verifyFixture writes a good vmcore (ldx extract's output of the

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ldx/elfcore/kmem"
+	"ldx/elfcore/kernel/kmem"
 	"ldx/extract/dump"
 )
 

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 
 	"ldx/elfcore"
 )

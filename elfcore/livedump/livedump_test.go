@@ -2,7 +2,7 @@ package livedump_test
 
 import (
 	"bytes"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"os"
 	"path/filepath"
 	"testing"

@@ -18,10 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 
 	"ldx/elfcore"
-	"ldx/elfcore/kmem"
+	"ldx/elfcore/kernel/kmem"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
 )

@@ -5,10 +5,10 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 
 	"ldx/elfcore"
-	"ldx/elfcore/kmem"
+	"ldx/elfcore/kernel/kmem"
 	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
-	"ldx/elfcore/kmem"
+	"ldx/elfcore/kernel/kmem"
 	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"

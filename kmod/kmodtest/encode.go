@@ -2,7 +2,7 @@ package kmodtest
 
 import (
 	"encoding/binary"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"strconv"
 
 	"ldx/elfcore/livedump"

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"strconv"
 	"strings"
 

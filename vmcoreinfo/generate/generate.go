@@ -27,7 +27,7 @@ import (
 	"fmt"
 	"io"
 
-	"ldx/elfcore/kmem"
+	"ldx/elfcore/kernel/kmem"
 	"ldx/elfcore/vmlinux"
 )
 

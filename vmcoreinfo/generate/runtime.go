@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"ldx/elfcore/kmem"
+	"ldx/elfcore/kernel/kmem"
 	"ldx/vmcoreinfo"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"ldx/elfcore"
-	"ldx/elfcore/verify/verifytest"
+	"ldx/extract/verify/verifytest"
 )
 
 // memFile is an in-memory io.WriterAt.

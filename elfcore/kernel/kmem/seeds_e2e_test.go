@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"ldx/elfcore/kmem"
+	"ldx/elfcore/kernel/kmem"
 	"ldx/extract/dump"
 	"ldx/kmod/kmodtest/guest"
 )
@@ -36,7 +36,7 @@ func (r *recorder) ReadAt(p []byte, off int64) (int, error) {
 // 5-level paging and KASLR, for an address in the kernel image, the
 // direct map, vmalloc and vmemmap, in FuzzTranslate's input layout.
 //
-//	LDX_WRITE_SEEDS=1 go test -tags e2e -run TestWriteFuzzSeeds ./elfcore/kmem/
+//	LDX_WRITE_SEEDS=1 go test -tags e2e -run TestWriteFuzzSeeds ./elfcore/kernel/kmem/
 func TestWriteFuzzSeeds(t *testing.T) {
 	if os.Getenv("LDX_WRITE_SEEDS") == "" {
 		t.Skip("set LDX_WRITE_SEEDS=1")

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"ldx/elfcore"
-	"ldx/elfcore/kallsyms"
-	"ldx/elfcore/kallsyms/kallsymstest"
+	"ldx/elfcore/kernel/kallsyms"
+	"ldx/elfcore/kernel/kallsyms/kallsymstest"
 	"ldx/extract"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"ldx/elfcore/kallsyms"
+	"ldx/elfcore/kernel/kallsyms"
 )
 
 // Arrays are the kallsyms arrays and where each is placed.

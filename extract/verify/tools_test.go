@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"ldx/elfcore/verify/verifytest"
+	"ldx/extract/verify/verifytest"
 )
 
 // fakeTool writes a shell script standing in for a consumer.

@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"math/bits"
 	"strings"
 )

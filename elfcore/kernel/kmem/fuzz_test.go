@@ -3,7 +3,7 @@ package kmem
 import (
 	"encoding/binary"
 	"errors"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"testing"
 )
 

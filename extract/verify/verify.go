@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"ldx/elfcore"
-	"ldx/elfcore/kallsyms"
-	"ldx/elfcore/kmem"
+	"ldx/elfcore/kernel/kallsyms"
+	"ldx/elfcore/kernel/kmem"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
 	"ldx/vmcoreinfo"

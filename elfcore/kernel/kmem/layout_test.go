@@ -2,7 +2,7 @@ package kmem
 
 import (
 	"fmt"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"testing"
 
 	"ldx/vmcoreinfo"

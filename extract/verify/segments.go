@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"fmt"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"math"
 	"slices"
 	"strings"

@@ -20,7 +20,7 @@ import (
 // small rings of both formats so that a seed stays a few KiB — one of
 // them wrapped. Run it after changing the fuzz input layout:
 //
-//	LDX_WRITE_SEEDS=1 go test -tags e2e -run TestWriteFuzzSeeds ./elfcore/printk/
+//	LDX_WRITE_SEEDS=1 go test -tags e2e -run TestWriteFuzzSeeds ./elfcore/kernel/printk/
 func TestWriteFuzzSeeds(t *testing.T) {
 	if os.Getenv("LDX_WRITE_SEEDS") == "" {
 		t.Skip("set LDX_WRITE_SEEDS=1")

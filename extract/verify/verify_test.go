@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"ldx/elfcore/verify/verifytest"
+	"ldx/extract/verify/verifytest"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"testing"
 )
 

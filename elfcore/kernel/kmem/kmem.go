@@ -60,7 +60,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 )
 
 const (

@@ -16,7 +16,7 @@ import (
 // elfcore/vmlinux (fixture.c): a VMCOREINFO that tells the truth about it
 // passes, and each lie is named by its check.
 func TestVmlinuxChecks(t *testing.T) {
-	v, err := vmlinux.Open("../vmlinux/testdata/fixture-dwarf5.elf")
+	v, err := vmlinux.Open("../../elfcore/vmlinux/testdata/fixture-dwarf5.elf")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"ldx/elfcore"
-	"ldx/elfcore/printk"
+	"ldx/elfcore/kernel/printk"
 	"ldx/vmcoreinfo"
 )
 
@@ -130,7 +130,7 @@ const maxRingBytes = 64 << 20
 // F1 reads the ring the way makedumpfile's dump_lockless_dmesg does, through
 // its page walk: the pointer at SYMBOL(prb), the ring, then every page of
 // the descriptor, info and text arrays must translate into dumped memory,
-// and elfcore/printk must decode at least one record from them.
+// and elfcore/kernel/printk must decode at least one record from them.
 func (c *checker) checkPrintk() {
 	if c.info == nil {
 		c.skip(F1, "no VMCOREINFO note (C3)")
@@ -217,7 +217,7 @@ func (c *checker) checkRingWalk() {
 			eff(Makedumpfile, Fatal, "--dump-dmesg copies the whole arrays: \"Can't read …\""))
 		return
 	}
-	// Decode it as makedumpfile would (elfcore/printk), bounded: the ring's
+	// Decode it as makedumpfile would (elfcore/kernel/printk), bounded: the ring's
 	// arrays are copied whole, a few hundred KiB on real kernels.
 	limit := uint64(maxRingBytes)
 	if c.opt.Deep {

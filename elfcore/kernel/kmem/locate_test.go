@@ -3,7 +3,7 @@ package kmem
 import (
 	"context"
 	"encoding/binary"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"strings"
 	"testing"
 )

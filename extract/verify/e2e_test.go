@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"ldx/elfcore/verify/verifytest"
 	"ldx/extract"
+	"ldx/extract/verify/verifytest"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/kmodtest/guest"
 	"ldx/kmod/manifest"

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/x86"
+	"ldx/elfcore/kernel/x86"
 	"strings"
 
 	"ldx/elfcore"
-	"ldx/elfcore/kmem"
+	"ldx/elfcore/kernel/kmem"
 )
 
 // utsReleaseOff is the offset of new_utsname.release in struct

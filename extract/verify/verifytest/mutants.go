@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"ldx/elfcore"
-	"ldx/elfcore/kallsyms"
-	"ldx/elfcore/kmem"
+	"ldx/elfcore/kernel/kallsyms"
+	"ldx/elfcore/kernel/kmem"
 	"ldx/vmcoreinfo"
 )
 

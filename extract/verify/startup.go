@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"ldx/elfcore/kallsyms"
+	"ldx/elfcore/kernel/kallsyms"
 )
 
 // What crash reads while it starts, before its prompt: a read that fails
