@@ -39,9 +39,25 @@ type Patch struct {
 }
 
 // Mutation is a set of patches and the mutant's size (-1: unchanged).
+// Before the patches, the good file's bytes from Shift.From on may move
+// Shift.By bytes further (room for larger headers or notes; the bytes
+// left behind read as zeros).
 type Mutation struct {
 	Patches []Patch
 	Size    int64
+	Shift   Shift
+}
+
+// Shift moves the tail of the good file: the bytes from From on go to
+// From+By.
+type Shift struct{ From, By int64 }
+
+// at maps a good-file offset to the mutant's.
+func (s Shift) at(off int64) int64 {
+	if s.By > 0 && off >= s.From {
+		return off + s.By
+	}
+	return off
 }
 
 // Mutant is one broken requirement.
@@ -92,7 +108,7 @@ func ParseCore(r io.ReaderAt, size int64) (*Core, error) {
 
 // apply returns the mutant's bytes (for in-memory verification).
 func (m *Mutation) apply(good []byte) []byte {
-	size := int64(len(good))
+	size := m.Shift.at(int64(len(good)))
 	if m.Size >= 0 {
 		size = m.Size
 	}
@@ -100,7 +116,12 @@ func (m *Mutation) apply(good []byte) []byte {
 		size = max(size, p.Off+int64(len(p.Data)))
 	}
 	out := make([]byte, size)
-	copy(out, good)
+	if m.Shift.By > 0 {
+		copy(out, good[:m.Shift.From])
+		copy(out[m.Shift.at(m.Shift.From):], good[m.Shift.From:])
+	} else {
+		copy(out, good)
+	}
 	for _, p := range m.Patches {
 		copy(out[p.Off:], p.Data)
 	}
@@ -168,15 +189,22 @@ func (g *Core) withNotes(notes []elfcore.Note, pad int) (*Mutation, error) {
 	enc := elfcore.EncodeNotes(notes)
 	enc = append(enc, make([]byte, pad)...)
 	note := g.f.Progs[0]
-	if int64(note.Off)+int64(len(enc)) > g.dataStart {
-		return nil, fmt.Errorf("the new notes (%d bytes) do not fit before the data at %#x", len(enc), g.dataStart)
+	m := &Mutation{Size: -1}
+	if need := int64(note.Off) + int64(len(enc)); need > g.dataStart {
+		// Make room: the segment data moves by whole pages, as a writer
+		// laying out larger notes would place it.
+		m.Shift = Shift{From: g.dataStart, By: (need - g.dataStart + pageSize - 1) &^ (pageSize - 1)}
+		for i, p := range g.f.Progs[1:] {
+			if p.Filesz > 0 {
+				p.Off = uint64(m.Shift.at(int64(p.Off)))
+				m.Patches = append(m.Patches, Patch{g.f.ProgOffset(i + 1), encodePhdr(p)})
+			}
+		}
 	}
 	old := make([]byte, note.Filesz)
 	note.Filesz, note.Memsz = uint64(len(enc)), uint64(len(enc))
-	return &Mutation{Size: -1, Patches: []Patch{
-		{int64(note.Off), old}, {int64(note.Off), enc},
-		{g.f.ProgOffset(0), encodePhdr(note)},
-	}}, nil
+	m.Patches = append(m.Patches, Patch{int64(note.Off), old}, Patch{int64(note.Off), enc}, Patch{g.f.ProgOffset(0), encodePhdr(note)})
+	return m, nil
 }
 
 // withVMCOREINFO replaces the VMCOREINFO text.
@@ -571,8 +599,8 @@ func (m *Mutation) WriteFile(goodPath, path string) error {
 		dst.Close()
 		return err
 	}
-	size := st.Size()
-	if err := sparseCopy(dst, src, size); err != nil {
+	size := m.Shift.at(st.Size())
+	if err := sparseCopy(dst, src, st.Size(), m.Shift); err != nil {
 		dst.Close()
 		return err
 	}
@@ -594,9 +622,9 @@ func (m *Mutation) WriteFile(goodPath, path string) error {
 }
 
 // sparseCopy copies the data extents of src (found with SEEK_DATA and
-// SEEK_HOLE) to the same offsets of dst.
-func sparseCopy(dst, src *os.File, size int64) error {
-	if err := dst.Truncate(size); err != nil {
+// SEEK_HOLE) to the same offsets of dst, or moved by shift.
+func sparseCopy(dst, src *os.File, size int64, shift Shift) error {
+	if err := dst.Truncate(shift.at(size)); err != nil {
 		return err
 	}
 	const seekData, seekHole = 3, 4
@@ -609,10 +637,13 @@ func sparseCopy(dst, src *os.File, size int64) error {
 		if err != nil {
 			end = size
 		}
+		if shift.By > 0 && start < shift.From && end > shift.From {
+			end = shift.From // the two sides of the shift are copied apart
+		}
 		if _, err := src.Seek(start, io.SeekStart); err != nil {
 			return err
 		}
-		if _, err := dst.Seek(start, io.SeekStart); err != nil {
+		if _, err := dst.Seek(shift.at(start), io.SeekStart); err != nil {
 			return err
 		}
 		if _, err := io.CopyN(dst, src, end-start); err != nil {
