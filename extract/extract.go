@@ -156,7 +156,7 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 				var page []byte
 				if chunk != nil {
 					page = chunk[off:min(n, off+pageSize)]
-					if isZero(page) {
+					if dump.IsZero(page) {
 						page = nil
 					} else if p.Unwritten != nil && p.Unwritten((pa+off)/pageSize, page) {
 						sum.Unwritten++

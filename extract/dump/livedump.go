@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -60,10 +59,10 @@ func checkLivedumpHeader(src *Source, f *elfcore.File) (*livedumpHeader, error) 
 func noHeaderError(src *Source, page0 []byte, man *manifest.Manifest) error {
 	e := &InputError{Path: src.Path, Off: 0}
 	switch {
-	case isZero(page0) && man != nil:
+	case IsZero(page0) && man != nil:
 		e.What = "no ELF header in page 0: ldx capture cleared it before the run and the kernel never wrote it, so the capture did not reach FINISH"
 		e.Hint = "the memory on the device is incomplete; run the capture again (ldx capture reports which step failed)"
-	case isZero(page0):
+	case IsZero(page0):
 		e.What = "no ELF header in page 0 (the page is all zeros): the livedump kernel writes the header only at FINISH"
 		e.Hint = "either the capture did not reach FINISH, or this is not a livedump device; check the capture's output, and that you named the right device"
 	default:
@@ -268,21 +267,15 @@ func readVMCOREINFONote(r io.ReaderAt, pa uint64) ([]byte, error) {
 	return bytes.Clone(text), nil
 }
 
-// crashTime extracts CRASHTIME from VMCOREINFO text, if present.
+// crashTime extracts CRASHTIME from VMCOREINFO text, if present, with
+// the one VMCOREINFO parser (which skips NUL runs and, like drgn, a last
+// line the text cut off before its newline: a cut number is no time).
 func crashTime(text []byte) (time.Time, bool) {
-	i := bytes.Index(text, []byte("CRASHTIME="))
-	if i < 0 || (i > 0 && text[i-1] != '\n' && text[i-1] != 0) {
+	in, _ := vmcoreinfo.ParseLenient(text)
+	if in == nil {
 		return time.Time{}, false
 	}
-	v := text[i+10:]
-	if j := bytes.IndexByte(v, '\n'); j >= 0 {
-		v = v[:j]
-	}
-	sec, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.Unix(sec, 0).UTC(), true
+	return in.CrashTime()
 }
 
 // FormatLivedump is a livedump block device or an image of one: byte

@@ -6,10 +6,10 @@ const pageSize = 4096
 
 var zeroPage = make([]byte, pageSize)
 
-// isZero reports whether b is all zero bytes. bytes.Equal compiles to the
+// IsZero reports whether b is all zero bytes. bytes.Equal compiles to the
 // runtime's vectorised memequal, which is what makes scanning terabytes
 // for zero pages cheap.
-func isZero(b []byte) bool {
+func IsZero(b []byte) bool {
 	for len(b) >= pageSize {
 		if !bytes.Equal(b[:pageSize], zeroPage) {
 			return false

@@ -139,7 +139,7 @@ func openXZ(ctx context.Context, s *Source, f *os.File, compressed int64, tmpDir
 		n, rerr := io.ReadFull(zr, buf)
 		for p := 0; p < n; p += pageSize {
 			page := buf[p:min(n, p+pageSize)]
-			if !isZero(page) {
+			if !IsZero(page) {
 				if _, err := tmp.WriteAt(page, off+int64(p)); err != nil {
 					return fail(fmt.Errorf("writing the decompressed image to %s: %w", tmp.Name(), err))
 				}
