@@ -91,6 +91,23 @@ func ParseNotes(data []byte, base int64) ([]Note, error) {
 	return notes, nil
 }
 
+// FindNote returns the descriptor of the first note called name with type
+// typ in data (a note segment or a .notes section), walking the notes as
+// ParseNotes does: a damaged tail ends the search but does not hide the
+// notes before it.
+func FindNote(data []byte, name string, typ uint32) ([]byte, bool) {
+	notes, _ := ParseNotes(data, 0)
+	for _, n := range notes {
+		if n.Is(name, typ) {
+			return n.Desc, true
+		}
+	}
+	return nil, false
+}
+
+// NT_GNU_BUILD_ID is the type of the "GNU" note that carries a build-id.
+const NT_GNU_BUILD_ID = 3
+
 // MaxNoteSegment bounds how much of a PT_NOTE the reader loads. The
 // kernel's merged notes are 356 bytes per CPU plus VMCOREINFO (at most
 // 4 KiB), so 64 MiB is thousands of CPUs beyond any real machine.

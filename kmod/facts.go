@@ -4,10 +4,10 @@ import (
 	"bufio"
 	"compress/gzip"
 	"debug/elf"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"ldx/elfcore"
 	"ldx/elfcore/kernel/x86"
 	"os"
 	"path/filepath"
@@ -250,21 +250,8 @@ func parseCPUList(s string) ([]int, error) {
 // buildID finds the GNU build-id note in the kernel's notes section
 // (/sys/kernel/notes).
 func buildID(b []byte) string {
-	for len(b) >= 12 {
-		namesz := binary.LittleEndian.Uint32(b)
-		descsz := binary.LittleEndian.Uint32(b[4:])
-		typ := binary.LittleEndian.Uint32(b[8:])
-		nameEnd := 12 + int(namesz+3)&^3
-		descEnd := nameEnd + int(descsz+3)&^3
-		if namesz > 256 || descsz > 4096 || descEnd > len(b) {
-			return ""
-		}
-		if typ == 3 && namesz == 4 && string(b[12:15]) == "GNU" {
-			return hex.EncodeToString(b[nameEnd : nameEnd+int(descsz)])
-		}
-		b = b[descEnd:]
-	}
-	return ""
+	id, _ := elfcore.FindNote(b, "GNU", elfcore.NT_GNU_BUILD_ID)
+	return hex.EncodeToString(id)
 }
 
 // readConfig reads the first kernel configuration found.

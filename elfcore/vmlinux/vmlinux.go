@@ -3,9 +3,9 @@ package vmlinux
 import (
 	"bytes"
 	"debug/elf"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"ldx/elfcore"
 	"os"
 	"strings"
 	"sync"
@@ -104,27 +104,9 @@ func (f *File) BuildID() []byte {
 		if !ok {
 			continue
 		}
-		if id := findNote(b, f.elf.ByteOrder, "GNU", 3 /* NT_GNU_BUILD_ID */); id != nil {
+		if id, ok := elfcore.FindNote(b, "GNU", elfcore.NT_GNU_BUILD_ID); ok {
 			return bytes.Clone(id)
 		}
-	}
-	return nil
-}
-
-// findNote walks ELF notes (4-byte aligned, as in vmlinux's .notes).
-func findNote(b []byte, bo binary.ByteOrder, name string, typ uint32) []byte {
-	for len(b) >= 12 {
-		namesz, descsz, t := bo.Uint32(b), bo.Uint32(b[4:]), bo.Uint32(b[8:])
-		nameEnd := 12 + (uint64(namesz)+3)&^3
-		descEnd := nameEnd + (uint64(descsz)+3)&^3
-		if descEnd > uint64(len(b)) {
-			return nil
-		}
-		n := strings.TrimRight(string(b[12:12+namesz]), "\x00")
-		if n == name && t == typ {
-			return b[nameEnd : nameEnd+uint64(descsz)]
-		}
-		b = b[descEnd:]
 	}
 	return nil
 }

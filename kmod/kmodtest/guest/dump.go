@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"ldx/elfcore"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,33 +137,11 @@ func ReadVMCOREINFO(path string) (string, error) {
 		if _, err := f.ReadAt(notes, int64(off)); err != nil {
 			return "", fmt.Errorf("%s: notes: %w", path, err)
 		}
-		if d, ok := findNote(notes, "VMCOREINFO"); ok {
+		if d, ok := elfcore.FindNote(notes, elfcore.NameVMCOREINFO, elfcore.NT_VMCOREINFO); ok {
 			return string(bytes.TrimRight(d, "\x00")), nil
 		}
 	}
 	return "", fmt.Errorf("%s: no VMCOREINFO note (was qemu_fw_cfg loaded in the guest?)", path)
-}
-
-// findNote returns the descriptor of the first note called name.
-func findNote(b []byte, name string) ([]byte, bool) {
-	le := binary.LittleEndian
-	align4 := func(n uint64) uint64 { return (n + 3) &^ 3 }
-	for len(b) >= 12 {
-		namesz, descsz := uint64(le.Uint32(b[0:])), uint64(le.Uint32(b[4:]))
-		nameEnd := 12 + align4(namesz)
-		if nameEnd > uint64(len(b)) || descsz > uint64(len(b))-nameEnd {
-			return nil, false
-		}
-		if string(bytes.TrimRight(b[12:12+namesz], "\x00")) == name {
-			return b[nameEnd : nameEnd+descsz], true
-		}
-		descEnd := nameEnd + align4(descsz)
-		if descEnd >= uint64(len(b)) {
-			return nil, false
-		}
-		b = b[descEnd:]
-	}
-	return nil, false
 }
 
 // VMCOREINFOValue returns the value of key (e.g. "OSRELEASE") in a
