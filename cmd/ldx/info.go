@@ -251,7 +251,8 @@ func buildInfo(d *dump.Dump) *infoReport {
 			r.Time, r.TimeSource = &t, "the file's modification time (the dump records no time)"
 		}
 	}
-	r.Producer, r.Live, r.LiveWhy = producer(d)
+	p := d.Producer()
+	r.Producer, r.Live, r.LiveWhy = p.Name, p.Live, p.Why
 
 	if d.Core != nil {
 		for i, p := range d.Core.Progs {
@@ -263,52 +264,6 @@ func buildInfo(d *dump.Dump) *infoReport {
 		r.Notes = append(r.Notes, noteJSON{Index: i, Name: n.Name, Type: n.Type, Descsz: len(n.Desc), What: noteWhat(n, i, d)})
 	}
 	return r
-}
-
-// producer tells what made the dump and whether the machine kept running
-// (a live dump) or had crashed, from what each producer leaves behind
-// (package verify, rows C7 and C8; package livedump, elfcore/livedump,
-// defect K-7).
-func producer(d *dump.Dump) (string, bool, string) {
-	if d.Format == dump.FormatLivedump {
-		return "livedump (raw device or image)", true, "the kernel's livedump header and notes layout"
-	}
-	var qemu bool
-	var cpus []*elfcore.PRStatus
-	for _, n := range d.Notes {
-		switch {
-		case n.Name == elfcore.NameQEMU:
-			qemu = true
-		case n.Is(elfcore.NameCore, elfcore.NT_PRSTATUS):
-			if st, err := elfcore.ParsePRStatus(n.Desc); err == nil {
-				cpus = append(cpus, st)
-			}
-		}
-	}
-	crashTime := d.Report.CrashTime != nil
-	synthetic := len(cpus) > 0
-	pidIsCPU := len(cpus) > 0
-	for i, st := range cpus {
-		for j, v := range st.Regs {
-			if j != elfcore.RegRIP && v != 0 {
-				synthetic = false
-			}
-		}
-		if st.Pid != uint32(i+1) {
-			pidIsCPU = false
-		}
-	}
-	switch {
-	case qemu:
-		return "QEMU dump-guest-memory", true, "QEMU CPU-state notes: memory of a guest QEMU paused, not crashed"
-	case synthetic:
-		return "livedump, extracted by ldx", true, "CPU notes carry only an instruction pointer (the livedump kernel's synthetic registers)"
-	case crashTime && !pidIsCPU:
-		return "kdump (/proc/vmcore)", false, "VMCOREINFO has CRASHTIME and the CPU notes hold the registers saved at the crash"
-	case !crashTime && pidIsCPU:
-		return "live dump", true, "no CRASHTIME, and NT_PRSTATUS pr_pid is the CPU number + 1 (the live-dump convention)"
-	}
-	return "ELF vmcore", !crashTime, "no producer-specific notes; live if there is no CRASHTIME"
 }
 
 func progType(t elf.ProgType) string {

@@ -178,3 +178,28 @@ func RAMEnd(maxPFN uint64) uint64 { return (maxPFN + 1) * PageSize }
 func roundup4(n int) int { return (n + 3) &^ 3 }
 
 func roundPage(n uint64) uint64 { return (n + PageSize - 1) &^ (PageSize - 1) }
+
+// SyntheticRegisters reports whether the CPU notes (NT_PRSTATUS
+// descriptors) hold the registers the v1 module invents for a live dump
+// (defect K-7): only the instruction pointer is set, to the same address
+// on every CPU, and every other register, the stack pointer included, is
+// zero. No crash or hypervisor writes such notes.
+func SyntheticRegisters(cores []elfcore.Note) bool {
+	if len(cores) == 0 {
+		return false
+	}
+	var rip uint64
+	for i, n := range cores {
+		st, err := elfcore.ParsePRStatus(n.Desc)
+		if err != nil || (i > 0 && st.Regs[elfcore.RegRIP] != rip) {
+			return false
+		}
+		rip = st.Regs[elfcore.RegRIP]
+		for j, v := range st.Regs {
+			if j != elfcore.RegRIP && v != 0 {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -53,16 +53,7 @@ func (c *checker) parseNotes() {
 		c.lines = scanLines(c.vmci.Desc)
 		c.info = c.lines.info
 	}
-	c.synthetic = len(c.cores) > 0
-	var rip uint64
-	for i, n := range c.cores {
-		st, err := elfcore.ParsePRStatus(n.Desc)
-		if err != nil || st.Regs[elfcore.RegRSP] != 0 || (i > 0 && st.Regs[elfcore.RegRIP] != rip) {
-			c.synthetic = false
-			break
-		}
-		rip = st.Regs[elfcore.RegRIP]
-	}
+	c.synthetic = livedump.SyntheticRegisters(c.cores)
 }
 
 func (c *checker) checkNotes() {
