@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"ldx/elfcore/kernel/tasks"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
-	"ldx/vmcoreinfo"
 )
 
 // psTask is one task in ps --json.
@@ -128,7 +126,7 @@ func psList(cmd *cobra.Command, d *dump.Dump, v *vmlinux.File) (*psReport, error
 	if err != nil {
 		return nil, &exitError{exitBadInput, err}
 	}
-	release, err := checkVmlinuxMatches(d.VMCOREINFO, v)
+	release, err := v.Matches(d.VMCOREINFO)
 	if err != nil {
 		return nil, &exitError{exitBadInput, fmt.Errorf("ps: %s: %w", d.Source.Path, err)}
 	}
@@ -158,30 +156,6 @@ func psList(cmd *cobra.Command, d *dump.Dump, v *vmlinux.File) (*psReport, error
 			Comm: t.Comm, Task: hexU64(t.Addr), Found: string(t.Found)})
 	}
 	return rep, nil
-}
-
-// checkVmlinuxMatches compares the vmlinux's build-id with the dump's
-// BUILD-ID or, when either has none, the releases. A vmlinux of another
-// build would give wrong offsets and read garbage as tasks. It returns
-// the release.
-func checkVmlinuxMatches(vi *vmcoreinfo.Info, v *vmlinux.File) (string, error) {
-	dumpRel, haveRel := vi.OSRelease()
-	vRel, relErr := v.Release()
-	if id, ok := vi.BuildID(); ok && v.BuildID() != nil {
-		vid := hex.EncodeToString(v.BuildID())
-		if !v.MatchesBuildID(id) {
-			return "", fmt.Errorf("--vmlinux %s is not the dumped kernel's: its build-id is %s (release %s), the dump's BUILD-ID %s (release %s)",
-				v.Path(), vid, vRel, id, dumpRel)
-		}
-		return dumpRel, nil
-	}
-	if !haveRel || relErr != nil {
-		return dumpRel, nil // nothing to compare; init_task's sanity check still applies
-	}
-	if vRel != dumpRel {
-		return "", fmt.Errorf("--vmlinux %s is not the dumped kernel's: it is release %s, the dump's OSRELEASE %s", v.Path(), vRel, dumpRel)
-	}
-	return dumpRel, nil
 }
 
 // psTable prints the tasks for people.

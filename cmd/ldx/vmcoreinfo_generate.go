@@ -103,7 +103,7 @@ or the vmlinux cannot be read or is not the dumped kernel's.`,
 				}
 				defer d.Close()
 				if d.VMCOREINFO != nil {
-					if _, err := checkVmlinuxMatches(d.VMCOREINFO, v); err != nil {
+					if _, err := v.Matches(d.VMCOREINFO); err != nil {
 						return &exitError{exitBadInput, fmt.Errorf("vmcoreinfo generate: %w", err)}
 					}
 				}

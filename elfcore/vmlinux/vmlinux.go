@@ -3,6 +3,7 @@ package vmlinux
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"ldx/elfcore"
@@ -276,6 +277,30 @@ func (f *File) MatchesBuildID(hexID string) bool {
 		got = got[:len(want)]
 	}
 	return got == want
+}
+
+// Matches says whether the vmlinux is the dumped kernel's: its build-id
+// against the dump's BUILD-ID or, when either has none, the releases. A
+// vmlinux of another build would give wrong offsets and read garbage. It
+// returns the dump's release; with nothing to compare it says nothing
+// against the pair (the readers' own sanity checks still apply).
+func (f *File) Matches(info *vmcoreinfo.Info) (string, error) {
+	dumpRel, haveRel := info.OSRelease()
+	vRel, relErr := f.Release()
+	if id, ok := info.BuildID(); ok && f.BuildID() != nil {
+		if !f.MatchesBuildID(id) {
+			return "", fmt.Errorf("--vmlinux %s is not the dumped kernel's: its build-id is %s (release %s), the dump's BUILD-ID %s (release %s)",
+				f.Path(), hex.EncodeToString(f.BuildID()), vRel, id, dumpRel)
+		}
+		return dumpRel, nil
+	}
+	if !haveRel || relErr != nil {
+		return dumpRel, nil
+	}
+	if vRel != dumpRel {
+		return "", fmt.Errorf("--vmlinux %s is not the dumped kernel's: it is release %s, the dump's OSRELEASE %s", f.Path(), vRel, dumpRel)
+	}
+	return dumpRel, nil
 }
 
 // KASLROffset is how far the dumped kernel's image was moved from this
