@@ -1,97 +1,13 @@
 package verify
 
 import (
-	"encoding/binary"
 	"fmt"
-	"io"
 	"strings"
 
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/printk"
 	"ldx/vmcoreinfo"
 )
-
-// ring is the lockless printk ring (5.10+) as VMCOREINFO describes it
-// (package printk describes how it is read): the addresses of its three
-// arrays.
-type ring struct {
-	addr                     uint64 // the printk_ringbuffer (*prb)
-	countBits, sizeBits      uint32
-	descs, infos, data       uint64
-	descSize, infoSize       uint64
-	headID, tailID           uint64
-	stateOff, lposOff        uint64
-	beginOff, nextOff        uint64
-	textLenOff, atomicOff    uint64
-	descsLen, infosLen, dLen uint64
-}
-
-// readRing reads the ring's descriptor through r (a consumer's view of
-// virtual memory).
-func (c *checker) readRing(r io.ReaderAt) (*ring, error) {
-	in := c.info
-	get := func(k string) uint64 {
-		v, _ := in.LookupUint(k)
-		return v
-	}
-	prb, _ := in.Symbol("prb")
-	var b [8]byte
-	if _, err := r.ReadAt(b[:], int64(prb)); err != nil {
-		return nil, fmt.Errorf("reading the prb pointer at %#x: %w", prb, err)
-	}
-	rg := &ring{addr: binary.LittleEndian.Uint64(b[:])}
-	size := get("SIZE(printk_ringbuffer)")
-	if size == 0 || size > 4096 {
-		return nil, fmt.Errorf("SIZE(printk_ringbuffer) %d is implausible", size)
-	}
-	buf := make([]byte, size)
-	if _, err := r.ReadAt(buf, int64(rg.addr)); err != nil {
-		return nil, fmt.Errorf("reading the printk_ringbuffer at %#x (*prb): %w", rg.addr, err)
-	}
-	u32 := func(off uint64) uint32 {
-		if off+4 > size {
-			return 0
-		}
-		return binary.LittleEndian.Uint32(buf[off:])
-	}
-	u64 := func(off uint64) uint64 {
-		if off+8 > size {
-			return 0
-		}
-		return binary.LittleEndian.Uint64(buf[off:])
-	}
-	dr := get("OFFSET(printk_ringbuffer.desc_ring)")
-	tr := get("OFFSET(printk_ringbuffer.text_data_ring)")
-	rg.atomicOff = get("OFFSET(atomic_long_t.counter)")
-	rg.countBits = u32(dr + get("OFFSET(prb_desc_ring.count_bits)"))
-	rg.descs = u64(dr + get("OFFSET(prb_desc_ring.descs)"))
-	rg.infos = u64(dr + get("OFFSET(prb_desc_ring.infos)"))
-	rg.headID = u64(dr + get("OFFSET(prb_desc_ring.head_id)") + rg.atomicOff)
-	rg.tailID = u64(dr + get("OFFSET(prb_desc_ring.tail_id)") + rg.atomicOff)
-	rg.sizeBits = u32(tr + get("OFFSET(prb_data_ring.size_bits)"))
-	rg.data = u64(tr + get("OFFSET(prb_data_ring.data)"))
-	rg.descSize, rg.infoSize = get("SIZE(prb_desc)"), get("SIZE(printk_info)")
-	rg.stateOff, rg.lposOff = get("OFFSET(prb_desc.state_var)"), get("OFFSET(prb_desc.text_blk_lpos)")
-	rg.beginOff, rg.nextOff = get("OFFSET(prb_data_blk_lpos.begin)"), get("OFFSET(prb_data_blk_lpos.next)")
-	rg.textLenOff = get("OFFSET(printk_info.text_len)")
-	if rg.countBits == 0 || rg.countBits > 30 || rg.sizeBits < 5 || rg.sizeBits > 34 || rg.descSize == 0 || rg.infoSize == 0 {
-		return nil, fmt.Errorf("the ring at %#x does not look like one: count_bits %d, size_bits %d", rg.addr, rg.countBits, rg.sizeBits)
-	}
-	n := uint64(1) << rg.countBits
-	rg.descsLen, rg.infosLen, rg.dLen = n*rg.descSize, n*rg.infoSize, uint64(1)<<rg.sizeBits
-	return rg, nil
-}
-
-// arrays names the ring's three arrays with their extents.
-func (rg *ring) arrays() []struct {
-	name     string
-	va, size uint64
-} {
-	return []struct {
-		name     string
-		va, size uint64
-	}{{"prb_desc array", rg.descs, rg.descsLen}, {"printk_info array", rg.infos, rg.infosLen}, {"text data ring", rg.data, rg.dLen}}
-}
 
 // What makedumpfile 1.7's dump_lockless_dmesg does without a key: a
 // missing offset reads as NOT_FOUND (-1), so most turn the log into
@@ -189,7 +105,7 @@ func (c *checker) checkRingWalk() {
 		c.skip(F1, c.mkdErr.Error())
 		return
 	}
-	rg, err := c.readRing(c.mkd)
+	rg, arrays, err := printk.LocateLockless(c.mkd, c.info)
 	if err != nil {
 		c.fail(F1, err.Error(), "the dump lacks the memory of the printk ring or the page tables that map it (E2)", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
 			eff(Makedumpfile, Fatal, "--dump-dmesg cannot read the ring"))
@@ -197,8 +113,8 @@ func (c *checker) checkRingWalk() {
 	}
 	var bad []string
 	pages := 0
-	for _, a := range rg.arrays() {
-		for va := a.va &^ (pageSize - 1); va < a.va+a.size; va += pageSize {
+	for _, a := range arrays {
+		for va := a.Addr &^ (pageSize - 1); va < a.Addr+a.Size; va += pageSize {
 			pages++
 			pa, err := c.mkd.VtoP(va)
 			if err == nil {
@@ -207,7 +123,7 @@ func (c *checker) checkRingWalk() {
 				}
 			}
 			if err != nil {
-				bad = append(bad, fmt.Sprintf("%s [%#x, %#x) page %#x: %v", a.name, a.va, a.va+a.size, va, err))
+				bad = append(bad, fmt.Sprintf("%s [%#x, %#x) page %#x: %v", a.Name, a.Addr, a.Addr+a.Size, va, err))
 				break
 			}
 		}
@@ -228,7 +144,7 @@ func (c *checker) checkRingWalk() {
 		err = fmt.Errorf("no readable record (%d skipped: %v; %v)", log.SkippedTotal(), log.Skipped, log.Problems)
 	}
 	if err != nil {
-		c.fail(F1, fmt.Sprintf("ring at %#x readable (%d descriptors, %s of text), but decoding it fails: %v", rg.addr, 1<<rg.countBits, mib(rg.dLen), err),
+		c.fail(F1, fmt.Sprintf("ring at %#x readable (%d descriptors, %s of text), but decoding it fails: %v", rg.Addr, rg.Count, mib(rg.TextSize), err),
 			"the ring's memory is not the kernel's (stale or never-written pages?)", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
 			eff(Makedumpfile, Degraded, "--dump-dmesg prints nothing or garbage"))
 		return
@@ -244,7 +160,7 @@ func (c *checker) checkRingWalk() {
 	if n := log.SkippedTotal(); n > 0 {
 		skipped = fmt.Sprintf(" (%d skipped)", n)
 	}
-	found := fmt.Sprintf("ring at %#x: %d descriptors, %s of text, all %d pages mapped; %d records%s, the newest %q", rg.addr, 1<<rg.countBits, mib(rg.dLen), pages, len(log.Records), skipped, truncate(text, 60))
+	found := fmt.Sprintf("ring at %#x: %d descriptors, %s of text, all %d pages mapped; %d records%s, the newest %q", rg.Addr, rg.Count, mib(rg.TextSize), pages, len(log.Records), skipped, truncate(text, 60))
 	if len(c.minorRingKeys) > 0 {
 		sev := None
 		for _, r := range c.minorRingKeys {
@@ -289,14 +205,14 @@ func (c *checker) checkRingVaddr() {
 	if c.missingF2() {
 		return
 	}
-	rg, err := c.readRing(vaddrReader{c})
+	_, arrays, err := printk.LocateLockless(vaddrReader{c}, c.info)
 	var bad []string
 	if err != nil {
 		bad = append(bad, err.Error())
 	} else {
-		for _, a := range rg.arrays() {
-			if _, _, err := c.vaddrOnly(a.va, a.size); err != nil {
-				bad = append(bad, a.name+": "+err.Error())
+		for _, a := range arrays {
+			if _, _, err := c.vaddrOnly(a.Addr, a.Size); err != nil {
+				bad = append(bad, a.Name+": "+err.Error())
 			}
 		}
 	}

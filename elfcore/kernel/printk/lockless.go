@@ -113,6 +113,67 @@ func locklessLayout(info *vmcoreinfo.Info) (*lockless, error) {
 	return l, nil
 }
 
+// Array is one of the lockless ring's three arrays: where it is and how
+// many bytes a reader copies of it.
+type Array struct {
+	Name       string
+	Addr, Size uint64
+}
+
+// LocateLockless reads the lockless ring's header through the pointer at
+// SYMBOL(prb) and says where its descriptor, info and text arrays are,
+// without reading them: what a check needs to know which pages a reader of
+// the log will touch.
+func LocateLockless(mem io.ReaderAt, info *vmcoreinfo.Info) (Ring, []Array, error) {
+	l, err := locklessLayout(info)
+	if err != nil {
+		return Ring{}, nil, err
+	}
+	r, err := l.locate(mem, info)
+	if err != nil {
+		return Ring{}, nil, err
+	}
+	return r, l.arrays(r), nil
+}
+
+// arrays lists the ring's arrays as readLockless copies them.
+func (l *lockless) arrays(r Ring) []Array {
+	return []Array{
+		{"prb_desc array", r.Descs, r.Count * l.descSize},
+		{"printk_info array", r.Infos, r.Count * l.infoSize},
+		{"text data ring", r.Text, r.TextSize},
+	}
+}
+
+// locate reads *prb and the ring structure: the geometry and where the
+// arrays are.
+func (l *lockless) locate(mem io.ReaderAt, info *vmcoreinfo.Info) (Ring, error) {
+	var r Ring
+	prbSym, _ := info.Symbol("prb")
+	ptr, err := readFull(mem, prbSym, 8, "the prb pointer (SYMBOL(prb))")
+	if err != nil {
+		return r, err
+	}
+	r.Addr = u64(ptr, 0)
+	prb, err := readFull(mem, r.Addr, l.prbSize, "the printk_ringbuffer")
+	if err != nil {
+		return r, err
+	}
+	dr, tr := l.descRing, l.textRing
+	countBits := uint64(u32(prb, dr+l.countBits))
+	sizeBits := uint64(u32(prb, tr+l.sizeBits))
+	if countBits > maxCountBits || sizeBits > maxSizeBits || sizeBits < 4 {
+		return r, fmt.Errorf("printk_ringbuffer at %#x is implausible: %d-bit descriptor count, %d-bit text size", r.Addr, countBits, sizeBits)
+	}
+	r.Count, r.TextSize = 1<<countBits, 1<<sizeBits
+	r.Descs = u64(prb, dr+l.descsPtr)
+	r.Infos = u64(prb, dr+l.infosPtr)
+	r.Text = u64(prb, tr+l.dataPtr)
+	r.Head = u64(prb, dr+l.headID+l.counter) & idMask
+	r.Tail = u64(prb, dr+l.tailID+l.counter) & idMask
+	return r, nil
+}
+
 // readLockless follows makedumpfile's dump_lockless_dmesg: copy the ring
 // structure, the descriptor and info arrays and the text ring, then visit
 // every ID from tail_id to head_id.
@@ -121,33 +182,14 @@ func readLockless(mem io.ReaderAt, info *vmcoreinfo.Info, maxBytes uint64) (*Log
 	if err != nil {
 		return nil, err
 	}
-	prbSym, _ := info.Symbol("prb")
-	ptr, err := readFull(mem, prbSym, 8, "the prb pointer (SYMBOL(prb))")
-	if err != nil {
-		return nil, err
-	}
 	log := &Log{Format: Lockless}
-	r := &log.Ring
-	r.Addr = u64(ptr, 0)
-	prb, err := readFull(mem, r.Addr, l.prbSize, "the printk_ringbuffer")
-	if err != nil {
+	if log.Ring, err = l.locate(mem, info); err != nil {
 		return nil, err
 	}
-	dr, tr := l.descRing, l.textRing
-	countBits := uint64(u32(prb, dr+l.countBits))
-	sizeBits := uint64(u32(prb, tr+l.sizeBits))
-	if countBits > maxCountBits || sizeBits > maxSizeBits || sizeBits < 4 {
-		return nil, fmt.Errorf("printk_ringbuffer at %#x is implausible: %d-bit descriptor count, %d-bit text size", r.Addr, countBits, sizeBits)
-	}
-	r.Count, r.TextSize = 1<<countBits, 1<<sizeBits
+	r := &log.Ring
 	if total := r.Count*(l.descSize+l.infoSize) + r.TextSize; total > maxBytes {
 		return nil, fmt.Errorf("printk_ringbuffer at %#x: %d descriptors and %d bytes of text (%d bytes) exceed the %d-byte limit", r.Addr, r.Count, r.TextSize, total, maxBytes)
 	}
-	r.Descs = u64(prb, dr+l.descsPtr)
-	r.Infos = u64(prb, dr+l.infosPtr)
-	r.Text = u64(prb, tr+l.dataPtr)
-	r.Head = u64(prb, dr+l.headID+l.counter) & idMask
-	r.Tail = u64(prb, dr+l.tailID+l.counter) & idMask
 	descs, err := readFull(mem, r.Descs, r.Count*l.descSize, "the descriptor array prb_desc_ring.descs")
 	if err != nil {
 		return nil, err
