@@ -142,8 +142,76 @@ func TestE2E(t *testing.T) {
 					consumerChecks[c](t, out, art)
 				}
 			})
+			// A QEMU dump taken without -device vmcoreinfo has no
+			// VMCOREINFO note: the same dump with its note renamed. extract
+			// must take the kernel's own text from its vmcoreinfo_note page
+			// in memory, without any vmlinux.
+			t.Run("qemu-without-vmcoreinfo", func(t *testing.T) {
+				in := filepath.Join(work, "qemu-novmci.core")
+				text := stripVMCOREINFONote(t, art.Dump, in)
+				defer os.Remove(in)
+				out := filepath.Join(work, "qemu-novmci.vmcore")
+				sum, err := Run(ctx, Options{Input: in, Output: out})
+				if err != nil {
+					t.Fatalf("ldx extract of the QEMU dump without VMCOREINFO note: %v", err)
+				}
+				defer os.Remove(out)
+				t.Logf("e2e_extract %s/qemu-without-vmcoreinfo: vmcoreinfo from %s; repairs %q", sc.name, sum.VMCOREINFO, sum.Repairs)
+				if !strings.Contains(sum.VMCOREINFO, "vmcoreinfo_note page") {
+					t.Errorf("VMCOREINFO from %q, want the kernel's vmcoreinfo_note page", sum.VMCOREINFO)
+				}
+				d, err := dump.Open(ctx, out, dump.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := d.VMCOREINFO.Bytes()
+				d.Close()
+				if want := bytes.ReplaceAll(text, []byte{0}, nil); !bytes.Equal(got, want) {
+					t.Errorf("recovered VMCOREINFO (%d bytes) differs from the note QEMU wrote (%d bytes)", len(got), len(want))
+				}
+				for _, c := range []string{"crash", "makedumpfile", "drgn"} {
+					if c == "crash" && !sc.crash {
+						continue
+					}
+					consumerChecks[c](t, out, art)
+				}
+			})
 		})
 	}
+}
+
+// stripVMCOREINFONote copies the ELF core at src to dst with its
+// VMCOREINFO note renamed (so no reader takes it) and returns the note's
+// text.
+func stripVMCOREINFONote(t *testing.T, src, dst string) []byte {
+	t.Helper()
+	if out, err := exec.Command("cp", "--sparse=always", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	f, err := os.OpenFile(dst, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := elfcore.NewFile(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes, _ := core.Notes()
+	for _, n := range notes {
+		if n.Name == elfcore.NameVMCOREINFO {
+			if _, err := f.WriteAt([]byte("LDXREMOVED\x00"), n.Off+12); err != nil {
+				t.Fatal(err)
+			}
+			return n.Desc
+		}
+	}
+	t.Fatal("the QEMU dump has no VMCOREINFO note")
+	return nil
 }
 
 // kernelFromGuest describes the guest's kernel for the emulator: memory and

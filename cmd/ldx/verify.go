@@ -282,6 +282,12 @@ func overall(rep *verify.Report) string {
 	}
 	for _, t := range rep.Tools {
 		if t.Skipped == "" && !t.OK {
+			if t.Agree {
+				// Only a version-bound effect (G1) predicted it: the
+				// consumer, not the dump, is at fault.
+				return fmt.Sprintf("FATAL — %s %s cannot read this kernel, as predicted (%s); the dump itself passes every check (exit 6)",
+					t.Tool, t.Version, verify.JoinIDs(rep.Prediction(t.Tool).Checks, ", "))
+			}
 			return "FATAL — a consumer failed on it although the checks found nothing (exit 6)"
 		}
 	}

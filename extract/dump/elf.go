@@ -1,11 +1,14 @@
 package dump
 
 import (
+	"bytes"
 	"context"
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
 	"ldx/elfcore/kernel/x86"
+	"strings"
 
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/kmem"
@@ -67,11 +70,28 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 		}
 	}
 	sum.VMCOREINFO = "the input's VMCOREINFO note"
+	var lostWhy error
+	if vmci == nil {
+		// QEMU without -device vmcoreinfo, other hypervisors and hand-made
+		// cores have no note, but the kernel's own note page is in the
+		// dumped memory.
+		pa, text, err := findVMCOREINFO(ctx, src, core, opt)
+		if errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+		if err == nil {
+			vmci = &elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: text, Off: -1}
+			sum.VMCOREINFO = fmt.Sprintf("the kernel's vmcoreinfo_note page in the dumped memory at %#x", pa)
+			sum.repair("the core has no VMCOREINFO note: took the kernel's own (%d bytes) from its vmcoreinfo_note page at physical %#x, checked against the dumped memory (its page tables translate init_uts_ns, whose release is its OSRELEASE, and _stext where phys_base puts it)", len(text), pa)
+		}
+		lostWhy = err
+	}
 	if vmci == nil {
 		if opt.Vmlinux == nil {
-			return nil, &InputError{Path: src.Path, Off: int64(core.Phoff), What: "the core has no VMCOREINFO note, so no consumer can make sense of it as a kernel dump",
+			return nil, &InputError{Path: src.Path, Off: int64(core.Phoff), What: "the core has no VMCOREINFO note, so no consumer can make sense of it as a kernel dump, and " + lostWhy.Error(),
 				Hint: "with the kernel's debug vmlinux, `ldx extract --vmlinux VMLINUX` rebuilds VMCOREINFO from it and the dumped memory; for QEMU dumps, run QEMU with -device vmcoreinfo and load the guest's qemu_fw_cfg module before dumping"}
 		}
+		sum.warn("%v", lostWhy)
 		var ram []manifest.Range
 		for _, r := range core.Phys().Ranges() {
 			ram = append(ram, manifest.Range{Start: r[0], End: r[1]})
@@ -194,4 +214,80 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 		sum.repair("moved the program headers to offset 64 (they were at %#x; makedumpfile reads them at 64 whatever e_phoff says)", core.Phoff)
 	}
 	return p, nil
+}
+
+// findVMCOREINFO looks in the dumped memory for the kernel's
+// vmcoreinfo_note page and accepts a note only when the dump agrees with
+// it (consistentVMCOREINFO): a stale copy, another kernel's note or bytes
+// that merely look like one are passed over.
+func findVMCOREINFO(ctx context.Context, src *Source, core *elfcore.File, opt *Options) (uint64, []byte, error) {
+	phys := core.Phys()
+	var ram []manifest.Range
+	for _, r := range phys.Ranges() {
+		ram = append(ram, manifest.Range{Start: r[0], End: r[1]})
+	}
+	var found uint64
+	var text []byte
+	var rejected []string
+	err := scanNotePages(ctx, src, phys, false, ram, opt, func(pa uint64, t []byte) bool {
+		if err := consistentVMCOREINFO(phys, t); err != nil {
+			rejected = append(rejected, fmt.Sprintf("the note at %#x (%v)", pa, err))
+			return false
+		}
+		found, text = pa, t
+		return true
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if text == nil {
+		if len(rejected) == 0 {
+			return 0, nil, errors.New("no VMCOREINFO note page was found in the dumped memory either")
+		}
+		return 0, nil, fmt.Errorf("the VMCOREINFO notes found in the dumped memory do not describe it: %s", strings.Join(rejected, "; "))
+	}
+	return found, text, nil
+}
+
+// consistentVMCOREINFO says why text cannot be the VMCOREINFO of the
+// kernel whose memory phys holds, or nil: its page-table root must
+// translate its own init_uts_ns, whose release must be its OSRELEASE (the
+// banner the kernel prints), and _stext must map to where phys_base puts
+// the image (which KERNELOFFSET's virtual placement and the physical one
+// then agree on).
+func consistentVMCOREINFO(phys io.ReaderAt, text []byte) error {
+	info, _ := vmcoreinfo.ParseLenient(text)
+	if info == nil {
+		return errors.New("no VMCOREINFO lines")
+	}
+	rel, ok := info.OSRelease()
+	uts, ok1 := info.Symbol("init_uts_ns")
+	name, ok2 := info.Offset("uts_namespace.name")
+	stext, ok3 := info.Symbol("_stext")
+	if !ok || !ok1 || !ok2 || !ok3 {
+		return errors.New("it lacks OSRELEASE, SYMBOL(init_uts_ns), OFFSET(uts_namespace.name) or SYMBOL(_stext)")
+	}
+	params, err := kmem.ParamsFrom(info, nil)
+	if err != nil {
+		return err
+	}
+	mem, err := kmem.New(phys, params)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 65)
+	if _, err := mem.ReadAt(buf, int64(uts+name+2*65)); err != nil {
+		return fmt.Errorf("its init_uts_ns does not translate: %w", err)
+	}
+	if got := string(bytes.TrimRight(buf, "\x00")); got != rel {
+		return fmt.Errorf("init_uts_ns says release %q, its OSRELEASE %q", got, rel)
+	}
+	pa, err := mem.VtoP(stext)
+	if err != nil {
+		return fmt.Errorf("its _stext does not translate: %w", err)
+	}
+	if want := stext - x86.KernelTextBase + params.PhysBase; pa != want {
+		return fmt.Errorf("_stext %#x maps to physical %#x, phys_base puts it at %#x", stext, pa, want)
+	}
+	return nil
 }

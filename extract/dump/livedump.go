@@ -541,30 +541,17 @@ func buildCoreNotes(ni *noteInfo, sum *Report) ([]elfcore.Note, NoteCounts) {
 // begins with what survived in the notes page. It reads all of RAM, so it
 // runs only when the manifest does not give the address.
 func scanVMCOREINFO(ctx context.Context, src *Source, ram []manifest.Range, prefix []byte, opt *Options) (uint64, []byte, error) {
-	total := int64(covered(ram))
-	var done int64
 	var found uint64
 	var text []byte
-	errFound := errors.New("found")
-	err := walkMemory(ctx, src, src, true, ram, func(pa, n uint64, chunk []byte) error {
-		done += int64(n)
-		opt.progress("scan", done, total)
-		for off := uint64(0); chunk != nil && off+24 <= n; off += pageSize {
-			if _, ok := livedump.VMCOREINFOHeader(chunk[off:]); !ok {
-				continue
-			}
-			t, err := readVMCOREINFONote(src, pa+off)
-			if err != nil || !bytes.HasPrefix(t, prefix) {
-				continue
-			}
-			found, text = pa+off, t
-			if _, ok := crashTime(t); ok {
-				return errFound
-			}
+	err := scanNotePages(ctx, src, src, true, ram, opt, func(pa uint64, t []byte) bool {
+		if !bytes.HasPrefix(t, prefix) {
+			return false
 		}
-		return nil
+		found, text = pa, t
+		_, complete := crashTime(t)
+		return complete
 	})
-	if err != nil && err != errFound {
+	if err != nil {
 		return 0, nil, err
 	}
 	if text == nil {
@@ -573,4 +560,31 @@ func scanVMCOREINFO(ctx context.Context, src *Source, ram []manifest.Range, pref
 			Hint: "without VMCOREINFO crash, makedumpfile and drgn cannot use the dump"}
 	}
 	return found, text, nil
+}
+
+// scanNotePages reads all of ram (physical addresses, through phys) and
+// calls visit for each page that starts with a VMCOREINFO note, with the
+// note's text, until visit returns true. The kernel keeps its note in a
+// page of its own (vmcoreinfo_note), so only page starts are looked at.
+func scanNotePages(ctx context.Context, src *Source, phys io.ReaderAt, raw bool, ram []manifest.Range, opt *Options, visit func(pa uint64, text []byte) bool) error {
+	total := int64(covered(ram))
+	var done int64
+	errFound := errors.New("found")
+	err := walkMemory(ctx, src, phys, raw, ram, func(pa, n uint64, chunk []byte) error {
+		done += int64(n)
+		opt.progress("scan", done, total)
+		for off := uint64(0); chunk != nil && off+24 <= n; off += pageSize {
+			if _, ok := livedump.VMCOREINFOHeader(chunk[off:]); !ok {
+				continue
+			}
+			if t, err := readVMCOREINFONote(phys, pa+off); err == nil && visit(pa+off, t) {
+				return errFound
+			}
+		}
+		return nil
+	})
+	if err == errFound {
+		return nil
+	}
+	return err
 }
