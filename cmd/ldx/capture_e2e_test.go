@@ -469,19 +469,22 @@ func countPRStatus(b []byte) int {
 	return n
 }
 
-// sigtermAt starts a capture, waits until the livedump state reads $2
-// (polling with the shell's read, no fork), sleeps $3 if given, sends
-// SIGTERM and reports ldx's output, exit code and the state afterwards.
+// sigtermAt starts a capture, waits until the livedump state reads one
+// of the states in $2 (a space-separated list; polling with the shell's
+// read, no fork), sleeps $3 if given, sends SIGTERM and reports ldx's
+// output, exit code and the state afterwards. The state reads INIT (1)
+// only between INIT's return and ldx's START write, a window a poll can
+// miss on a busy machine, so "once INIT is done" waits for 1 or 2.
 const sigtermAt = `
 sigterm_at() {
 	name=$1
-	want=$2
+	want=" $2 "
 	/bin/ldx capture /dev/vda >/tmp/out 2>&1 &
 	pid=$!
 	n=0
 	while :; do
 		read -r s </sys/kernel/livedump/state
-		[ "$s" = "$want" ] && break
+		case "$want" in *" $s "*) break ;; esac
 		kill -0 $pid 2>/dev/null || break
 		n=$((n + 1))
 	done
@@ -741,7 +744,7 @@ run_ldx capture capture /dev/vda
 			// same boot must work.
 			name: "sigterm", kernel: "norandmem", memory: "2G", cpus: 2, disk: "full",
 			body: sigtermAt + `
-sigterm_at sigterm-init 1
+sigterm_at sigterm-init "1 2"
 run_ldx extract-after-init extract -q /dev/vda -o /tmp/vmcore
 sigterm_at sigterm-start 2
 run_ldx extract-after-start extract -q /dev/vda -o /tmp/vmcore

@@ -131,7 +131,12 @@ func (m *Mem) Layout(info *vmcoreinfo.Info, pageOffset uint64) *Layout {
 		bases = append(bases, base{"vmemmap (struct page array)", l.VmemmapSource, l.VmemmapStart, vmemmapSize, defVmemmap, false})
 	}
 	for i, b := range bases {
-		end := min(b.start+b.size, cpuEntryArea)
+		// A region's largest size can reach past the top of the address
+		// space from a high random base (5-level vmemmap): saturate.
+		end := uint64(cpuEntryArea)
+		if b.size < cpuEntryArea-b.start {
+			end = b.start + b.size
+		}
 		if i+1 < len(bases) && bases[i+1].start > b.start {
 			end = min(end, bases[i+1].start)
 		}

@@ -101,6 +101,14 @@ func TestLayout(t *testing.T) {
 			t.Errorf("5-level Region(%#x) = %q, want %q", va, got, want)
 		}
 	}
+	// 5-level KASLR can put vmemmap so high that base + its largest size
+	// (2^49) passes the top of the address space (a real boot drew
+	// 0xfffe087b40000000): the region still ends at cpu_entry_area.
+	high, _ := vmcoreinfo.ParseLenient(fmt.Appendf(nil, "NUMBER(VMALLOC_START)=%#x\nSYMBOL(vmemmap)=%x\n", uint64(0xff9e000000000000), uint64(0xfffe087b40000000)))
+	l = m5.Layout(high, 0xff2f75aa80000000)
+	if r := l.Region(0xfffe087b40040000); r.Name != "vmemmap (struct page array)" || r.End != cpuEntryArea {
+		t.Errorf("high 5-level vmemmap: Region = %+v", r)
+	}
 }
 
 func TestWithRoot(t *testing.T) {
