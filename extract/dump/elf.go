@@ -166,7 +166,7 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 		// and unmapped).
 		check := uint64(livedump.RAMStart)
 		if stext, ok := info.Symbol("_stext"); ok {
-			check = pageDown(stext - x86.KernelTextBase + params.PhysBase)
+			check = pageDown(x86.ImagePhys(stext, params.PhysBase))
 		}
 		pob, err := mem.FindPageOffset(check)
 		if err != nil {
@@ -204,8 +204,8 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 				limit = x86.KernelTextBase + uint64(sz)
 			}
 			end := mem.ImageEnd(stext, limit)
-			phys := stext - x86.KernelTextBase + params.PhysBase
-			p.Image = manifest.Range{Start: pageDown(phys), End: pageUp(end - x86.KernelTextBase + params.PhysBase)}
+			phys := x86.ImagePhys(stext, params.PhysBase)
+			p.Image = manifest.Range{Start: pageDown(phys), End: pageUp(x86.ImagePhys(end, params.PhysBase))}
 			p.ImageVirt = stext - (phys - p.Image.Start)
 			sum.repair("added the kernel-image PT_LOAD [%#x, %#x) at %#x that the input lacks (drgn and vmcore-dmesg read kernel symbols through it)", p.Image.Start, p.Image.End, p.ImageVirt)
 		}
@@ -286,7 +286,7 @@ func consistentVMCOREINFO(phys io.ReaderAt, text []byte) error {
 	if err != nil {
 		return fmt.Errorf("its _stext does not translate: %w", err)
 	}
-	if want := stext - x86.KernelTextBase + params.PhysBase; pa != want {
+	if want := x86.ImagePhys(stext, params.PhysBase); pa != want {
 		return fmt.Errorf("_stext %#x maps to physical %#x, phys_base puts it at %#x", stext, pa, want)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"ldx/elfcore/kernel/x86"
 	"strings"
 
 	"ldx/elfcore/kernel/kallsyms"
@@ -86,7 +87,7 @@ func (c *checker) kernelSymbol(name string, perCPU bool) (uint64, string, bool) 
 func (c *checker) crashVtoP(va uint64) (uint64, error) {
 	switch {
 	case va >= ktext:
-		return va - ktext + c.physBase, nil
+		return x86.ImagePhys(va, c.physBase), nil
 	case c.pageOffset != 0 && va >= c.pageOffset && va-c.pageOffset < 1<<46:
 		return va - c.pageOffset, nil
 	case c.mkd != nil:

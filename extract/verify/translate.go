@@ -119,7 +119,7 @@ func (c *checker) confirm(pb uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return pa - (va - ktext), nil
+	return x86.PhysBase(pa, va), nil
 }
 
 // checkPhysBase is E1: NUMBER(phys_base), the kernel-image PT_LOAD and the
@@ -471,8 +471,8 @@ func (c *checker) drgnView(modern bool) (*drgnMem, error) {
 			d.err = errors.New("\"recursive address translation; page table may be missing from core dump\"")
 			return d, nil
 		}
-		pb = seg.Paddr - (seg.Vaddr - ktext)
-		root := x.swapper - ktext + pb
+		pb = x86.PhysBase(seg.Paddr, seg.Vaddr)
+		root := x86.ImagePhys(x.swapper, pb)
 		d.rootPhysBase = pb
 		d.walk, d.err = kmem.New(&rootOverlay{phys: c.last, r: c.r, seg: seg, root: root &^ (pageSize - 1), va: x.swapper &^ (pageSize - 1)},
 			kmem.Params{PgtRoot: x.swapper, PhysBase: pb, L5: x.l5})

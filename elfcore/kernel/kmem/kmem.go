@@ -92,7 +92,7 @@ func New(phys io.ReaderAt, p Params) (*Mem, error) {
 	if p.PgtRoot < x86.KernelTextBase {
 		return nil, fmt.Errorf("kmem: page-table root %#x is not a kernel image address", p.PgtRoot)
 	}
-	return &Mem{phys: phys, p: p, root: p.PgtRoot - x86.KernelTextBase + p.PhysBase}, nil
+	return &Mem{phys: phys, p: p, root: x86.ImagePhys(p.PgtRoot, p.PhysBase)}, nil
 }
 
 // Level is one step of a page-table walk.

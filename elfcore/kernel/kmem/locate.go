@@ -218,7 +218,7 @@ func scanBanner(ctx context.Context, phys io.ReaderAt, ram [][2]uint64, banner [
 func locateAt(phys io.ReaderAt, sym ImageSymbols, banner []byte, pa uint64) (*Location, error) {
 	// sum = KERNELOFFSET + phys_base; image link address a is at a − __START_KERNEL_map + sum.
 	sum := pa - (sym.BannerAddr - x86.KernelTextBase)
-	img := func(link uint64) uint64 { return link - x86.KernelTextBase + sum }
+	img := func(link uint64) uint64 { return x86.ImagePhys(link, sum) }
 	read := func(what string, addr uint64) (uint64, error) {
 		var b [8]byte
 		if _, err := phys.ReadAt(b[:], int64(addr)); err != nil {

@@ -36,6 +36,10 @@ func IsImageAddr(va uint64) bool { return va >= KernelTextBase }
 // image's offset from KernelTextBase.
 func PhysBase(paddr, vaddr uint64) uint64 { return paddr - (vaddr - KernelTextBase) }
 
+// ImagePhys is the physical address of kernel-image virtual address va
+// with phys_base physBase.
+func ImagePhys(va, physBase uint64) uint64 { return va - KernelTextBase + physBase }
+
 // IsDefaultPageOffset reports whether page_offset_base is one of the two
 // values it has when the memory layout is not randomised.
 func IsDefaultPageOffset(v uint64) bool { return v == PageOffset4Level || v == PageOffset5Level }
