@@ -36,24 +36,7 @@ type Options struct {
 // UnreadableError reports an input that cannot be read as a dump at all:
 // it does not exist, is not a file or block device, or does not start with
 // an ELF header. The CLI maps it to its "unusable input" exit code.
-type UnreadableError struct {
-	Path string
-	Off  int64 // byte offset of the problem, -1 when none
-	What string
-	Hint string
-}
-
-func (e *UnreadableError) Error() string {
-	s := e.Path + ": "
-	if e.Off >= 0 {
-		s += fmt.Sprintf("at byte %#x: ", e.Off)
-	}
-	s += e.What
-	if e.Hint != "" {
-		s += "\n  " + e.Hint
-	}
-	return s
-}
+type UnreadableError = dump.InputError
 
 // File verifies the vmcore, QEMU dump, /proc/vmcore copy, or raw livedump
 // device or image at path. It returns an *UnreadableError when the input
