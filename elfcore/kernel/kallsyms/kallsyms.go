@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"ldx/elfcore/kernel/kmem"
 	"slices"
 	"sort"
 	"strings"
@@ -390,26 +391,14 @@ func (s *stream) next(k uint64, entry int) ([]byte, error) {
 	return b, nil
 }
 
-// readFull copies n bytes of kernel virtual memory at va in chunks, growing
-// the buffer as reads succeed, so that a corrupt count costs one failed
-// read, not an allocation of its size.
+// readFull is kmem.ReadFull (bounded copies of kernel memory), its error
+// named for this package.
 func readFull(mem io.ReaderAt, va, n uint64, what string) ([]byte, error) {
-	if va+n < va {
-		return nil, fmt.Errorf("kallsyms: %s: %d bytes at %#x wrap around the address space", what, n, va)
+	b, err := kmem.ReadFull(mem, va, n, what)
+	if err != nil {
+		return nil, fmt.Errorf("kallsyms: %w", err)
 	}
-	buf := make([]byte, 0, min(n, chunk))
-	for uint64(len(buf)) < n {
-		k := min(n-uint64(len(buf)), chunk)
-		off := len(buf)
-		buf = append(buf, make([]byte, k)...)
-		if got, err := mem.ReadAt(buf[off:], int64(va)+int64(off)); uint64(got) < k {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, fmt.Errorf("kallsyms: reading %s (%d bytes at %#x): at %#x: %w", what, n, va, va+uint64(off)+uint64(max(got, 0)), err)
-		}
-	}
-	return buf, nil
+	return b, nil
 }
 
 // readSome reads up to n bytes at va and returns what could be read, with

@@ -312,3 +312,28 @@ func (m *Mem) WithRoot(root uint64) *Mem {
 	c.root = root &^ (pageSize - 1)
 	return &c
 }
+
+// ReadFull copies n bytes of kernel virtual memory at va from mem (a Mem,
+// or any view of kernel memory) in 1 MiB pieces, growing the buffer only as
+// reads succeed, so that a corrupt length or pointer in a dump costs one
+// failed read, never an allocation of its size. what names the data in
+// the error.
+func ReadFull(mem io.ReaderAt, va, n uint64, what string) ([]byte, error) {
+	const chunk = 1 << 20
+	if va+n < va {
+		return nil, fmt.Errorf("reading %s: %d bytes at %#x wrap around the address space", what, n, va)
+	}
+	buf := make([]byte, 0, min(n, chunk))
+	for uint64(len(buf)) < n {
+		k := min(n-uint64(len(buf)), chunk)
+		off := len(buf)
+		buf = append(buf, make([]byte, k)...)
+		if got, err := mem.ReadAt(buf[off:], int64(va)+int64(off)); uint64(got) < k {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("reading %s (%d bytes at %#x): at %#x: %w", what, n, va, va+uint64(off)+uint64(max(got, 0)), err)
+		}
+	}
+	return buf, nil
+}

@@ -90,6 +90,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"ldx/elfcore/kernel/kmem"
 	"strings"
 
 	"ldx/vmcoreinfo"
@@ -313,28 +314,8 @@ func field(name string, off, n, size uint64) error {
 	return nil
 }
 
-// readFull copies n bytes of kernel virtual memory at va. It grows the
-// buffer as reads succeed, so a corrupt pointer costs one failed read, not
-// an allocation of n bytes.
-func readFull(mem io.ReaderAt, va, n uint64, what string) ([]byte, error) {
-	const chunk = 1 << 20
-	if va+n < va {
-		return nil, fmt.Errorf("reading %s: %d bytes at %#x wrap around the address space", what, n, va)
-	}
-	buf := make([]byte, 0, min(n, chunk))
-	for uint64(len(buf)) < n {
-		k := min(n-uint64(len(buf)), chunk)
-		off := len(buf)
-		buf = append(buf, make([]byte, k)...)
-		if got, err := mem.ReadAt(buf[off:], int64(va)+int64(off)); uint64(got) < k {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, fmt.Errorf("reading %s (%d bytes at %#x): at %#x: %w", what, n, va, va+uint64(off)+uint64(got), err)
-		}
-	}
-	return buf, nil
-}
+// readFull is kmem.ReadFull: bounded copies of kernel memory.
+var readFull = kmem.ReadFull
 
 func u64(b []byte, off uint64) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
 func u32(b []byte, off uint64) uint32 { return binary.LittleEndian.Uint32(b[off:]) }
