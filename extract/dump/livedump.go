@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"ldx/elfcore/kernel/kallsyms"
 	"strings"
 	"time"
 
@@ -423,22 +424,35 @@ func openLivedump(ctx context.Context, in *Input) (*Dump, error) {
 func kernelMemoryModel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info, ram []manifest.Range, sum *Report) []manifest.Range {
 	const noMap = "no ldx capture manifest on the input: "
 	params, err := kmem.ParamsFrom(info, nil)
-	var sections [][2]uint64
+	var mem *kmem.Mem
 	if err == nil {
-		var mem *kmem.Mem
-		if mem, err = kmem.New(src, params); err == nil {
-			sections, err = mem.PresentSections(info)
-		}
+		mem, err = kmem.New(src, params)
 	}
 	if err != nil {
 		sum.warn(noMap+"the RAM range is the kernel's single range [1 MiB, %#x), MMIO holes and reserved ranges included (livedump K-3); the kernel's memory model could not be read either: %v", ram[len(ram)-1].End, err)
+		return ram
+	}
+	// The kernel's own RAM map, down to the page, when its symbol table
+	// says where it is.
+	out, e820Err := e820RAM(mem, info, ram)
+	if e820Err == nil {
+		if gone := covered(ram) - covered(out); gone > 0 {
+			sum.repair("laid the RAM PT_LOADs over the kernel's own RAM map (e820_table, found through kallsyms): left out %d KiB of holes and reserved ranges inside the kernel's single RAM range", gone>>10)
+		} else {
+			sum.repair("checked the RAM range against the kernel's own RAM map (e820_table, found through kallsyms): no holes")
+		}
+		return out
+	}
+	sections, err := mem.PresentSections(info)
+	if err != nil {
+		sum.warn(noMap+"the RAM range is the kernel's single range [1 MiB, %#x), MMIO holes and reserved ranges included (livedump K-3); neither the kernel's RAM map (%v) nor its memory model could be read: %v", ram[len(ram)-1].End, e820Err, err)
 		return ram
 	}
 	var present []manifest.Range
 	for _, s := range sections {
 		present = append(present, manifest.Range{Start: s[0], End: s[1]})
 	}
-	out := intersectRanges(ram, present)
+	out = intersectRanges(ram, present)
 	if len(out) == 0 {
 		sum.warn(noMap + "the kernel's present memory sections do not overlap its RAM range; kept the kernel's range")
 		return ram
@@ -447,8 +461,36 @@ func kernelMemoryModel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info, ra
 		sum.repair("left out %d MiB of the kernel's RAM range that no present memory section covers (holes such as the PCI hole), from the kernel's SPARSEMEM sections", gone>>20)
 	}
 	bits, _ := info.Number("SECTION_SIZE_BITS") // PresentSections needs it, so it is there
-	sum.warn(noMap+"RAM ranges come from the kernel's memory sections (%d MiB each): smaller holes and reserved ranges inside them are presented as memory and hold whatever the device held", int64(1)<<bits>>20)
+	sum.warn(noMap+"RAM ranges come from the kernel's memory sections (%d MiB each), since its RAM map could not be read (%v): smaller holes and reserved ranges inside them are presented as memory and hold whatever the device held", int64(1)<<bits>>20, e820Err)
 	return out
+}
+
+// e820RAM narrows ram to the RAM ranges of the kernel's e820 table, each
+// rounded inwards to whole pages.
+func e820RAM(mem *kmem.Mem, info *vmcoreinfo.Info, ram []manifest.Range) ([]manifest.Range, error) {
+	syms, err := kallsyms.Read(mem, info)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := syms.Lookup("e820_table")
+	if !ok {
+		return nil, errors.New("the kernel's symbol table has no e820_table")
+	}
+	entries, err := kmem.ReadE820(mem, v)
+	if err != nil {
+		return nil, err
+	}
+	var e820 []manifest.Range
+	for _, e := range entries {
+		if start, end := pageUp(e.Addr), pageDown(e.Addr+e.Size); e.IsRAM() && start < end {
+			e820 = append(e820, manifest.Range{Start: start, End: end})
+		}
+	}
+	out := intersectRanges(ram, e820)
+	if len(out) == 0 {
+		return nil, errors.New("the e820 table's RAM does not overlap the kernel's RAM range")
+	}
+	return out, nil
 }
 
 // lostKeys names the VMCOREINFO lines that did not survive in the notes
