@@ -14,6 +14,9 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,9 +118,38 @@ func TestSymsE2E(t *testing.T) {
 			if code != 0 || !strings.HasPrefix(rd, fmt.Sprintf("%016x  ", byName["jiffies"])) {
 				t.Errorf("ldx read jiffies 8: exit %d, %q %s; jiffies is at %#x", code, rd, errs, byName["jiffies"])
 			}
+			// drgn (with the vmlinux) reads jiffies at the same address
+			// and sees the same bytes, in ldx's vmcore of the dump (drgn
+			// 0.0.22 cannot open the QEMU dump itself). jiffies is a
+			// linker-script alias of jiffies_64 that DWARF does not name,
+			// so drgn is asked for jiffies_64.
+			vmcore := filepath.Join(t.TempDir(), "syms.vmcore")
+			if _, errs, code := ldx("extract", "-q", art.Dump, "-o", vmcore); code != 0 {
+				t.Fatalf("ldx extract: exit %d: %s", code, errs)
+			}
+			script := filepath.Join(t.TempDir(), "jiffies.py")
+			os.WriteFile(script, []byte("a = prog['jiffies_64'].address_\nprint('LDXJIFFIES %x %s' % (a, prog.read(a, 8).hex()))\n"), 0o644)
+			dout, err := exec.Command("/usr/bin/drgn", "-q", "-c", vmcore, "-s", art.Vmlinux, script).CombinedOutput()
+			var dAddr uint64
+			var dBytes string
+			if i := strings.Index(string(dout), "LDXJIFFIES "); err != nil || i < 0 {
+				t.Errorf("drgn: %v\n%s", err, dout)
+			} else if _, err := fmt.Sscanf(string(dout[i:]), "LDXJIFFIES %x %s", &dAddr, &dBytes); err != nil {
+				t.Errorf("drgn printed %q: %v", dout[i:], err)
+			}
+			rd, _, code = ldx("read", vmcore, "jiffies", "8")
+			fields := strings.Fields(rd)
+			ldxBytes := ""
+			if len(fields) >= 9 {
+				ldxBytes = strings.Join(fields[1:9], "")
+			}
+			if code != 0 || dAddr != byName["jiffies"] || ldxBytes != dBytes {
+				t.Errorf("jiffies: ldx syms %#x, ldx read %q (exit %d); drgn prog['jiffies_64'] at %#x holds %s", byName["jiffies"], rd, code, dAddr, dBytes)
+			}
 			if _, errs, code := ldx("read", art.Dump, "cpu_tss_rw"); code != exitUsage || !strings.Contains(errs, "per-CPU symbol") {
 				t.Errorf("ldx read cpu_tss_rw: exit %d, %s; want the per-CPU offset explained", code, errs)
 			}
+			t.Logf("e2e_syms %s: jiffies at %#x = %s for ldx and drgn alike", sc.name, dAddr, dBytes)
 			t.Logf("e2e_syms %s: %d kallsyms symbols (%s, %s): %d at the vmlinux's address + KASLR offset (%s), %d not; vmlinux has %d names; %.0f ms in-process",
 				sc.name, got.Total, got.Encoding, map[bool]string{true: "confirmed by _stext", false: "guessed"}[got.Verified], matched, how, wrong, len(ref), took.Seconds()*1000)
 		})
