@@ -178,8 +178,21 @@ func TestE2E(t *testing.T) {
 					}
 					consumerChecks[c](t, out, art)
 				}
+				checkDrgnLog(t, out, art)
 			})
 		})
+	}
+}
+
+// checkDrgnLog: drgn's get_dmesg has the guest's marker lines.
+func checkDrgnLog(t *testing.T, vmcore string, art *guest.Artefacts) {
+	script := filepath.Join(t.TempDir(), "dmesg.py")
+	os.WriteFile(script, []byte("from drgn.helpers.linux.printk import get_dmesg\nimport sys\nsys.stdout.write(get_dmesg(prog).decode(errors='replace'))\n"), 0o644)
+	out := runTool(t, 5*time.Minute, "drgn", "-q", "-c", vmcore, "-s", art.Vmlinux, script)
+	for _, m := range art.Facts.Markers {
+		if !strings.Contains(out, m) {
+			t.Errorf("drgn's get_dmesg lacks the marker %q\n%s", m, tail(out, 10))
+		}
 	}
 }
 
