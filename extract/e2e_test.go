@@ -48,6 +48,9 @@ var e2eScenarios = []e2eScenario{
 	// notes inside the printk keys. Without a manifest the hole must be
 	// found from the kernel's memory sections.
 	{"6.1-8cpu-4G-pcihole", guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "4G", CPUs: 8}, true, []string{"capture-zeroed", "livedump.sh-stale-device"}},
+	// The same hole on 6.12, without a manifest: the RAM map must come
+	// from the kernel's e820 table there too.
+	{"6.12-2cpu-4G-pcihole", guest.Spec{Kernel: guest.KernelSpec{Series: "6.12"}, Memory: "4G", CPUs: 2}, false, []string{"livedump.sh-stale-device"}},
 }
 
 // e2eVariant is one way the device came to be.
