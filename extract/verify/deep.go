@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"ldx/extract/dump"
 	"slices"
 	"strings"
 )
@@ -61,7 +62,7 @@ func (c *checker) checkDeep() {
 			}
 			for p := uint64(0); p < n; p += pageSize {
 				pages++
-				if isZero(buf[p:min(n, p+pageSize)]) {
+				if dump.IsZero(buf[p:min(n, p+pageSize)]) {
 					zeroPages++
 				}
 			}
@@ -88,19 +89,4 @@ func (c *checker) checkDeep() {
 		e = append(e, eff(k, Degraded, "read errors for the memory in these ranges"))
 	}
 	c.fail(Z1, found+"; unreadable: "+strings.Join(bad, ", "), "copy the dump again from a healthy medium", nowhere, e...)
-}
-
-func isZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
 }
