@@ -23,12 +23,8 @@ type fixture struct {
 
 func newFixture(t *testing.T, o kmodtest.SyntheticOptions, run kmodtest.Run) *fixture {
 	t.Helper()
-	k := kmodtest.NewSynthetic(o)
-	if run.Start.IsZero() {
-		run.Start = time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
-	}
 	path := filepath.Join(t.TempDir(), "device.img")
-	rep, err := kmodtest.WriteFile(path, k, &run)
+	_, rep, err := kmodtest.WriteSyntheticImage(path, o, &run)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"ldx/kmod/manifest"
 )
@@ -226,4 +227,16 @@ func TemplateLines(first, last string, stext uint64) string {
 		}
 	}
 	return b.String()
+}
+
+// WriteSyntheticImage writes the device image of a synthetic kernel shaped
+// by o for run to path (the tests' usual fixture); a run without a start
+// time starts at a fixed one, so that images are reproducible.
+func WriteSyntheticImage(path string, o SyntheticOptions, run *Run) (*Kernel, *Report, error) {
+	k := NewSynthetic(o)
+	if run.Start.IsZero() {
+		run.Start = time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+	}
+	rep, err := WriteFile(path, k, run)
+	return k, rep, err
 }
