@@ -128,7 +128,7 @@ func gatherFacts(h *Host) *Facts {
 		f.PageOffsetBase, f.PageOffsetFrom = base, p.Kcore
 	}
 	if t, ok := kallsymsText(p.Kallsyms); ok {
-		def := t == 0xffffffff81000000
+		def := t == x86.DefaultText
 		f.TextDefault = &def
 	}
 	f.PercpuUnit, f.PercpuFrom = percpuUnit(f.BootLog, f.CrashNotes)

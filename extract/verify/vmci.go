@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"fmt"
+	"ldx/elfcore/kernel/x86"
 	"slices"
 	"strings"
 
@@ -427,26 +428,26 @@ func (c *checker) presentSummary(rule ID) string {
 		return k + "=" + v
 	}
 	switch rule {
-	case "D3":
+	case D3:
 		return get(vmcoreinfo.KeyOSRelease)
-	case "D4":
+	case D4:
 		return get(vmcoreinfo.KeyPageSize)
-	case "D5":
+	case D5:
 		return get(vmcoreinfo.KeySwapperPgDir)
-	case "D6":
+	case D6:
 		if c.info.Has(vmcoreinfo.KeyInitTopPgt) {
 			return get(vmcoreinfo.KeyInitTopPgt)
 		}
 		return get(vmcoreinfo.KeyInitLevel4Pgt)
-	case "D7":
+	case D7:
 		return get(vmcoreinfo.KeyPhysBase)
-	case "D8":
+	case D8:
 		return get(vmcoreinfo.KeyKernelOffset) + ", " + get(vmcoreinfo.KeyStext)
-	case "D9":
+	case D9:
 		return get(vmcoreinfo.KeyPgtableL5)
-	case "D10":
+	case D10:
 		return get(vmcoreinfo.KeySmeMask)
-	case "D13":
+	case D13:
 		return get(vmcoreinfo.KeyBuildID)
 	}
 	return "all present"
@@ -463,27 +464,27 @@ func (c *checker) missingEffects(rule ID, missing []vmcoreinfo.Requirement) []Ef
 		return false
 	}
 	switch rule {
-	case "D3":
+	case D3:
 		return []Effect{
 			eff(Crash, Fatal, "`crash --osrelease` prints \"unknown\"; --log: \"cannot determine kernel version\" (with a vmlinux crash reads linux_banner instead)").onlyNovm(),
 			eff(Makedumpfile, Fatal, "read_vmcoreinfo_basic_info fails: \"Invalid format in …\""),
 			eff(Drgn, Fatal, "\"VMCOREINFO does not contain valid OSRELEASE\""),
 			eff(Libkdumpfile, Degraded, "cannot tell the kernel version"),
 		}
-	case "D4":
+	case D4:
 		return []Effect{
 			eff(Makedumpfile, Fatal, "read_vmcoreinfo_basic_info fails without PAGESIZE"),
 			eff(Drgn, Fatal, "\"VMCOREINFO does not contain valid PAGESIZE\""),
 			eff(Crash, Cosmetic, "only `crash --log` needs it (\"cannot determine page size\")"),
 		}
-	case "D5":
+	case D5:
 		return []Effect{eff(Drgn, Fatal, "\"VMCOREINFO does not contain valid swapper_pg_dir\": no page-table walks")}
-	case "D6":
+	case D6:
 		return []Effect{
 			eff(Makedumpfile, Fatal, "every virtual read walks from it: \"Can't get the symbol of init_level4_pgt/init_top_pgt.\""),
 			eff(Libkdumpfile, Fatal, "\"Cannot determine root page table\" (unless CR3 is known)"),
 		}
-	case "D7":
+	case D7:
 		if c.image != nil {
 			return []Effect{
 				eff(Crash, Cosmetic, "derives phys_base from the kernel-image PT_LOAD (x86_64_calc_phys_base)"),
@@ -497,10 +498,10 @@ func (c *checker) missingEffects(rule ID, missing []vmcoreinfo.Requirement) []Ef
 			eff(Drgn, Fatal, "\"recursive address translation\": the root table is reachable neither physically nor virtually"),
 			eff(Libkdumpfile, Fatal, "cannot map the kernel text"),
 		}
-	case "D8":
+	case D8:
 		off, haveOff := c.info.KernelOffset()
 		stext, haveStext := c.info.Symbol("_stext")
-		kaslr := (haveOff && off != 0) || (haveStext && stext != 0xffffffff81000000) || (!haveOff && !haveStext)
+		kaslr := (haveOff && off != 0) || (haveStext && stext != x86.DefaultText) || (!haveOff && !haveStext)
 		if !kaslr {
 			return []Effect{eff(Crash, Cosmetic, "the kernel is not relocated (KERNELOFFSET 0), nothing to do")}
 		}
@@ -512,25 +513,25 @@ func (c *checker) missingEffects(rule ID, missing []vmcoreinfo.Requirement) []Ef
 			e = append(e, eff(Drgn, Fatal, "takes the vmlinux bias from KERNELOFFSET: every symbol resolves to its unrelocated address"))
 		}
 		return e
-	case "D9":
+	case D9:
 		return []Effect{
 			eff(Crash, Degraded, "assumes 4-level paging (wrong on LA57 machines)"),
 			eff(Makedumpfile, Degraded, "assumes 4-level paging (wrong on LA57 machines)"),
 			eff(Drgn, Degraded, "assumes 4-level paging (wrong on LA57 machines)"),
 			eff(Libkdumpfile, Degraded, "guesses the paging depth"),
 		}
-	case "D10":
+	case D10:
 		return []Effect{
 			eff(Makedumpfile, Degraded, "does not strip the SME bit from page-table entries (wrong on SME hosts)"),
 			eff(Crash, Degraded, "does not strip the SME bit (wrong on SME hosts)"),
 		}
-	case "D11":
+	case D11:
 		return []Effect{
 			eff(Crash, Degraded, "falls back to built-in layout defaults"),
 			eff(Makedumpfile, Degraded, "falls back to built-in layout defaults"),
 			eff(Drgn, Degraded, "falls back to built-in sparsemem defaults"),
 		}
-	case "D12":
+	case D12:
 		var critical, filtering []string
 		for _, r := range missing {
 			if dmesgCritical[r.Key] {
@@ -546,7 +547,7 @@ func (c *checker) missingEffects(rule ID, missing []vmcoreinfo.Requirement) []Ef
 			e = append(e, eff(Makedumpfile, Degraded, fmt.Sprintf("without %s, -d filtering cannot classify some pages (--dump-dmesg is unaffected)", strings.Join(filtering, ", "))))
 		}
 		return e
-	case "D13":
+	case D13:
 		return []Effect{eff(Drgn, Degraded, "cannot match the vmlinux by build ID, only by OSRELEASE")}
 	}
 	return nil
