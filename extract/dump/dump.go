@@ -1,6 +1,6 @@
 // Package dump opens kernel memory dumps: it reads an input (a file, a
 // block device with O_DIRECT, an xz-compressed image), tells its format
-// through a table of openers (livedump.go, elf.go: each a probe that
+// through a table of openers (livedump.go, kdump.go, elf.go: each a probe that
 // returns ErrNotMine for other formats, and an open), and analyses and
 // repairs it into a Dump: physical memory, RAM ranges, kernel image,
 // notes and VMCOREINFO, with a Report of every repair and warning.
