@@ -187,6 +187,12 @@ func openKdump(ctx context.Context, in *Input) (*Dump, error) {
 // readers. Large reads decompress their pages on all cores.
 type kdumpMemory struct {
 	f *kdump.File
+
+	// The last page a small read decompressed: page-table walks and
+	// structure reads make many small reads of one page.
+	mu       sync.Mutex
+	lastPFN  uint64
+	lastPage []byte
 }
 
 func (m *kdumpMemory) ReadAt(p []byte, off int64) (int, error) {
@@ -196,8 +202,11 @@ func (m *kdumpMemory) ReadAt(p []byte, off int64) (int, error) {
 	pa := uint64(off)
 	first := pa / pageSize
 	last := (pa + uint64(len(p)) + pageSize - 1) / pageSize
-	if last > m.f.MaxMapnr {
+	if last > m.f.MaxMapnr || last < first {
 		return 0, &elfcore.UnmappedError{Paddr: max(pa, m.f.MaxMapnr*pageSize)}
+	}
+	if last == first+1 && len(p) < pageSize {
+		return m.readSmall(p, first, pa)
 	}
 	workers := min(runtime.GOMAXPROCS(0), int(last-first)/64+1)
 	var wg sync.WaitGroup
@@ -237,6 +246,26 @@ func (m *kdumpMemory) ReadAt(p []byte, off int64) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// readSmall reads p (inside page pfn) through the one-page cache.
+func (m *kdumpMemory) readSmall(p []byte, pfn, pa uint64) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lastPage == nil || m.lastPFN != pfn {
+		if m.lastPage == nil {
+			m.lastPage = make([]byte, pageSize)
+		}
+		err := m.f.ReadPage(pfn, m.lastPage)
+		if errors.Is(err, kdump.ErrExcluded) {
+			clear(m.lastPage)
+		} else if err != nil {
+			m.lastPage = nil
+			return 0, err
+		}
+		m.lastPFN = pfn
+	}
+	return copy(p, m.lastPage[pa-pfn*pageSize:]), nil
 }
 
 // ExcludedError is a read of a page that the dump does not hold: its

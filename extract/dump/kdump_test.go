@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"ldx/elfcore"
 	"ldx/elfcore/kdump"
@@ -26,14 +27,32 @@ const pageSize = 4096
 func writeKdump(t *testing.T, d *Dump, excluded manifest.Range, physBase uint64) string {
 	t.Helper()
 	maxPFN := d.RAM[len(d.RAM)-1].End / pageSize
+	rel, _ := d.VMCOREINFO.OSRelease()
+	mem := func(pfn uint64) []byte {
+		if pa := pfn * pageSize; pa >= excluded.Start && pa < excluded.End {
+			return nil
+		}
+		page := make([]byte, pageSize)
+		if _, err := d.Memory.ReadAt(page, int64(pfn*pageSize)); err != nil {
+			t.Fatal(err)
+		}
+		return page
+	}
+	path := filepath.Join(t.TempDir(), "dump.kdump")
+	if err := os.WriteFile(path, encodeKdump(rel, d.Report.CPUs, d.VMCOREINFO.Bytes(), elfcore.EncodeNotes(d.Notes), maxPFN, physBase, mem), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// encodeKdump lays out a kdump-compressed file as makedumpfile does, every
+// pfn below maxPFN RAM, mem(pfn) its page or nil when excluded.
+func encodeKdump(rel string, cpus int, vmci, notes []byte, maxPFN, physBase uint64, mem func(pfn uint64) []byte) []byte {
 	var h kdump.RawHeader
 	copy(h.Signature[:], kdump.SigKdump)
-	h.HeaderVersion, h.BlockSize, h.NrCPUs = 6, pageSize, int32(d.Report.CPUs)
+	h.HeaderVersion, h.BlockSize, h.NrCPUs = 6, pageSize, int32(cpus)
 	h.BitmapBlocks = kdump.BitmapBlocksFor(maxPFN, pageSize)
-	rel, _ := d.VMCOREINFO.OSRelease()
 	kdump.SetUtsField(&h.Utsname.Release, rel)
-	notes := elfcore.EncodeNotes(d.Notes)
-	vmci := d.VMCOREINFO.Bytes()
 	sub := kdump.RawSubHeader{PhysBase: physBase, DumpLevel: 31, MaxMapnr64: maxPFN}
 	sub.OffsetVmcoreinfo = pageSize + kdump.SubHeaderSize
 	sub.SizeVmcoreinfo = uint64(len(vmci))
@@ -48,34 +67,65 @@ func writeKdump(t *testing.T, d *Dump, excluded manifest.Range, physBase uint64)
 	copy(out[sub.OffsetNote:], notes)
 	half := int(h.BitmapBlocks) / 2 * pageSize
 	bm := make([]byte, 2*half)
-	var pfns []uint64
-	for _, r := range []manifest.Range{{Start: 0, End: maxPFN * pageSize}} {
-		for pfn := r.Start / pageSize; pfn < r.End/pageSize; pfn++ {
-			bm[pfn/8] |= 1 << (pfn % 8)
-			if pa := pfn * pageSize; pa >= excluded.Start && pa < excluded.End {
-				continue
-			}
+	var pages [][]byte
+	for pfn := range maxPFN {
+		bm[pfn/8] |= 1 << (pfn % 8)
+		if p := mem(pfn); p != nil {
 			bm[half+int(pfn/8)] |= 1 << (pfn % 8)
-			pfns = append(pfns, pfn)
+			pages = append(pages, p)
 		}
 	}
 	out = append(out, bm...)
-	data := int64(len(out) + len(pfns)*kdump.PageDescSize)
-	for i := range pfns {
+	data := int64(len(out) + len(pages)*kdump.PageDescSize)
+	for i := range pages {
 		out = kdump.AppendPageDesc(out, kdump.RawPageDesc{Offset: data + int64(i)*pageSize, Size: pageSize})
 	}
-	page := make([]byte, pageSize)
-	for _, pfn := range pfns {
-		if _, err := d.Memory.ReadAt(page, int64(pfn*pageSize)); err != nil {
+	for _, p := range pages {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// FuzzAnalyseKdump: the kdump opener on damaged files never panics or
+// hangs; what it cannot read is an error.
+func FuzzAnalyseKdump(f *testing.F) {
+	vmci := kmodtest.SyntheticVMCOREINFO("6.1.0-fuzz", 0xffffffff81000000, 0, false)
+	seed := encodeKdump("6.1.0-fuzz", 1, vmci, nil, 40, 0, func(pfn uint64) []byte {
+		if pfn%3 == 0 {
+			return nil
+		}
+		p := make([]byte, pageSize)
+		kmodtest.SyntheticPage(p, 1, pfn)
+		return p
+	})
+	f.Add(seed)
+	f.Add(seed[:len(seed)/2])
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fh, err := os.CreateTemp(dir, "in-*.kdump")
+		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, page...)
-	}
-	path := filepath.Join(t.TempDir(), "dump.kdump")
-	if err := os.WriteFile(path, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+		path := fh.Name()
+		defer os.Remove(path)
+		_, err = fh.Write(b)
+		if err := errors.Join(err, fh.Close()); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			d, err := Open(context.Background(), path, Options{})
+			if err == nil {
+				d.Close()
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("opening a %d-byte kdump file takes more than 20 s", len(b))
+		}
+	})
 }
 
 // TestKdumpOpener: a kdump file made from a dump opens to the same model
