@@ -70,9 +70,9 @@ func ldxRun(t *testing.T, args ...string) (string, string, int) {
 }
 
 type kdumpE2EScenario struct {
-	name     string
-	spec     guest.Spec
-	crash    bool
+	name      string
+	spec      guest.Spec
+	crash     bool
 	level     string   // makedumpfile -d for the excluding variants
 	variants  []string // makedumpfile variants: "zlib", "lzo", "zlib-d0", "flat"
 	consumers bool     // extract the zlib file and run the consumers on the vmcore
