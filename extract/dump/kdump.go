@@ -119,25 +119,26 @@ func openKdump(ctx context.Context, in *Input) (*Dump, error) {
 	if err != nil {
 		return nil, &InputError{Path: src.Path, Off: -1, What: err.Error()}
 	}
-	stext, haveStext := info.Symbol("_stext")
-	if haveStext {
-		pa, err := mem.VtoP(stext)
-		switch {
-		case err != nil:
-			return nil, &InputError{Path: src.Path, Off: -1, What: fmt.Sprintf("the page tables (root %#x with phys_base %#x) do not translate _stext %#x: %v", params.PgtRoot, params.PhysBase, stext, err)}
-		case pa != x86.ImagePhys(stext, params.PhysBase):
-			return nil, &InputError{Path: src.Path, Off: -1, What: fmt.Sprintf("_stext %#x maps to physical %#x, phys_base %#x puts it at %#x: VMCOREINFO does not describe this memory", stext, pa, params.PhysBase, x86.ImagePhys(stext, params.PhysBase))}
-		}
+	// _stext must translate to where phys_base puts it before anything
+	// else is read through the page tables: it is the check that they and
+	// VMCOREINFO describe this memory (a search of garbage tables for the
+	// direct map can take hours).
+	stext, ok := info.Symbol("_stext")
+	if !ok {
+		return nil, &InputError{Path: src.Path, Off: f.Sub.OffsetVmcoreinfo, What: "VMCOREINFO has no SYMBOL(_stext): the kernel image cannot be placed or the page tables checked"}
+	}
+	pa, err := mem.VtoP(stext)
+	switch {
+	case err != nil:
+		return nil, &InputError{Path: src.Path, Off: -1, What: fmt.Sprintf("the page tables (root %#x with phys_base %#x) do not translate _stext %#x: %v", params.PgtRoot, params.PhysBase, stext, err)}
+	case pa != x86.ImagePhys(stext, params.PhysBase):
+		return nil, &InputError{Path: src.Path, Off: -1, What: fmt.Sprintf("_stext %#x maps to physical %#x, phys_base %#x puts it at %#x: VMCOREINFO does not describe this memory", stext, pa, params.PhysBase, x86.ImagePhys(stext, params.PhysBase))}
 	}
 	if subPB != params.PhysBase {
 		sum.repair("the kdump sub-header's phys_base %#x is wrong (QEMU writes a guess there when the kernel is relocated); used %#x, which VMCOREINFO gives and the page tables confirm (they map _stext to it)", subPB, params.PhysBase)
 	}
 
-	check := uint64(0x1000000)
-	if haveStext {
-		check = pageDown(x86.ImagePhys(stext, params.PhysBase))
-	}
-	pob, err := mem.FindPageOffset(check)
+	pob, err := mem.FindPageOffset(pageDown(x86.ImagePhys(stext, params.PhysBase)))
 	if err != nil {
 		return nil, &InputError{Path: src.Path, Off: -1, What: err.Error()}
 	}
@@ -155,9 +156,7 @@ func openKdump(ctx context.Context, in *Input) (*Dump, error) {
 		}
 	}
 	sum.RAMRanges = len(d.RAM)
-	if !haveStext {
-		sum.warn("VMCOREINFO has no SYMBOL(_stext): no kernel-image PT_LOAD")
-	} else {
+	{
 		limit := uint64(x86.KernelTextBase + 1<<30)
 		if sz, ok := info.Number("KERNEL_IMAGE_SIZE"); ok && sz > 0 {
 			limit = x86.KernelTextBase + uint64(sz)
