@@ -35,7 +35,10 @@ type vtopResult struct {
 	Linear   *hexU64 `json:"linear_paddr,omitempty"`
 	LinearOK *bool   `json:"linear_agrees,omitempty"`
 	InDump   bool    `json:"in_dump"`
-	Error    string  `json:"error,omitempty"`
+	// Excluded says why a page of RAM is not in the dump (a kdump file's
+	// dump level left it out).
+	Excluded string `json:"excluded,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 func newVtopCmd() *cobra.Command {
@@ -156,6 +159,9 @@ func translate(d *dump.Dump, m *kmem.Mem, layout *kmem.Layout, va uint64, userRo
 	var b [1]byte
 	_, rerr := d.Phys.ReadAt(b[:], int64(w.Paddr))
 	r.InDump = rerr == nil
+	if ee := (*dump.ExcludedError)(nil); errors.As(rerr, &ee) {
+		r.Excluded = ee.Why
+	}
 	return r
 }
 
@@ -163,7 +169,9 @@ func printVtop(w io.Writer, r *vtopResult) error {
 	fmt.Fprintf(w, "virtual   0x%016x  %s\n", uint64(r.Vaddr), r.Region)
 	if r.Paddr != nil {
 		where := "in the dump"
-		if !r.InDump {
+		if r.Excluded != "" {
+			where = "excluded from the dump (" + r.Excluded + ")"
+		} else if !r.InDump {
 			where = "NOT in the dump's memory"
 		}
 		fmt.Fprintf(w, "physical  %#x  (%s page, %s)\n", uint64(*r.Paddr), sizeName(r.PageSize), where)
