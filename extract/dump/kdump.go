@@ -156,16 +156,13 @@ func openKdump(ctx context.Context, in *Input) (*Dump, error) {
 		}
 	}
 	sum.RAMRanges = len(d.RAM)
-	{
-		limit := uint64(x86.KernelTextBase + 1<<30)
-		if sz, ok := info.Number("KERNEL_IMAGE_SIZE"); ok && sz > 0 {
-			limit = x86.KernelTextBase + uint64(sz)
-		}
-		end := mem.ImageEnd(stext, limit)
-		p := x86.ImagePhys(stext, params.PhysBase)
-		d.Image = manifest.Range{Start: pageDown(p), End: pageUp(x86.ImagePhys(end, params.PhysBase))}
-		d.ImageVirt = stext - (p - d.Image.Start)
+	limit := uint64(x86.KernelTextBase + 1<<30)
+	if sz, ok := info.Number("KERNEL_IMAGE_SIZE"); ok && sz > 0 {
+		limit = x86.KernelTextBase + uint64(sz)
 	}
+	end := mem.ImageEnd(stext, limit)
+	d.Image = manifest.Range{Start: pageDown(pa), End: pageUp(x86.ImagePhys(end, params.PhysBase))}
+	d.ImageVirt = stext - (pa - d.Image.Start)
 	var excluded uint64
 	for _, r := range d.RAM {
 		for pfn := r.Start / pageSize; pfn < r.End/pageSize; pfn++ {
