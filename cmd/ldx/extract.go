@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"ldx/elfcore/kdump"
 	"ldx/extract"
 	"ldx/extract/dump"
 )
@@ -21,7 +22,7 @@ import (
 func newExtractCmd() *cobra.Command {
 	var opt extract.Options
 	var asJSON, quiet bool
-	var vmlinuxPath string
+	var vmlinuxPath, compress string
 	cmd := &cobra.Command{
 		Use:   "extract DEVICE|IMAGE -o VMCORE",
 		Short: "Turn a livedump device or image into a compact ELF vmcore",
@@ -55,6 +56,16 @@ exists, 130 interrupted.`,
 			if opt.Output == "" {
 				return &exitError{exitUsage, errors.New("extract: -o VMCORE is required")}
 			}
+			if cmd.Flags().Changed("compress") || cmd.Flags().Changed("dump-level") {
+				if opt.OutputFormat != extract.FormatKdump {
+					return &exitError{exitUsage, errors.New("extract: --compress and --dump-level need --format kdump")}
+				}
+			}
+			c, err := kdump.ParseCompression(compress)
+			if err != nil {
+				return &exitError{exitUsage, fmt.Errorf("extract: --compress: %w", err)}
+			}
+			opt.Compression = c
 			if vmlinuxPath != "" {
 				v, err := openVmlinux("extract", vmlinuxPath)
 				if err != nil {
@@ -88,6 +99,9 @@ exists, 130 interrupted.`,
 	f.BoolVar(&opt.Force, "force", false, "replace the output if it exists")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	f.StringVar(&opt.OutputFormat, "format", extract.FormatELF, "output format: elf (a sparse ELF vmcore) or kdump (kdump-compressed, as makedumpfile -c writes)")
+	f.StringVar(&compress, "compress", "zlib", "kdump page compression: zlib, zstd, snappy or none")
+	f.IntVarP(&opt.DumpLevel, "dump-level", "d", 0, "kdump: makedumpfile's dump level; bit 1 leaves zero pages out (one shared zero page)")
 	f.StringVar(&vmlinuxPath, "vmlinux", "", "debug vmlinux of the dumped kernel: rebuild VMCOREINFO from it when the dump's is lost")
 	return cmd
 }
@@ -172,10 +186,19 @@ func printSummary(w io.Writer, s *extract.Summary) {
 	} else {
 		row("capture manifest", "none")
 	}
-	row("memory", fmt.Sprintf("%s in %d RAM ranges, %d PT_LOADs", mib(int64(s.Memory)), s.RAMRanges, s.Segments))
-	row("read", mib(int64(s.Read)))
-	row("written", fmt.Sprintf("%s of data; file size %s, %s on disk (zero pages are holes)", mib(int64(s.Written)), mib(s.OutputSize), mib(s.OnDisk)))
-	row("zero pages", fmt.Sprintf("%d not stored", s.ZeroPages))
+	if k := s.Kdump; k != nil {
+		row("output format", fmt.Sprintf("kdump-compressed, %s, dump level %d", k.Compression, k.DumpLevel))
+		row("memory", fmt.Sprintf("%s in %d RAM ranges", mib(int64(s.Memory)), s.RAMRanges))
+		row("read", mib(int64(s.Read)))
+		row("pages", fmt.Sprintf("%d written (%d stored uncompressed), %d zero (one shared zero page), %d excluded", k.Pages, k.Raw, k.ZeroPages, k.Excluded))
+		row("written", fmt.Sprintf("%s of page data; file size %s", mib(int64(s.Written)), mib(s.OutputSize)))
+	} else {
+		row("output format", "ELF")
+		row("memory", fmt.Sprintf("%s in %d RAM ranges, %d PT_LOADs", mib(int64(s.Memory)), s.RAMRanges, s.Segments))
+		row("read", mib(int64(s.Read)))
+		row("written", fmt.Sprintf("%s of data; file size %s, %s on disk (zero pages are holes)", mib(int64(s.Written)), mib(s.OutputSize), mib(s.OnDisk)))
+		row("zero pages", fmt.Sprintf("%d not stored", s.ZeroPages))
+	}
 	if s.Unwritten > 0 {
 		row("never written", fmt.Sprintf("%d pages the kernel did not write, presented as zeros", s.Unwritten))
 	}
