@@ -600,4 +600,3 @@ func (w *Writer) writeHeaders() error {
 	}
 	return w.writeAt(w.bitmap2, off+int64(len(w.bitmap1)), "bitmap 2")
 }
-

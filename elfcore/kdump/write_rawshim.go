@@ -42,13 +42,13 @@ func (h DiskDumpHeader) encode(b []byte) {
 }
 
 type KdumpSubHeader struct {
-	PhysBase                       uint64
-	DumpLevel                      int32
-	OffsetVmcoreinfo               int64
-	SizeVmcoreinfo                 uint64
-	OffsetNote                     int64
-	SizeNote                       uint64
-	MaxMapnr64                     uint64
+	PhysBase         uint64
+	DumpLevel        int32
+	OffsetVmcoreinfo int64
+	SizeVmcoreinfo   uint64
+	OffsetNote       int64
+	SizeNote         uint64
+	MaxMapnr64       uint64
 }
 
 func (s KdumpSubHeader) encode(b []byte) {
