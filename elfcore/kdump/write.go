@@ -94,11 +94,11 @@ func ParseCompression(s string) (Compression, error) {
 func (c Compression) flag() uint32 {
 	switch c {
 	case CompressZlib:
-		return DUMP_DH_COMPRESSED_ZLIB
+		return FlagZlib
 	case CompressZstd:
-		return DUMP_DH_COMPRESSED_ZSTD
+		return FlagZstd
 	case CompressSnappy:
-		return DUMP_DH_COMPRESSED_SNAPPY
+		return FlagSnappy
 	}
 	return 0
 }
@@ -153,7 +153,6 @@ type Stats struct {
 
 const (
 	pageSize   = 4096
-	descSize   = 24
 	chunkPages = 256 // pages per unit of work (1 MiB)
 )
 
@@ -241,10 +240,10 @@ func NewWriter(out io.WriterAt, cfg WriterConfig) (*Writer, error) {
 			w.numDumpable++
 		}
 	}
-	w.subHdrBlocks = divUp(uint64(subHeaderSize+len(cfg.Notes)), pageSize)
+	w.subHdrBlocks = divUp(uint64(SubHeaderSize+len(cfg.Notes)), pageSize)
 	w.bitmapBlock = 2 * half / pageSize
 	w.descOff = int64((1 + w.subHdrBlocks + w.bitmapBlock) * pageSize)
-	w.dataOff = w.descOff + int64(w.numDumpable*descSize)
+	w.dataOff = w.descOff + int64(w.numDumpable*PageDescSize)
 	if cfg.DumpLevel&DumpLevelZero != 0 {
 		w.zeroOff = w.dataOff
 		if _, err := out.WriteAt(make([]byte, pageSize), w.zeroOff); err != nil {
@@ -495,9 +494,7 @@ func (w *Writer) writer() {
 }
 
 func appendDesc(b []byte, off int64, size, flags uint32) []byte {
-	var d [descSize]byte
-	PageDesc{Offset: off, Size: size, Flags: flags}.encode(d[:])
-	return append(b, d[:]...)
+	return AppendPageDesc(b, RawPageDesc{Offset: off, Size: size, Flags: flags})
 }
 
 func (w *Writer) writeAt(b []byte, off int64, what string) error {
@@ -552,30 +549,33 @@ func (w *Writer) writeHeaders() error {
 	if w.cfg.Compression != CompressNone {
 		status = w.cfg.Compression.flag()
 	}
-	h := DiskDumpHeader{
-		HeaderVersion: 6,
+	h := RawHeader{
+		HeaderVersion: DefaultHeaderVersion,
 		BlockSize:     pageSize,
 		SubHdrSize:    int32(w.subHdrBlocks),
-		BitmapBlocks:  uint32(w.bitmapBlock),
+		BitmapBlocks:  BitmapBlocksFor(w.maxMapnr, pageSize),
 		MaxMapnr:      uint32(min(w.maxMapnr, 1<<32-1)),
 		NrCPUs:        int32(w.cfg.NrCPUs),
 		Status:        status,
 	}
-	copy(h.Signature[:], KdumpSignature)
-	u := w.cfg.Utsname
-	for i, s := range []string{u.Sysname, u.Nodename, u.Release, u.Version, u.Machine, u.Domainname} {
-		copy(h.Utsname[i][:len(h.Utsname[i])-1], s)
-	}
+	copy(h.Signature[:], SigKdump)
+	u, ru := w.cfg.Utsname, &h.Utsname
+	SetUtsField(&ru.Sysname, u.Sysname)
+	SetUtsField(&ru.Nodename, u.Nodename)
+	SetUtsField(&ru.Release, u.Release)
+	SetUtsField(&ru.Version, u.Version)
+	SetUtsField(&ru.Machine, u.Machine)
+	SetUtsField(&ru.Domainname, u.Domainname)
 	if !w.cfg.Timestamp.IsZero() {
 		h.TimestampSec = w.cfg.Timestamp.Unix()
 		h.TimestampUsec = int64(w.cfg.Timestamp.Nanosecond() / 1000)
 	}
-	sh := KdumpSubHeader{
+	sh := RawSubHeader{
 		PhysBase:   w.cfg.PhysBase,
 		DumpLevel:  int32(w.cfg.DumpLevel),
 		MaxMapnr64: w.maxMapnr,
 	}
-	noteOff := int64(pageSize + subHeaderSize)
+	noteOff := int64(pageSize + SubHeaderSize)
 	if len(w.cfg.Notes) > 0 {
 		sh.OffsetNote, sh.SizeNote = noteOff, uint64(len(w.cfg.Notes))
 		if w.cfg.VMCOREINFOSize > 0 {
@@ -584,13 +584,13 @@ func (w *Writer) writeHeaders() error {
 		}
 	}
 	blk := make([]byte, pageSize)
-	h.encode(blk)
+	copy(blk, h.Encode())
 	if err := w.writeAt(blk, 0, "disk_dump_header"); err != nil {
 		return err
 	}
 	sub := make([]byte, w.subHdrBlocks*pageSize)
-	sh.encode(sub)
-	copy(sub[subHeaderSize:], w.cfg.Notes)
+	copy(sub, sh.Encode())
+	copy(sub[SubHeaderSize:], w.cfg.Notes)
 	if err := w.writeAt(sub, pageSize, "kdump_sub_header and notes"); err != nil {
 		return err
 	}

@@ -111,18 +111,18 @@ func readKdump(t *testing.T, f []byte) *readBack {
 		switch flags {
 		case 0:
 			page = data
-		case DUMP_DH_COMPRESSED_ZLIB:
+		case FlagZlib:
 			var zr io.ReadCloser
 			if zr, err = zlib.NewReader(bytes.NewReader(data)); err == nil {
 				page, err = io.ReadAll(zr)
 			}
-		case DUMP_DH_COMPRESSED_ZSTD:
+		case FlagZstd:
 			var d *zstd.Decoder
 			if d, err = zstd.NewReader(nil); err == nil {
 				page, err = d.DecodeAll(data, nil)
 				d.Close()
 			}
-		case DUMP_DH_COMPRESSED_SNAPPY:
+		case FlagSnappy:
 			page, err = snappy.Decode(nil, data)
 		default:
 			t.Fatalf("pfn %#x: flags %#x", pfn, flags)
@@ -207,7 +207,7 @@ func TestWriterRoundTrip(t *testing.T) {
 				if want := uint32(c.flag()); rb.status != want {
 					t.Errorf("status %#x, want %#x", rb.status, want)
 				}
-				if rb.noteOff != pageSize+subHeaderSize || rb.noteSize != uint64(len(notes)) || rb.vmciOff != rb.noteOff+17 || rb.vmciSize != 22 {
+				if rb.noteOff != pageSize+SubHeaderSize || rb.noteSize != uint64(len(notes)) || rb.vmciOff != rb.noteOff+17 || rb.vmciSize != 22 {
 					t.Errorf("notes at %#x+%d, VMCOREINFO at %#x+%d", rb.noteOff, rb.noteSize, rb.vmciOff, rb.vmciSize)
 				}
 				if got := f.b[rb.noteOff : rb.noteOff+rb.noteSize]; !bytes.Equal(got, notes) {
