@@ -4,7 +4,9 @@
 // and repair are package dump's; extract streams the dump's memory into
 // the output: PT_LOADs only where RAM is, never-written and all-zero
 // pages as holes of a sparse file, the notes first and complete, and the
-// Summary of what was read, written and repaired.
+// Summary of what was read, written and repaired. With OutputFormat
+// FormatKdump it writes the same dump as a kdump-compressed file through
+// package kdump's writer (kdump.go).
 package extract
 
 import (
@@ -112,8 +114,18 @@ func (o *Options) defaults() {
 	}
 }
 
+// ErrOptions is returned for options that do not go together.
+var ErrOptions = errors.New("bad options")
+
 // check refuses options the chosen output format cannot honour.
 func (o *Options) check() error {
+	if err := o.checkFormat(); err != nil {
+		return fmt.Errorf("%w: %w", ErrOptions, err)
+	}
+	return nil
+}
+
+func (o *Options) checkFormat() error {
 	switch o.OutputFormat {
 	case FormatELF:
 		if o.Compression != kdump.CompressZlib || o.DumpLevel != 0 || o.Exclude != nil {
