@@ -54,7 +54,7 @@ e2e: e2e-deps build
 	@echo "e2e: full log in e2e.log"
 
 bench: e2e-deps build
-	LDX_BENCH=1 $(GO) test -count=1 -tags e2e -timeout 60m -run 'TestBenchE2E' -v ./extract/ | grep -vE '^\s+(bench|e2e)_test.go|^=== '
+	LDX_BENCH=1 $(GO) test -count=1 -tags e2e -timeout 60m -run 'TestBench(E2E|KdumpE2E)' -v ./extract/ | grep -vE '^\s+(bench|e2e)_test.go|^=== '
 
 demo: build
 	./testdata/sample/demo.sh

@@ -107,9 +107,6 @@ func (c Compression) flag() uint32 {
 // descriptors share one page of zeros.
 const DumpLevelZero = 1
 
-// PFNRange is the page frame numbers [Start, End).
-type PFNRange struct{ Start, End uint64 }
-
 // Utsname is the kernel's new_utsname as the header carries it; crash
 // compares Machine with its own architecture and Release with the vmlinux.
 type Utsname struct {
@@ -275,7 +272,7 @@ func NewWriter(out io.WriterAt, cfg WriterConfig) (*Writer, error) {
 func divUp(a, b uint64) uint64 { return (a + b - 1) / b }
 
 func setBit(b []byte, pfn uint64) { b[pfn/8] |= 1 << (pfn % 8) }
-func bit(b []byte, pfn uint64) bool {
+func hasBit(b []byte, pfn uint64) bool {
 	return b[pfn/8]&(1<<(pfn%8)) != 0
 }
 
@@ -434,7 +431,7 @@ func (w *Writer) compressJob(enc *encoder, j *job, scratch []byte) {
 		page := j.in[i*pageSize : (i+1)*pageSize]
 		r := &j.recs[i]
 		switch {
-		case !bit(w.bitmap2, pfn):
+		case !hasBit(w.bitmap2, pfn):
 			*r = pageRec{kind: kindExcluded}
 		case zeroExcl && isZero(page):
 			*r = pageRec{kind: kindZero}

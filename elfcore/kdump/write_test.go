@@ -3,6 +3,7 @@ package kdump
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -89,10 +90,10 @@ func readKdump(t *testing.T, f []byte) *readBack {
 	desc := (1 + r.subHdr + r.bitmapBlocks) * r.blockSize
 	seen := map[int64]bool{}
 	for pfn := uint64(0); pfn < r.maxMapnr; pfn++ {
-		if !bit(r.bitmap2, pfn) {
+		if !hasBit(r.bitmap2, pfn) {
 			continue
 		}
-		if !bit(r.bitmap1, pfn) {
+		if !hasBit(r.bitmap1, pfn) {
 			t.Fatalf("pfn %#x in bitmap 2, not in bitmap 1", pfn)
 		}
 		d := f[desc : desc+24]
@@ -222,8 +223,8 @@ func TestWriterRoundTrip(t *testing.T) {
 					for _, r := range ram {
 						inRAM = inRAM || (pfn >= r.Start && pfn < r.End)
 					}
-					if pfn < rb.maxMapnr && bit(rb.bitmap1, pfn) != inRAM {
-						t.Fatalf("pfn %#x: bitmap 1 %v, RAM %v", pfn, bit(rb.bitmap1, pfn), inRAM)
+					if pfn < rb.maxMapnr && hasBit(rb.bitmap1, pfn) != inRAM {
+						t.Fatalf("pfn %#x: bitmap 1 %v, RAM %v", pfn, hasBit(rb.bitmap1, pfn), inRAM)
 					}
 					got, ok := rb.pages[pfn]
 					switch {
@@ -256,6 +257,7 @@ func TestWriterRoundTrip(t *testing.T) {
 				if st.Excluded != excl {
 					t.Errorf("excluded %d, want %d", st.Excluded, excl)
 				}
+				checkWithReader(t, f.b, ram, tc.exclude, rb)
 				if c == CompressNone && st.Raw != st.Pages {
 					t.Errorf("none: %d of %d pages raw", st.Raw, st.Pages)
 				}
@@ -348,5 +350,41 @@ func TestParseCompression(t *testing.T) {
 	}
 	if _, err := ParseCompression("lzo"); err == nil {
 		t.Error("lzo accepted")
+	}
+}
+
+// checkWithReader reads the file back through the package's reader:
+// every RAM page equal to what was written, excluded pages ErrExcluded,
+// the header fields as given.
+func checkWithReader(t *testing.T, b []byte, ram []PFNRange, exclude func(uint64) bool, rb *readBack) {
+	t.Helper()
+	f, err := Open(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatalf("the reader rejects the file: %v", err)
+	}
+	defer f.Close()
+	_, _, release, _, machine := f.Utsname()
+	if release != rb.release || machine != "x86_64" || f.PhysBase() != rb.physBase || f.NrCPUs() != 3 || f.DumpLevel() != rb.dumpLevel || f.MaxMapnr != rb.maxMapnr ||
+		!bytes.Equal(f.VMCOREINFO(), b[rb.vmciOff:rb.vmciOff+rb.vmciSize]) || !bytes.Equal(f.Notes(), b[rb.noteOff:rb.noteOff+rb.noteSize]) {
+		t.Errorf("the reader sees release %q machine %q phys_base %#x cpus %d level %d max_mapnr %d", release, machine, f.PhysBase(), f.NrCPUs(), f.DumpLevel(), f.MaxMapnr)
+	}
+	if got := f.RAMRanges(); fmt.Sprint(got) != fmt.Sprint(ram) {
+		t.Errorf("the reader's RAM %v, written %v", got, ram)
+	}
+	page := make([]byte, pageSize)
+	for _, r := range ram {
+		for pfn := r.Start; pfn < r.End; pfn++ {
+			err := f.ReadPage(pfn, page)
+			switch {
+			case exclude != nil && exclude(pfn):
+				if !errors.Is(err, ErrExcluded) {
+					t.Fatalf("excluded pfn %#x: %v", pfn, err)
+				}
+			case err != nil:
+				t.Fatalf("pfn %#x: %v", pfn, err)
+			case !bytes.Equal(page, synthPage(pfn)):
+				t.Fatalf("pfn %#x: the reader reads different bytes", pfn)
+			}
+		}
 	}
 }
