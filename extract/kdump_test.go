@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -234,5 +235,28 @@ func TestExtractKdumpOptions(t *testing.T) {
 		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 			t.Errorf("%+v left %v", tc.opt, ents)
 		}
+	}
+}
+
+// Interrupted while pages are being compressed: the pipeline stops and
+// the partial output is removed.
+func TestExtractKdumpCancel(t *testing.T) {
+	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 2}, withManifest(manifest.Zeroed))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	var copied int64
+	_, err := Run(ctx, Options{Input: fx.image, Output: filepath.Join(dir, "vmcore"), OutputFormat: FormatKdump,
+		Progress: func(p Progress) {
+			if p.Phase == "copy" && p.Done > 0 {
+				copied = p.Done
+				cancel()
+			}
+		}})
+	if !errors.Is(err, context.Canceled) || copied == 0 {
+		t.Fatalf("err %v after %d bytes, want context.Canceled mid-copy", err, copied)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
 	}
 }

@@ -253,7 +253,10 @@ func NewWriter(out io.WriterAt, cfg WriterConfig) (*Writer, error) {
 		w.next = cfg.RAM[0].Start
 	}
 
-	q := 2*cfg.Workers + 2
+	// Two chunks per worker keep every worker busy while the writer
+	// waits on the oldest; at most 64 (2 MiB each at worst) keep memory
+	// flat on large machines.
+	q := min(2*cfg.Workers+2, 64)
 	w.free = make(chan *job, q)
 	w.work = make(chan *job, q)
 	w.order = make(chan *job, q)
