@@ -1,47 +1,5 @@
 package kdump
 
-// The writer lays a kdump-compressed file out exactly as makedumpfile
-// 1.7.2 does for `makedumpfile -c -d N` (its write_kdump_header,
-// prepare_bitmap2_buffer and write_kdump_pages_and_bitmap_cyclic), so that
-// every reader of that format picks the same blocks:
-//
-//	block 0                 disk_dump_header, header_version 6,
-//	                        block_size = page size (4096)
-//	block 1                 kdump_sub_header, then the ELF note blob right
-//	                        after it (offset_note = block_size + sizeof
-//	                        sub-header); sub_hdr_size counts the blocks of
-//	                        both, rounded up
-//	1+sub_hdr_size          bitmap 1, then bitmap 2; each is
-//	                        divideup(divideup(max_mapnr, 8), block_size)
-//	                        blocks, so that the second starts on a block
-//	                        boundary (crash requires it) and readers find it
-//	                        at bitmap_blocks*block_size/2
-//	1+sub_hdr_size+bitmap   one page_desc (24 bytes) per bitmap-2 pfn in pfn
-//	                        order, then the page data
-//
-// Bitmap 1 has a bit per pfn of RAM, bitmap 2 a bit per pfn whose page is
-// in the file (RAM not excluded by the dump level's page classes). When
-// dump level bit 1 (zero pages) is set, the data area starts with one
-// page of zeros and every all-zero page's descriptor points at it: the
-// page keeps its bit in bitmap 2 (makedumpfile clears it only for ELF
-// output), so readers return zeros for it rather than "excluded".
-// max_mapnr is the pfn just past the highest RAM page; the 32-bit header
-// field is clamped to 2^32-1 and the sub-header's max_mapnr_64 holds it
-// in full. offset_vmcoreinfo points at the VMCOREINFO note's descriptor
-// inside the note blob, size_vmcoreinfo is its length. The status word
-// and each compressed page's flags name the compression (zlib 0x1,
-// snappy 0x4, zstd 0x20); a page compression does not make smaller is
-// stored as it is, with flags 0 and size = page size.
-//
-// Since a page's file offset depends on the compressed sizes of all pages
-// before it, the descriptor area is sized up front from bitmap 2 (known
-// before any page is read: zero pages keep their bit) and descriptors are
-// written as the data is appended after it: one pass over the input.
-// Pages are compressed by a pool of workers, one reused encoder each, on
-// chunks of consecutive pages taken from a bounded queue, and written in
-// pfn order by one goroutine; memory is the bitmaps (1 bit per page each)
-// plus the queue.
-
 import (
 	"bytes"
 	"errors"
@@ -155,6 +113,48 @@ const (
 
 // Writer writes a kdump-compressed file. Feed it every RAM page once in
 // ascending pfn order with Write and WriteZeros, then Close.
+//
+// It lays a kdump-compressed file out exactly as makedumpfile
+// 1.7.2 does for `makedumpfile -c -d N` (its write_kdump_header,
+// prepare_bitmap2_buffer and write_kdump_pages_and_bitmap_cyclic), so that
+// every reader of that format picks the same blocks:
+//
+//	block 0                 disk_dump_header, header_version 6,
+//	                        block_size = page size (4096)
+//	block 1                 kdump_sub_header, then the ELF note blob right
+//	                        after it (offset_note = block_size + sizeof
+//	                        sub-header); sub_hdr_size counts the blocks of
+//	                        both, rounded up
+//	1+sub_hdr_size          bitmap 1, then bitmap 2; each is
+//	                        divideup(divideup(max_mapnr, 8), block_size)
+//	                        blocks, so that the second starts on a block
+//	                        boundary (crash requires it) and readers find it
+//	                        at bitmap_blocks*block_size/2
+//	1+sub_hdr_size+bitmap   one page_desc (24 bytes) per bitmap-2 pfn in pfn
+//	                        order, then the page data
+//
+// Bitmap 1 has a bit per pfn of RAM, bitmap 2 a bit per pfn whose page is
+// in the file (RAM not excluded by the dump level's page classes). When
+// dump level bit 1 (zero pages) is set, the data area starts with one
+// page of zeros and every all-zero page's descriptor points at it: the
+// page keeps its bit in bitmap 2 (makedumpfile clears it only for ELF
+// output), so readers return zeros for it rather than "excluded".
+// max_mapnr is the pfn just past the highest RAM page; the 32-bit header
+// field is clamped to 2^32-1 and the sub-header's max_mapnr_64 holds it
+// in full. offset_vmcoreinfo points at the VMCOREINFO note's descriptor
+// inside the note blob, size_vmcoreinfo is its length. The status word
+// and each compressed page's flags name the compression (zlib 0x1,
+// snappy 0x4, zstd 0x20); a page compression does not make smaller is
+// stored as it is, with flags 0 and size = page size.
+//
+// Since a page's file offset depends on the compressed sizes of all pages
+// before it, the descriptor area is sized up front from bitmap 2 (known
+// before any page is read: zero pages keep their bit) and descriptors are
+// written as the data is appended after it: one pass over the input.
+// Pages are compressed by a pool of workers, one reused encoder each, on
+// chunks of consecutive pages taken from a bounded queue, and written in
+// pfn order by one goroutine; memory is the bitmaps (1 bit per page each)
+// plus the queue.
 type Writer struct {
 	out io.WriterAt
 	cfg WriterConfig
