@@ -114,10 +114,9 @@ const (
 // Writer writes a kdump-compressed file. Feed it every RAM page once in
 // ascending pfn order with Write and WriteZeros, then Close.
 //
-// It lays a kdump-compressed file out exactly as makedumpfile
-// 1.7.2 does for `makedumpfile -c -d N` (its write_kdump_header,
-// prepare_bitmap2_buffer and write_kdump_pages_and_bitmap_cyclic), so that
-// every reader of that format picks the same blocks:
+// It lays the file out exactly as makedumpfile 1.7.2 lays out the output
+// of `makedumpfile -c -d N`, so that every reader of the format (crash,
+// makedumpfile, libkdumpfile and so drgn) picks the same blocks:
 //
 //	block 0                 disk_dump_header, header_version 6,
 //	                        block_size = page size (4096)
