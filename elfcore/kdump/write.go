@@ -364,6 +364,11 @@ type encoder struct {
 	buf  bytes.Buffer
 	zw   *zlib.Writer
 	zstd *zstd.Encoder
+	// zero is the compressed zero page (nil: stored raw), computed once:
+	// the output is the same for the same input, and zero pages are most
+	// of an idle machine's memory.
+	zero     []byte
+	zeroDone bool
 }
 
 func newEncoder(c Compression) (*encoder, error) {
@@ -435,18 +440,31 @@ func (w *Writer) compressJob(enc *encoder, j *job, scratch []byte) {
 		switch {
 		case !hasBit(w.bitmap2, pfn):
 			*r = pageRec{kind: kindExcluded}
-		case zeroExcl && isZero(page):
-			*r = pageRec{kind: kindZero}
-		default:
-			if c := enc.compress(page, scratch); c != nil {
-				*r = pageRec{size: uint32(len(c)), flags: w.cfg.Compression.flag(), kind: kindData}
-				j.out = append(j.out, c...)
-			} else {
-				*r = pageRec{size: pageSize, kind: kindData}
-				j.out = append(j.out, page...)
+		case isZero(page):
+			if zeroExcl {
+				*r = pageRec{kind: kindZero}
+				break
 			}
+			if !enc.zeroDone {
+				enc.zero = bytes.Clone(enc.compress(page, scratch))
+				enc.zeroDone = true
+			}
+			w.store(j, r, page, enc.zero)
+		default:
+			w.store(j, r, page, enc.compress(page, scratch))
 		}
 	}
+}
+
+// store appends the page compressed, or as it is when c is nil.
+func (w *Writer) store(j *job, r *pageRec, page, c []byte) {
+	if c == nil {
+		*r = pageRec{size: pageSize, kind: kindData}
+		j.out = append(j.out, page...)
+		return
+	}
+	*r = pageRec{size: uint32(len(c)), flags: w.cfg.Compression.flag(), kind: kindData}
+	j.out = append(j.out, c...)
 }
 
 var zeroPage = make([]byte, pageSize)
