@@ -14,14 +14,14 @@ import (
 	"ldx/kmod/kmodtest/guest"
 )
 
-// TestKdumpE2E writes the cached guests' QEMU dumps as kdump-compressed
+// TestKdumpWriteE2E writes the cached guests' QEMU dumps as kdump-compressed
 // files and has the real consumers open them: crash (6.1: crash 8.0.2
 // cannot read 6.12) for the release, the kernel log's markers and the
 // named tasks; makedumpfile for the kernel log and re-filtering at -d 31;
 // drgn for the release, the named tasks and the log. zstd (which
 // makedumpfile 1.7.2 cannot read) goes to crash and drgn; dump level 1
 // must make the file smaller and keep it readable.
-func TestKdumpE2E(t *testing.T) {
+func TestKdumpWriteE2E(t *testing.T) {
 	ctx := guest.WithLog(context.Background(), t.Logf)
 	type variant struct {
 		name      string
