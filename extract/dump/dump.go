@@ -1,6 +1,6 @@
 // Package dump opens kernel memory dumps: it reads an input (a file, a
 // block device with O_DIRECT, an xz-compressed image), tells its format
-// through a table of openers (livedump.go, elf.go: each a probe that
+// through a table of openers (livedump.go, kdump.go, elf.go: each a probe that
 // returns ErrNotMine for other formats, and an open), and analyses and
 // repairs it into a Dump: physical memory, RAM ranges, kernel image,
 // notes and VMCOREINFO, with a Report of every repair and warning.
@@ -40,7 +40,7 @@ type Dump struct {
 	Format Format
 	// Phys reads physical memory by physical address, within RAM, as the
 	// extracted vmcore presents it: pages the kernel never wrote read as
-	// zeros.
+	// zeros; pages the input excluded (Excluded) are an *ExcludedError.
 	Phys io.ReaderAt
 	// Memory reads the input's physical memory as it is, by physical
 	// address; Raw says it is the Source itself (offset = physical
@@ -50,6 +50,16 @@ type Dump struct {
 	// Unwritten, if set, tells a page the kernel never wrote (pfn and the
 	// page's bytes as Memory reads them).
 	Unwritten func(pfn uint64, page []byte) bool
+	// Excluded, if set, tells a page of RAM the input does not hold
+	// because its producer left it out (a kdump file's dump level): no
+	// one knows its bytes. Memory reads it as zeros, which is what a
+	// vmcore made from the input holds (extract asks for them through
+	// Memory, Walk); Phys reports it as an *ExcludedError naming
+	// ExcludedWhy, so that readers say "excluded" instead of showing
+	// zeros. Unlike Unwritten pages, which are known to be zeros in
+	// effect, excluded pages had content.
+	Excluded    func(pfn uint64) bool
+	ExcludedWhy string
 	// RAM are the physical ranges that hold memory, sorted.
 	RAM []manifest.Range
 	// Image is the kernel image's physical range (page-aligned) and
@@ -70,7 +80,7 @@ type Dump struct {
 // finish fills in what every opener's Dump has in common.
 func (d *Dump) finish(in *Input, f Format) {
 	d.Source, d.Core, d.Format, d.Report = in.Source, in.Core, f, in.Report
-	d.Phys = &ramReader{r: d.Memory, ram: d.RAM, unwritten: d.Unwritten}
+	d.Phys = &ramReader{r: d.Memory, ram: d.RAM, unwritten: d.Unwritten, excluded: d.Excluded, excludedWhy: d.ExcludedWhy}
 	for _, n := range d.Notes {
 		if n.Is(elfcore.NameVMCOREINFO, elfcore.NT_VMCOREINFO) {
 			d.VMCOREINFO, _ = vmcoreinfo.ParseLenient(n.Desc)
@@ -111,12 +121,15 @@ func (d *Dump) Kmem() (*kmem.Mem, error) {
 }
 
 // ramReader reads physical memory only inside RAM, as the extracted
-// vmcore would present it: outside RAM is an *elfcore.UnmappedError, and
-// pages the kernel never wrote read as zeros.
+// vmcore would present it: outside RAM is an *elfcore.UnmappedError,
+// pages the kernel never wrote read as zeros, and pages the input
+// excluded are an *ExcludedError.
 type ramReader struct {
-	r         io.ReaderAt
-	ram       []manifest.Range
-	unwritten func(pfn uint64, page []byte) bool
+	r           io.ReaderAt
+	ram         []manifest.Range
+	unwritten   func(pfn uint64, page []byte) bool
+	excluded    func(pfn uint64) bool
+	excludedWhy string
 }
 
 func (m *ramReader) ReadAt(p []byte, off int64) (int, error) {
@@ -128,6 +141,14 @@ func (m *ramReader) ReadAt(p []byte, off int64) (int, error) {
 			return n, &elfcore.UnmappedError{Paddr: pa}
 		}
 		k := int(min(uint64(len(p)-n), end-pa))
+		if m.excluded != nil {
+			for q := pageDown(pa); q < pa+uint64(k); q += pageSize {
+				if m.excluded(q / pageSize) {
+					at := max(q, pa)
+					return n + int(at-pa), &ExcludedError{Paddr: at, Why: m.excludedWhy}
+				}
+			}
+		}
 		got, err := m.r.ReadAt(p[n:n+k], int64(pa))
 		if got < k {
 			if err == nil {

@@ -72,7 +72,7 @@ func TestOpenerTable(t *testing.T) {
 	saved := slices.Clone(openers)
 	t.Cleanup(func() { openers = saved })
 	register(testOpener)
-	if got, want := Formats(), []Format{FormatLivedump, testFormat, FormatELF}; !slices.Equal(got, want) {
+	if got, want := Formats(), []Format{FormatLivedump, FormatKdump, testFormat, FormatELF}; !slices.Equal(got, want) {
 		t.Errorf("formats in order %q, want %q", got, want)
 	}
 

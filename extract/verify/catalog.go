@@ -83,6 +83,11 @@ const (
 	K3  ID = "K-3"
 	K7  ID = "K-7"
 	Z1  ID = "Z1"
+	H1  ID = "H1"
+	H2  ID = "H2"
+	H3  ID = "H3"
+	H4  ID = "H4"
+	H5  ID = "H5"
 )
 
 var (
@@ -166,6 +171,12 @@ var catalog = []entry{
 	{K7, "CPU registers of a live dump", Info, []Consumer{Crash, Drgn}},
 
 	{Z1, "every segment byte readable (--deep)", Fatal, all},
+
+	{H1, "kdump header, sub-header and bitmaps", Fatal, []Consumer{Crash, Makedumpfile}},
+	{H2, "VMCOREINFO in the kdump sub-header", Fatal, []Consumer{Crash, Makedumpfile}},
+	{H3, "kdump page descriptors inside the file", Degraded, []Consumer{Crash, Makedumpfile}},
+	{H4, "kdump sub-header phys_base equals NUMBER(phys_base)", Degraded, []Consumer{Crash}},
+	{H5, "every kdump page decompresses (--deep)", Degraded, []Consumer{Crash, Makedumpfile}},
 }
 
 func lookup(id ID) entry {

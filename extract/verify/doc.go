@@ -340,6 +340,16 @@
 // the same names in package livedump (elfcore/livedump). Z1 is --deep's
 // read of every segment byte.
 //
+// A kdump-compressed file (package kdump) gets only the H checks: H1 its
+// header, sub-header and bitmaps as package kdump validates them, H2 the
+// sub-header's VMCOREINFO (present, and of the release the header names),
+// H3 every page descriptor (data inside the file, at most a page, a known
+// compression), H4 the sub-header's phys_base against NUMBER(phys_base)
+// (QEMU's kdump-* formats write a guess there under KASLR, which crash may
+// use), H5 (--deep) every page decompressing to exactly a page. The ELF
+// checks do not apply; ldx extract turns the file into an ELF vmcore that
+// verify checks in full.
+//
 // # VMCOREINFO keys each consumer reads
 //
 // crash (x86_64, 8.0.x): OSRELEASE (--osrelease, --log only); PAGESIZE

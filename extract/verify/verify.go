@@ -101,6 +101,7 @@ type checker struct {
 	imageIdx int
 
 	livedump bool // the raw livedump device layout
+	kdump    bool // a kdump-compressed file: only the H checks apply
 	qemu     bool // QEMU notes present
 
 	vmci      *elfcore.Note // the VMCOREINFO note consumers use (the last one)
@@ -146,6 +147,13 @@ func (c *checker) run() error {
 	if n < len(c.hdr) {
 		return &UnreadableError{Path: c.path, Off: int64(n), What: fmt.Sprintf("only %d bytes: too short for an ELF header (%v)", c.size, err)}
 	}
+	if c.isKdump() {
+		c.kdump = true
+		c.checkKdump()
+		c.order()
+		c.rep.finish(nil)
+		return nil
+	}
 	if string(c.hdr[:4]) != elf.ELFMAG {
 		return c.notELF()
 	}
@@ -188,7 +196,7 @@ func (c *checker) notELF() error {
 		e.Hint = "a livedump device whose capture never reached FINISH has no header in page 0 (the kernel writes it last); otherwise this is not a dump"
 	} else {
 		e.What = fmt.Sprintf("no ELF header (the file starts with % x)", c.hdr[:8])
-		e.Hint = "this is not an ELF vmcore or livedump device; kdump-compressed files are read by makedumpfile -R / crash, not verified here"
+		e.Hint = "this is not an ELF vmcore, kdump-compressed file or livedump device"
 	}
 	return e
 }
@@ -274,6 +282,10 @@ func (c *checker) skipRest(why string) {
 // defects only for raw livedump devices, the full read only with Deep.
 func (c *checker) applies(id ID) bool {
 	switch {
+	case strings.HasPrefix(string(id), "H"):
+		return c.kdump && (id != H5 || c.opt.Deep)
+	case c.kdump:
+		return false
 	case strings.HasPrefix(string(id), "K-") && id != K7:
 		return c.livedump
 	case id == Z1:
