@@ -110,3 +110,48 @@ func measure(t *testing.T, out string, name string, args ...string) result {
 	}
 	return r
 }
+
+// TestBenchKdumpE2E (make bench) compares ldx extract --format kdump with
+// makedumpfile -c on the same ELF vmcore: ldx's own normalised vmcore of
+// the cached 4 GiB 6.1 guest (makedumpfile does not take QEMU's dump as it
+// comes). Both at dump level 0 and 1, zlib. Figures, not assertions.
+func TestBenchKdumpE2E(t *testing.T) {
+	if os.Getenv("LDX_BENCH") == "" {
+		t.Skip("set LDX_BENCH=1 (make bench)")
+	}
+	ldx, err := filepath.Abs("../bin/ldx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec guest.Spec
+	for _, s := range e2eScenarios {
+		if s.name == "6.1-8cpu-4G-pcihole" {
+			spec = s.spec
+		}
+	}
+	art, err := guest.Prepare(guest.WithLog(context.Background(), t.Logf), guest.DefaultCacheDir(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	elfIn := filepath.Join(dir, "vmcore")
+	if _, err := Run(context.Background(), Options{Input: art.Dump, Output: elfIn}); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	syscall.Stat(elfIn, &st)
+	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "input\ttool\ttime s\tMiB/s\toutput MiB\tpeak RSS MiB\t")
+	row := func(tool string, r result) {
+		fmt.Fprintf(tw, "4G ELF vmcore\t%s\t%.2f\t%.0f\t%.1f\t%d\t\n", tool, r.secs, float64(st.Size)/(1<<20)/r.secs, float64(r.size)/(1<<20), r.rssKiB>>10)
+	}
+	for _, level := range []string{"0", "1"} {
+		out := filepath.Join(dir, "ldx.kdump")
+		row("ldx extract --format kdump -d "+level, measure(t, out, ldx, "extract", "-q", "--format", "kdump", "-d", level, elfIn, "-o", out))
+		os.Remove(out)
+		out = filepath.Join(dir, "makedumpfile.kdump")
+		row("makedumpfile -c -d "+level, measure(t, out, "makedumpfile", "-c", "-d", level, elfIn, out))
+		os.Remove(out)
+	}
+	tw.Flush()
+}

@@ -4,7 +4,9 @@
 // and repair are package dump's; extract streams the dump's memory into
 // the output: PT_LOADs only where RAM is, never-written and all-zero
 // pages as holes of a sparse file, the notes first and complete, and the
-// Summary of what was read, written and repaired.
+// Summary of what was read, written and repaired. With OutputFormat
+// FormatKdump it writes the same dump as a kdump-compressed file through
+// package kdump's writer (kdump.go).
 package extract
 
 import (
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kdump"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
 	"ldx/kmod/manifest"
@@ -39,6 +42,17 @@ type Options struct {
 	// dump's VMCOREINFO cannot be recovered from the dumped memory, it is
 	// rebuilt from the vmlinux and the memory (and the summary says so).
 	Vmlinux *vmlinux.File
+
+	// OutputFormat is FormatELF (the default) or FormatKdump; Compression,
+	// DumpLevel and Exclude apply to kdump output only.
+	OutputFormat string
+	Compression  kdump.Compression
+	// DumpLevel is makedumpfile's -d: bit 1 (zero pages) is applied while
+	// writing; the other bits' page classes come through Exclude.
+	DumpLevel int
+	// Exclude, if set, says a RAM page is left out (page filtering by the
+	// dump level's page classes).
+	Exclude func(pfn uint64) bool
 }
 
 // Progress reports how far a phase has got.
@@ -73,6 +87,10 @@ type Summary struct {
 	Repairs    []string        `json:"repairs"`
 	Warnings   []string        `json:"warnings"`
 	Duration   time.Duration   `json:"duration_ns"`
+	// OutputFormat is FormatELF or FormatKdump; Kdump says what the
+	// kdump-compressed output holds.
+	OutputFormat string        `json:"output_format"`
+	Kdump        *KdumpSummary `json:"kdump,omitempty"`
 }
 
 // report copies what opening the input found into the summary.
@@ -91,6 +109,39 @@ func (o *Options) defaults() {
 	if o.TempDir == "" {
 		o.TempDir = tempDirFor(o.Output)
 	}
+	if o.OutputFormat == "" {
+		o.OutputFormat = FormatELF
+	}
+}
+
+// ErrOptions is returned for options that do not go together.
+var ErrOptions = errors.New("bad options")
+
+// check refuses options the chosen output format cannot honour.
+func (o *Options) check() error {
+	if err := o.checkFormat(); err != nil {
+		return fmt.Errorf("%w: %w", ErrOptions, err)
+	}
+	return nil
+}
+
+func (o *Options) checkFormat() error {
+	switch o.OutputFormat {
+	case FormatELF:
+		if o.Compression != kdump.CompressZlib || o.DumpLevel != 0 || o.Exclude != nil {
+			return errors.New("compression and dump levels apply to --format kdump only")
+		}
+	case FormatKdump:
+		if o.DumpLevel < 0 || o.DumpLevel > 31 {
+			return fmt.Errorf("dump level %d: want 0-31", o.DumpLevel)
+		}
+		if o.DumpLevel&^kdump.DumpLevelZero != 0 && o.Exclude == nil {
+			return fmt.Errorf("dump level %d: only bit 1 (zero pages) is supported", o.DumpLevel)
+		}
+	default:
+		return fmt.Errorf("unknown output format %q (want %s or %s)", o.OutputFormat, FormatELF, FormatKdump)
+	}
+	return nil
 }
 
 func (o *Options) progress(phase string, done, total int64) {
@@ -103,7 +154,10 @@ func (o *Options) progress(phase string, done, total int64) {
 func Run(ctx context.Context, opt Options) (sum *Summary, err error) {
 	start := time.Now()
 	opt.defaults()
-	sum = &Summary{Input: opt.Input, Output: opt.Output, Repairs: []string{}, Warnings: []string{}}
+	sum = &Summary{Input: opt.Input, Output: opt.Output, Repairs: []string{}, Warnings: []string{}, OutputFormat: opt.OutputFormat}
+	if err := opt.check(); err != nil {
+		return sum, err
+	}
 	src, err := dump.OpenSource(ctx, opt.Input, opt.TempDir, func(d, t int64) { opt.progress("decompress", d, t) })
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -129,7 +183,15 @@ func Run(ctx context.Context, opt Options) (sum *Summary, err error) {
 		return sum, err
 	}
 	sum.report(d.Report)
-	if err := write(ctx, out, d, &opt, sum); err != nil {
+	wr := write
+	if opt.OutputFormat == FormatKdump {
+		wr = writeKdump
+		switch opt.Compression {
+		case kdump.CompressZstd, kdump.CompressSnappy:
+			sum.warn("%s-compressed pages: makedumpfile 1.7.2 as Debian 12 ships it reads neither zstd nor snappy (crash and drgn do); use zlib for it", opt.Compression)
+		}
+	}
+	if err := wr(ctx, out, d, &opt, sum); err != nil {
 		return sum, err
 	}
 	sum.Duration = time.Since(start)

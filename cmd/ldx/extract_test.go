@@ -51,6 +51,12 @@ func TestExtractCLI(t *testing.T) {
 		{"not a dump", []string{"extract", notDump, "-o", filepath.Join(dir, "d")}, exitBadInput, "", "no ELF header in page 0", ""},
 		{"output exists", []string{"extract", "-q", img, "-o", exists}, exitOutputExist, "", "--force", ""},
 		{"force", []string{"extract", "-q", "--force", img, "-o", exists}, exitOK, "wrote", "", exists},
+		{"kdump", []string{"extract", "-q", "--format", "kdump", "-d", "1", img, "-o", filepath.Join(dir, "e")}, exitOK, "kdump-compressed, zlib, dump level 1", "", filepath.Join(dir, "e")},
+		{"kdump json", []string{"extract", "-q", "--json", "--format", "kdump", "--compress", "zstd", img, "-o", filepath.Join(dir, "f")}, exitOK, `"compression": "zstd"`, "", filepath.Join(dir, "f")},
+		{"compress needs kdump", []string{"extract", "--compress", "zstd", img, "-o", filepath.Join(dir, "g")}, exitUsage, "", "need --format kdump", ""},
+		{"unknown compression", []string{"extract", "--format", "kdump", "--compress", "lzo", img, "-o", filepath.Join(dir, "g")}, exitUsage, "", "unknown compression", ""},
+		{"unknown format", []string{"extract", "--format", "xml", img, "-o", filepath.Join(dir, "g")}, exitUsage, "", "unknown output format", ""},
+		{"dump level unsupported", []string{"extract", "--format", "kdump", "-d", "31", img, "-o", filepath.Join(dir, "g")}, exitUsage, "", "only bit 1", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

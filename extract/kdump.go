@@ -1,0 +1,219 @@
+package extract
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"ldx/elfcore"
+	"ldx/elfcore/kdump"
+	"ldx/extract/dump"
+
+	"golang.org/x/sys/unix"
+)
+
+// Output formats.
+const (
+	FormatELF   = "elf"
+	FormatKdump = "kdump"
+)
+
+// writeKdump streams the dump's memory into a kdump-compressed file
+// (package kdump's writer): the same notes, VMCOREINFO, phys_base and
+// RAM as the ELF output, never-written pages as zeros. The pages are
+// compressed on all cores while this goroutine reads.
+func writeKdump(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Summary) error {
+	cfg, err := kdumpConfig(p, opt)
+	if err != nil {
+		return err
+	}
+	w, err := kdump.NewWriter(out, cfg)
+	if err != nil {
+		return err
+	}
+	defer w.Abort() // no-op after Close
+	total := int64(p.RAMBytes())
+	var done int64
+	var last time.Time
+	pg := pager{w: w}
+	err = p.Walk(ctx, p.RAM, func(pa, n uint64, chunk []byte) error {
+		if chunk != nil {
+			sum.Read += n
+			if p.Unwritten != nil {
+				// Never-written pages read as zeros, as in the ELF
+				// output. chunk is the walk's buffer, refilled next call.
+				for off := uint64(0); off+pageSize <= n; off += pageSize {
+					if pa%pageSize == 0 && !dump.IsZero(chunk[off:off+pageSize]) && p.Unwritten((pa+off)/pageSize, chunk[off:off+pageSize]) {
+						sum.Unwritten++
+						clear(chunk[off : off+pageSize])
+					}
+				}
+			}
+		}
+		if err := pg.add(pa, n, chunk); err != nil {
+			return err
+		}
+		done += int64(n)
+		if now := time.Now(); now.Sub(last) > 100*time.Millisecond {
+			opt.progress("copy", done, total)
+			last = now
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := pg.flush(); err != nil {
+		return err
+	}
+	opt.progress("copy", total, total)
+	st, err := w.Close()
+	if err != nil {
+		return err
+	}
+	if err := out.commit(st.Size); err != nil {
+		return err
+	}
+	sum.Memory = p.RAMBytes()
+	sum.Written = st.DataBytes
+	sum.OutputSize = st.Size
+	sum.ZeroPages = st.ZeroPages
+	sum.Kdump = &KdumpSummary{Compression: cfg.Compression.String(), DumpLevel: cfg.DumpLevel, Stats: st}
+	var sst unix.Stat_t
+	if unix.Stat(out.final, &sst) == nil {
+		sum.OnDisk = sst.Blocks * 512
+	}
+	return nil
+}
+
+// KdumpSummary is what the kdump-compressed output holds.
+type KdumpSummary struct {
+	Compression string `json:"compression"`
+	DumpLevel   int    `json:"dump_level"`
+	kdump.Stats
+}
+
+// kdumpConfig takes the header's facts from the dump: the note blob as
+// the ELF output's PT_NOTE holds it, the kernel's utsname (crash compares
+// its machine and release), phys_base and the RAM map.
+func kdumpConfig(p *dump.Dump, opt *Options) (kdump.WriterConfig, error) {
+	cfg := kdump.WriterConfig{
+		NrCPUs:      p.Report.CPUs,
+		Compression: opt.Compression,
+		DumpLevel:   opt.DumpLevel,
+		Exclude:     opt.Exclude,
+		Notes:       elfcore.EncodeNotes(p.Notes),
+	}
+	if p.Report.CrashTime != nil {
+		cfg.Timestamp = *p.Report.CrashTime
+	}
+	notes, err := elfcore.ParseNotes(cfg.Notes, 0)
+	if err != nil {
+		return cfg, err
+	}
+	for _, n := range notes {
+		if n.Is(elfcore.NameVMCOREINFO, elfcore.NT_VMCOREINFO) {
+			// The descriptor follows the 12-byte header and the name,
+			// NUL-terminated and padded to 4 bytes.
+			cfg.VMCOREINFOOff = int(n.Off) + 12 + (len(n.Name)+1+3)&^3
+			cfg.VMCOREINFOSize = len(n.Desc)
+		}
+	}
+	for _, r := range p.RAM {
+		if r.Start%pageSize != 0 || r.End%pageSize != 0 {
+			return cfg, fmt.Errorf("RAM range [%#x, %#x) is not page-aligned", r.Start, r.End)
+		}
+		cfg.RAM = append(cfg.RAM, kdump.PFNRange{Start: r.Start / pageSize, End: r.End / pageSize})
+	}
+	cfg.Utsname = kdump.Utsname{Sysname: "Linux", Machine: "x86_64"}
+	if p.VMCOREINFO != nil {
+		cfg.Utsname.Release, _ = p.VMCOREINFO.OSRelease()
+	}
+	if mem, err := p.Kmem(); err == nil {
+		cfg.PhysBase = mem.Params().PhysBase
+		if u, ok := readUtsname(mem, p); ok {
+			cfg.Utsname = u
+		}
+	}
+	return cfg, nil
+}
+
+// readUtsname reads init_uts_ns's new_utsname from the dumped memory,
+// as makedumpfile copies it into the header; only a name whose release is
+// VMCOREINFO's OSRELEASE is taken.
+func readUtsname(mem interface {
+	ReadAt([]byte, int64) (int, error)
+}, p *dump.Dump) (kdump.Utsname, bool) {
+	uts, ok1 := p.VMCOREINFO.Symbol("init_uts_ns")
+	name, ok2 := p.VMCOREINFO.Offset("uts_namespace.name")
+	rel, ok3 := p.VMCOREINFO.OSRelease()
+	if !ok1 || !ok2 || !ok3 {
+		return kdump.Utsname{}, false
+	}
+	buf := make([]byte, 6*65)
+	if _, err := mem.ReadAt(buf, int64(uts+name)); err != nil {
+		return kdump.Utsname{}, false
+	}
+	f := func(i int) string { return string(bytes.TrimRight(buf[i*65:(i+1)*65], "\x00")) }
+	u := kdump.Utsname{Sysname: f(0), Nodename: f(1), Release: f(2), Version: f(3), Machine: f(4), Domainname: f(5)}
+	if u.Release != rel {
+		return kdump.Utsname{}, false
+	}
+	return u, true
+}
+
+// pager turns the walk's chunks (holes and data, any alignment) into
+// whole pages for the writer.
+type pager struct {
+	w     *kdump.Writer
+	carry []byte // the partial page at carryPA
+	pa    uint64
+}
+
+func (g *pager) add(pa, n uint64, chunk []byte) error {
+	for n > 0 {
+		if len(g.carry) == 0 && pa%pageSize == 0 && n >= pageSize {
+			k := n &^ (pageSize - 1)
+			var err error
+			if chunk == nil {
+				err = g.w.WriteZeros(pa/pageSize, k/pageSize)
+			} else {
+				err = g.w.Write(pa/pageSize, chunk[:k])
+				chunk = chunk[k:]
+			}
+			if err != nil {
+				return err
+			}
+			pa, n = pa+k, n-k
+			continue
+		}
+		if len(g.carry) == 0 {
+			g.pa = pageDown(pa)
+			g.carry = make([]byte, pa-g.pa, pageSize)
+		}
+		k := min(n, pageSize-uint64(len(g.carry)))
+		if chunk == nil {
+			g.carry = append(g.carry, make([]byte, k)...)
+		} else {
+			g.carry = append(g.carry, chunk[:k]...)
+			chunk = chunk[k:]
+		}
+		pa, n = pa+k, n-k
+		if len(g.carry) == pageSize {
+			if err := g.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (g *pager) flush() error {
+	if len(g.carry) == 0 {
+		return nil
+	}
+	page := append(g.carry, make([]byte, pageSize-len(g.carry))...)
+	g.carry = nil
+	return g.w.Write(g.pa/pageSize, page)
+}
