@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/pageclass"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
 	"ldx/kmod/manifest"
@@ -39,6 +40,11 @@ type Options struct {
 	// dump's VMCOREINFO cannot be recovered from the dumped memory, it is
 	// rebuilt from the vmlinux and the memory (and the summary says so).
 	Vmlinux *vmlinux.File
+
+	// DumpLevel leaves pages out by makedumpfile's dump levels (-d):
+	// 1 zero pages, 2 page cache, 4 private cache, 8 user data, 16 free
+	// pages. 0 keeps every page of RAM.
+	DumpLevel pageclass.Level
 }
 
 // Progress reports how far a phase has got.
@@ -70,9 +76,24 @@ type Summary struct {
 	OnDisk     int64           `json:"output_disk_bytes"` // blocks it takes: zero pages are holes
 	ZeroPages  uint64          `json:"zero_pages"`        // not stored
 	Unwritten  uint64          `json:"unwritten_pages"`
+	Filter     *Filter         `json:"filter,omitempty"` // set with a dump level above 0
 	Repairs    []string        `json:"repairs"`
 	Warnings   []string        `json:"warnings"`
 	Duration   time.Duration   `json:"duration_ns"`
+}
+
+// Filter says what a dump level left out.
+type Filter struct {
+	Level pageclass.Level `json:"dump_level"`
+	// Excluded are the RAM pages the level excludes, per class, as
+	// decided from the kernel's struct pages; ZeroExcluded the zero pages
+	// (bit 1) not already in a class. Runs of fewer than 256 excluded
+	// pages between kept ones are still written (as makedumpfile -E
+	// does); LeftOut are the pages in no PT_LOAD.
+	Excluded     pageclass.Counts `json:"excluded"`
+	ZeroExcluded uint64           `json:"zero_excluded"`
+	LeftOut      uint64           `json:"left_out_pages"`
+	Anomalies    uint64           `json:"anomalies"`
 }
 
 // report copies what opening the input found into the summary.
@@ -141,7 +162,23 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 	notes := elfcore.EncodeNotes(p.Notes)
 	// One PT_LOAD per RAM range, two more around the kernel image, and
 	// the image's own.
-	w := elfcore.NewWriter(out, elf.EM_X86_64, len(p.RAM)+3, notes)
+	maxLoads := len(p.RAM) + 3
+	var classes *pageclass.Result
+	if lvl := opt.DumpLevel; lvl != 0 {
+		var err error
+		if classes, err = classify(ctx, p, lvl); err != nil {
+			return err
+		}
+		sum.Filter = &Filter{Level: lvl, Excluded: classes.Counts, Anomalies: classes.Anomalies}
+		for _, n := range classes.Notes {
+			sum.warn("dump level %d: struct page anomaly (page kept): %s", lvl, n)
+		}
+		// Each cut needs cutPages left-out pages and adds one segment.
+		for _, r := range p.RAM {
+			maxLoads += int((r.End-r.Start)/pageSize/cutPages) + 1
+		}
+	}
+	w := elfcore.NewWriter(out, elf.EM_X86_64, maxLoads, notes)
 	seg := newSegmenter(out, uint64(w.DataOffset()), p.PageOffset, p.Image)
 	total := int64(p.RAMBytes())
 	var done int64
@@ -163,7 +200,15 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 						page = nil
 					}
 				}
-				if err := seg.page(pa+off, page); err != nil {
+				excluded := false
+				if classes != nil {
+					excluded = classes.Excluded((pa + off) / pageSize)
+					if !excluded && page == nil && opt.DumpLevel&pageclass.Zero != 0 {
+						excluded = true
+						sum.Filter.ZeroExcluded++
+					}
+				}
+				if err := seg.page(pa+off, page, excluded); err != nil {
 					return err
 				}
 			}
@@ -207,9 +252,33 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 	sum.Written = seg.written
 	sum.ZeroPages = seg.zeroPages - sum.Unwritten
 	sum.OutputSize = size
+	if sum.Filter != nil {
+		sum.Filter.LeftOut = seg.leftOut
+	}
 	var st unix.Stat_t
 	if unix.Stat(out.final, &st) == nil {
 		sum.OnDisk = st.Blocks * 512
 	}
 	return nil
+}
+
+// classify decides which pages of the dump's RAM lvl leaves out, from its
+// VMCOREINFO and struct pages; a level whose keys the dump lacks is
+// refused with the key named.
+func classify(ctx context.Context, p *dump.Dump, lvl pageclass.Level) (*pageclass.Result, error) {
+	if lvl > pageclass.All {
+		return nil, fmt.Errorf("dump level %d out of range 0..31", lvl)
+	}
+	if lvl&^pageclass.Zero == 0 {
+		return &pageclass.Result{Level: lvl}, nil
+	}
+	mem, err := p.Kmem()
+	if err != nil {
+		return nil, fmt.Errorf("dump level %d: %w", lvl, err)
+	}
+	ram := make([]pageclass.Range, len(p.RAM))
+	for i, r := range p.RAM {
+		ram[i] = pageclass.Range{Start: r.Start, End: r.End}
+	}
+	return pageclass.Classify(ctx, mem, p.VMCOREINFO, lvl, ram)
 }

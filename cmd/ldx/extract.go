@@ -88,6 +88,7 @@ exists, 130 interrupted.`,
 	f.BoolVar(&opt.Force, "force", false, "replace the output if it exists")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	f.Uint8VarP((*uint8)(&opt.DumpLevel), "dump-level", "d", 0, "leave pages out by makedumpfile's dump level: sum of 1 zero, 2 cache, 4 private cache, 8 user data, 16 free pages (31: all)")
 	f.StringVar(&vmlinuxPath, "vmlinux", "", "debug vmlinux of the dumped kernel: rebuild VMCOREINFO from it when the dump's is lost")
 	return cmd
 }
@@ -176,6 +177,14 @@ func printSummary(w io.Writer, s *extract.Summary) {
 	row("read", mib(int64(s.Read)))
 	row("written", fmt.Sprintf("%s of data; file size %s, %s on disk (zero pages are holes)", mib(int64(s.Written)), mib(s.OutputSize), mib(s.OnDisk)))
 	row("zero pages", fmt.Sprintf("%d not stored", s.ZeroPages))
+	if f := s.Filter; f != nil {
+		e := f.Excluded
+		row("dump level", fmt.Sprintf("%d: excluded %d cache, %d private cache, %d user, %d free, %d hwpoison, %d offline, %d zero pages; %d pages left out of the PT_LOADs (shorter runs than 256 pages are kept)",
+			f.Level, e.Cache, e.CachePrivate, e.User, e.Free, e.HWPoison, e.Offline, f.ZeroExcluded, f.LeftOut))
+		if f.Anomalies > 0 {
+			row("struct page anomalies", fmt.Sprintf("%d (those pages kept)", f.Anomalies))
+		}
+	}
 	if s.Unwritten > 0 {
 		row("never written", fmt.Sprintf("%d pages the kernel did not write, presented as zeros", s.Unwritten))
 	}
