@@ -5,6 +5,17 @@
 // the output: PT_LOADs only where RAM is, never-written and all-zero
 // pages as holes of a sparse file, the notes first and complete, and the
 // Summary of what was read, written and repaired.
+//
+// With a dump level (Options.DumpLevel, makedumpfile's -d) the pages
+// package pageclass excludes, and with bit 1 the zero pages, are left out
+// the way makedumpfile -E leaves them out: a run of 256 or more excluded
+// pages ends the PT_LOAD before it and lies in no PT_LOAD; a shorter run is
+// written as it is. Excluded pages are never covered by a p_memsz larger
+// than p_filesz (makedumpfile -E's own form): makedumpfile 1.7 reads such a
+// tail from the file bytes after the segment, so a filtered ldx vmcore
+// could not be filtered again or have its log dumped; an address in no
+// PT_LOAD is what every consumer reports as not in the dump. The program
+// header room is reserved for one extra PT_LOAD per 256 pages of RAM.
 package extract
 
 import (
@@ -280,5 +291,9 @@ func classify(ctx context.Context, p *dump.Dump, lvl pageclass.Level) (*pageclas
 	for i, r := range p.RAM {
 		ram[i] = pageclass.Range{Start: r.Start, End: r.End}
 	}
-	return pageclass.Classify(ctx, mem, p.VMCOREINFO, lvl, ram)
+	res, err := pageclass.Classify(ctx, mem, p.VMCOREINFO, lvl, ram)
+	if err != nil {
+		return nil, fmt.Errorf("dump level %d: %w", lvl, err)
+	}
+	return res, nil
 }

@@ -3,9 +3,12 @@ package extract
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 
+	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
 )
 
@@ -109,5 +112,37 @@ func TestSegmentFilter(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExtractDumpLevel: level 1 leaves the synthetic kernel's zero runs
+// out and keeps every non-zero page; a level whose keys the dump's
+// VMCOREINFO lacks (the synthetic kernel has no struct page array) is
+// refused with the key named, and no output is left behind.
+func TestExtractDumpLevel(t *testing.T) {
+	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 2}, withManifest(manifest.Zeroed))
+	full, fullOut, err := fx.extract(t, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(fullOut)
+	sum, out, err := fx.extract(t, Options{DumpLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := sum.Filter
+	if f == nil || f.ZeroExcluded != full.ZeroPages || f.LeftOut == 0 || f.LeftOut > f.ZeroExcluded || sum.Written != full.Written {
+		t.Errorf("level 1: filter %+v, zero pages %d; written %d, unfiltered %d", f, full.ZeroPages, sum.Written, full.Written)
+	}
+	if sum.OutputSize >= full.OutputSize || sum.Segments < full.Segments {
+		t.Errorf("level 1: %d bytes in %d segments, unfiltered %d bytes in %d", sum.OutputSize, sum.Segments, full.OutputSize, full.Segments)
+	}
+	os.Remove(out)
+	_, out, err = fx.extract(t, Options{DumpLevel: 31})
+	if err == nil || !strings.Contains(err.Error(), "dump level 31: pageclass:") {
+		t.Errorf("level 31 without struct page keys: %v", err)
+	}
+	if _, serr := os.Stat(out); !os.IsNotExist(serr) {
+		t.Errorf("output exists after a refused extraction")
 	}
 }
