@@ -60,7 +60,7 @@ type Options struct {
 
 // Progress reports how far a phase has got.
 type Progress struct {
-	Phase       string // "decompress", "scan", "copy"
+	Phase       string // "decompress", "scan", "classify", "copy"
 	Done, Total int64  // bytes
 }
 
@@ -177,7 +177,7 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 	var classes *pageclass.Result
 	if lvl := opt.DumpLevel; lvl != 0 {
 		var err error
-		if classes, err = classify(ctx, p, lvl); err != nil {
+		if classes, err = classify(ctx, p, lvl, opt.progress); err != nil {
 			return err
 		}
 		sum.Filter = &Filter{Level: lvl, Excluded: classes.Counts, Anomalies: classes.Anomalies}
@@ -276,7 +276,7 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 // classify decides which pages of the dump's RAM lvl leaves out, from its
 // VMCOREINFO and struct pages; a level whose keys the dump lacks is
 // refused with the key named.
-func classify(ctx context.Context, p *dump.Dump, lvl pageclass.Level) (*pageclass.Result, error) {
+func classify(ctx context.Context, p *dump.Dump, lvl pageclass.Level, progress func(phase string, done, total int64)) (*pageclass.Result, error) {
 	if lvl > pageclass.All {
 		return nil, fmt.Errorf("dump level %d out of range 0..31", lvl)
 	}
@@ -291,7 +291,7 @@ func classify(ctx context.Context, p *dump.Dump, lvl pageclass.Level) (*pageclas
 	for i, r := range p.RAM {
 		ram[i] = pageclass.Range{Start: r.Start, End: r.End}
 	}
-	res, err := pageclass.Classify(ctx, mem, p.VMCOREINFO, lvl, ram)
+	res, err := pageclass.ClassifyProgress(ctx, mem, p.VMCOREINFO, lvl, ram, func(done, total int64) { progress("classify", done, total) })
 	if err != nil {
 		return nil, fmt.Errorf("dump level %d: %w", lvl, err)
 	}

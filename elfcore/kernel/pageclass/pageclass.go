@@ -453,6 +453,14 @@ const chunkPages = 8192
 // pages are decided by content by whoever reads the pages. Level 0 or 1
 // returns an empty Result without reading anything.
 func Classify(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Info, level Level, ram []Range) (*Result, error) {
+	return ClassifyProgress(ctx, mem, info, level, ram, nil)
+}
+
+// ClassifyProgress is Classify reporting, after each chunk of struct
+// pages, how many bytes of memory (pfns × page size, up to the last RAM
+// page) have been decided out of the total: on a TiB machine the struct
+// page array is some 16 GiB to read.
+func ClassifyProgress(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Info, level Level, ram []Range, progress func(done, total int64)) (*Result, error) {
 	res := &Result{Level: level}
 	for _, r := range ram {
 		res.MaxPFN = max(res.MaxPFN, (r.End+(1<<pageShift)-1)>>pageShift)
@@ -483,6 +491,9 @@ func Classify(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Info, level
 		start, end := s.first, min(s.first+s.pages, res.MaxPFN)
 		for c := start; c < end; c += chunkPages {
 			n := min(chunkPages, end-c)
+			if progress != nil {
+				progress(int64(c<<pageShift), int64(res.MaxPFN<<pageShift))
+			}
 			want := n
 			if c+n < s.first+s.pages {
 				want++ // the first tail of a head at the chunk's end
@@ -539,6 +550,9 @@ func Classify(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Info, level
 				skipUntil = last
 			}
 		}
+	}
+	if progress != nil {
+		progress(int64(res.MaxPFN<<pageShift), int64(res.MaxPFN<<pageShift))
 	}
 	return res, nil
 }

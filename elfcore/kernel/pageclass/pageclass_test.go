@@ -295,3 +295,17 @@ func TestClassifyBounds(t *testing.T) {
 		t.Error("level 32 accepted")
 	}
 }
+
+// Progress rises to the total, which is the memory up to the last RAM page.
+func TestClassifyProgress(t *testing.T) {
+	var last, total int64 = -1, 0
+	_, err := ClassifyProgress(context.Background(), kernel(pages61), info(t, info61), 31, ram, func(d, tot int64) {
+		if d < last || d > tot {
+			t.Errorf("progress %d of %d after %d", d, tot, last)
+		}
+		last, total = d, tot
+	})
+	if err != nil || last != total || total != nPages*4096 {
+		t.Errorf("progress ended at %d of %d: %v", last, total, err)
+	}
+}
