@@ -8,9 +8,9 @@
 // 4 private page cache too, 8 user data (anonymous and hugetlbfs pages),
 // 16 free pages. 31 asks for all. Zero pages are decided by content, by the
 // writer that reads them; this package decides the other four from the
-// kernel's struct page array. Hardware-poisoned and logically offline pages
-// are left out at every level above 0, as makedumpfile does: their contents
-// are unreadable or meaningless.
+// kernel's struct page array. Hardware-poisoned and logically offline pages are left out at every level
+// that reads the struct pages (2 and above), as makedumpfile does: their
+// contents are unreadable or meaningless.
 //
 // # Where the struct pages are
 //
@@ -22,9 +22,11 @@
 // map pointer with flag bits in its low bits (bit 0: present); the kernel
 // stores it "encoded", minus the section's first pfn times SIZE(page), so
 // that the struct page of any pfn in the section lies at encoded + pfn ×
-// SIZE(page). The flag bits below bit 6 are masked off (makedumpfile masks
-// five; the map of a section is always 2 MiB-aligned, so masking more is
-// safe and covers the bit 6.x kernels added).
+// SIZE(page). The six low bits are flags and are masked off: 6.1 uses bits
+// 0–4 (present, has map, online, early, zone-device taint), later kernels
+// add one more; the encoded pointer is a multiple of 64 because the map is
+// a page-aligned allocation and the section's first pfn times SIZE(page)
+// is a multiple of 64.
 //
 // # The rules, per page, in order
 //
@@ -49,15 +51,17 @@
 // anomaly.
 //
 // Page types live in _mapcount. Up to 6.11 a type was a cleared bit in a
-// value near −1 (6.1: buddy −129, offline −257) and slab pages had the
-// PG_slab flag; since 6.12 the type is a value in the top byte (0xf0 buddy,
+// value near −1 (6.1: buddy −129, offline −257), and before 6.10 slab pages
+// had the PG_slab flag; since 6.12 the type is a value in the top byte (0xf0 buddy,
 // 0xf4 hugetlb, 0xf5 slab, 0xf1 offline) and VMCOREINFO exports each type
 // as that exact 32-bit value (PAGE_BUDDY_MAPCOUNT_VALUE = −268435456). The
 // lower 24 bits are unused by these four types, so on every kernel a page
-// has a type exactly when its _mapcount equals the exported value. Deriving
-// bits from the values, as makedumpfile 1.7.2 does, takes 6.12's free pages
-// for slab and slab pages for anonymous ones; pageclass compares exactly.
-// A page is slab when PG_slab is set (if exported) or its _mapcount equals
+// has a type exactly when its _mapcount equals the exported value.
+// makedumpfile 1.7.2 predates the 6.12 encoding and misses the slab type:
+// 6.12 slab pages whose word at the mapping offset is odd are taken for
+// anonymous memory and left out as user data, though slab pages hold the
+// kernel objects (tasks among them) every consumer reads; pageclass
+// compares exactly. A page is slab when PG_slab is set (if exported) or its _mapcount equals
 // NUMBER(PAGE_SLAB_MAPCOUNT_VALUE) (6.10+).
 //
 //   - free (16): not slab and _mapcount == PAGE_BUDDY_MAPCOUNT_VALUE; the
