@@ -114,7 +114,7 @@ func measure(t *testing.T, out string, name string, args ...string) result {
 // TestBenchKdumpE2E (make bench) compares ldx extract --format kdump with
 // makedumpfile -c on the same ELF vmcore: ldx's own normalised vmcore of
 // the cached 4 GiB 6.1 guest (makedumpfile does not take QEMU's dump as it
-// comes). Both at dump level 0 and 1, zlib. Figures, not assertions.
+// comes). At dump levels 0, 1 and 31, zlib. Figures, not assertions.
 func TestBenchKdumpE2E(t *testing.T) {
 	if os.Getenv("LDX_BENCH") == "" {
 		t.Skip("set LDX_BENCH=1 (make bench)")
@@ -145,7 +145,7 @@ func TestBenchKdumpE2E(t *testing.T) {
 	row := func(tool string, r result) {
 		fmt.Fprintf(tw, "4G ELF vmcore\t%s\t%.2f\t%.0f\t%.1f\t%d\t\n", tool, r.secs, float64(st.Size)/(1<<20)/r.secs, float64(r.size)/(1<<20), r.rssKiB>>10)
 	}
-	for _, level := range []string{"0", "1"} {
+	for _, level := range []string{"0", "1", "31"} {
 		out := filepath.Join(dir, "ldx.kdump")
 		row("ldx extract --format kdump -d "+level, measure(t, out, ldx, "extract", "-q", "--format", "kdump", "-d", level, elfIn, "-o", out))
 		os.Remove(out)

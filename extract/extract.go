@@ -7,6 +7,20 @@
 // Summary of what was read, written and repaired. With OutputFormat
 // FormatKdump it writes the same dump as a kdump-compressed file through
 // package kdump's writer (kdump.go).
+//
+// With a dump level (Options.DumpLevel, makedumpfile's -d) the pages
+// package pageclass excludes, and with bit 1 the zero pages, are left out.
+// In a kdump file they are clear in the dumpable bitmap (zero pages point at
+// the one shared zero page, as makedumpfile does). In an ELF vmcore they
+// are left out the way makedumpfile -E leaves them out: a run of 256 or
+// more excluded pages ends the PT_LOAD before it and lies in no PT_LOAD; a
+// shorter run is written as it is. Excluded pages are never covered by a
+// p_memsz larger than p_filesz (makedumpfile -E's own form): makedumpfile
+// 1.7 reads such a tail from the file bytes after the segment, so a
+// filtered ldx vmcore could not be filtered again or have its log dumped;
+// an address in no PT_LOAD is what every consumer reports as not in the
+// dump. The program header room is reserved for one extra PT_LOAD per 256
+// pages of RAM.
 package extract
 
 import (
@@ -18,6 +32,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/kdump"
+	"ldx/elfcore/kernel/pageclass"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
 	"ldx/kmod/manifest"
@@ -43,21 +58,23 @@ type Options struct {
 	// rebuilt from the vmlinux and the memory (and the summary says so).
 	Vmlinux *vmlinux.File
 
-	// OutputFormat is FormatELF (the default) or FormatKdump; Compression,
-	// DumpLevel and Exclude apply to kdump output only.
+	// OutputFormat is FormatELF (the default) or FormatKdump; Compression
+	// applies to kdump output only.
 	OutputFormat string
 	Compression  kdump.Compression
-	// DumpLevel is makedumpfile's -d: bit 1 (zero pages) is applied while
-	// writing; the other bits' page classes come through Exclude.
-	DumpLevel int
-	// Exclude, if set, says a RAM page is left out (page filtering by the
-	// dump level's page classes).
-	Exclude func(pfn uint64) bool
+	// DumpLevel leaves pages out by makedumpfile's dump levels (-d):
+	// 1 zero pages, 2 page cache, 4 private cache, 8 user data, 16 free
+	// pages. 0 keeps every page of RAM.
+	DumpLevel pageclass.Level
+
+	// exclude, set by tests, replaces the page classes of the dump level
+	// in the kdump output (the synthetic kernels have no struct pages).
+	exclude func(pfn uint64) bool
 }
 
 // Progress reports how far a phase has got.
 type Progress struct {
-	Phase       string // "decompress", "scan", "copy"
+	Phase       string // "decompress", "scan", "classify", "copy"
 	Done, Total int64  // bytes
 }
 
@@ -84,6 +101,7 @@ type Summary struct {
 	OnDisk     int64           `json:"output_disk_bytes"` // blocks it takes: zero pages are holes
 	ZeroPages  uint64          `json:"zero_pages"`        // not stored
 	Unwritten  uint64          `json:"unwritten_pages"`
+	Filter     *Filter         `json:"filter,omitempty"` // set with a dump level above 0
 	Repairs    []string        `json:"repairs"`
 	Warnings   []string        `json:"warnings"`
 	Duration   time.Duration   `json:"duration_ns"`
@@ -91,6 +109,20 @@ type Summary struct {
 	// kdump-compressed output holds.
 	OutputFormat string        `json:"output_format"`
 	Kdump        *KdumpSummary `json:"kdump,omitempty"`
+}
+
+// Filter says what a dump level left out.
+type Filter struct {
+	Level pageclass.Level `json:"dump_level"`
+	// Excluded are the RAM pages the level excludes, per class, as
+	// decided from the kernel's struct pages; ZeroExcluded the zero pages
+	// (bit 1) not already in a class. Runs of fewer than 256 excluded
+	// pages between kept ones are still written (as makedumpfile -E
+	// does); LeftOut are the pages in no PT_LOAD.
+	Excluded     pageclass.Counts `json:"excluded"`
+	ZeroExcluded uint64           `json:"zero_excluded"`
+	LeftOut      uint64           `json:"left_out_pages"`
+	Anomalies    uint64           `json:"anomalies"`
 }
 
 // report copies what opening the input found into the summary.
@@ -126,18 +158,15 @@ func (o *Options) check() error {
 }
 
 func (o *Options) checkFormat() error {
+	if o.DumpLevel > pageclass.All {
+		return fmt.Errorf("dump level %d: want 0-%d", o.DumpLevel, pageclass.All)
+	}
 	switch o.OutputFormat {
 	case FormatELF:
-		if o.Compression != kdump.CompressZlib || o.DumpLevel != 0 || o.Exclude != nil {
-			return errors.New("compression and dump levels apply to --format kdump only")
+		if o.Compression != kdump.CompressZlib {
+			return errors.New("compression applies to --format kdump only")
 		}
 	case FormatKdump:
-		if o.DumpLevel < 0 || o.DumpLevel > 31 {
-			return fmt.Errorf("dump level %d: want 0-31", o.DumpLevel)
-		}
-		if o.DumpLevel&^kdump.DumpLevelZero != 0 && o.Exclude == nil {
-			return fmt.Errorf("dump level %d: only bit 1 (zero pages) is supported", o.DumpLevel)
-		}
 	default:
 		return fmt.Errorf("unknown output format %q (want %s or %s)", o.OutputFormat, FormatELF, FormatKdump)
 	}
@@ -203,7 +232,23 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 	notes := elfcore.EncodeNotes(p.Notes)
 	// One PT_LOAD per RAM range, two more around the kernel image, and
 	// the image's own.
-	w := elfcore.NewWriter(out, elf.EM_X86_64, len(p.RAM)+3, notes)
+	maxLoads := len(p.RAM) + 3
+	var classes *pageclass.Result
+	if lvl := opt.DumpLevel; lvl != 0 {
+		var err error
+		if classes, err = classify(ctx, p, lvl, opt.progress); err != nil {
+			return err
+		}
+		sum.Filter = &Filter{Level: lvl, Excluded: classes.Counts, Anomalies: classes.Anomalies}
+		for _, n := range classes.Notes {
+			sum.warn("dump level %d: struct page anomaly (page kept): %s", lvl, n)
+		}
+		// Each cut needs cutPages left-out pages and adds one segment.
+		for _, r := range p.RAM {
+			maxLoads += int((r.End-r.Start)/pageSize/cutPages) + 1
+		}
+	}
+	w := elfcore.NewWriter(out, elf.EM_X86_64, maxLoads, notes)
 	seg := newSegmenter(out, uint64(w.DataOffset()), p.PageOffset, p.Image)
 	total := int64(p.RAMBytes())
 	var done int64
@@ -225,7 +270,15 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 						page = nil
 					}
 				}
-				if err := seg.page(pa+off, page); err != nil {
+				excluded := false
+				if classes != nil {
+					excluded = classes.Excluded((pa + off) / pageSize)
+					if !excluded && page == nil && opt.DumpLevel&pageclass.Zero != 0 {
+						excluded = true
+						sum.Filter.ZeroExcluded++
+					}
+				}
+				if err := seg.page(pa+off, page, excluded); err != nil {
 					return err
 				}
 			}
@@ -269,9 +322,37 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 	sum.Written = seg.written
 	sum.ZeroPages = seg.zeroPages - sum.Unwritten
 	sum.OutputSize = size
+	if sum.Filter != nil {
+		sum.Filter.LeftOut = seg.leftOut
+	}
 	var st unix.Stat_t
 	if unix.Stat(out.final, &st) == nil {
 		sum.OnDisk = st.Blocks * 512
 	}
 	return nil
+}
+
+// classify decides which pages of the dump's RAM lvl leaves out, from its
+// VMCOREINFO and struct pages; a level whose keys the dump lacks is
+// refused with the key named.
+func classify(ctx context.Context, p *dump.Dump, lvl pageclass.Level, progress func(phase string, done, total int64)) (*pageclass.Result, error) {
+	if lvl > pageclass.All {
+		return nil, fmt.Errorf("dump level %d out of range 0..31", lvl)
+	}
+	if lvl&^pageclass.Zero == 0 {
+		return &pageclass.Result{Level: lvl}, nil
+	}
+	mem, err := p.Kmem()
+	if err != nil {
+		return nil, fmt.Errorf("dump level %d: %w", lvl, err)
+	}
+	ram := make([]pageclass.Range, len(p.RAM))
+	for i, r := range p.RAM {
+		ram[i] = pageclass.Range{Start: r.Start, End: r.End}
+	}
+	res, err := pageclass.ClassifyProgress(ctx, mem, p.VMCOREINFO, lvl, ram, func(done, total int64) { progress("classify", done, total) })
+	if err != nil {
+		return nil, fmt.Errorf("dump level %d: %w", lvl, err)
+	}
+	return res, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/kdump"
+	"ldx/elfcore/kernel/pageclass"
 	"ldx/extract/dump"
 
 	"golang.org/x/sys/unix"
@@ -27,6 +28,19 @@ func writeKdump(ctx context.Context, out *output, p *dump.Dump, opt *Options, su
 	cfg, err := kdumpConfig(p, opt)
 	if err != nil {
 		return err
+	}
+	if opt.exclude != nil {
+		cfg.Exclude = opt.exclude
+	} else if lvl := opt.DumpLevel; lvl&^pageclass.Zero != 0 {
+		classes, err := classify(ctx, p, lvl, opt.progress)
+		if err != nil {
+			return err
+		}
+		sum.Filter = &Filter{Level: lvl, Excluded: classes.Counts, Anomalies: classes.Anomalies}
+		for _, n := range classes.Notes {
+			sum.warn("dump level %d: struct page anomaly (page kept): %s", lvl, n)
+		}
+		cfg.Exclude = classes.Excluded
 	}
 	w, err := kdump.NewWriter(out, cfg)
 	if err != nil {
@@ -101,8 +115,7 @@ func kdumpConfig(p *dump.Dump, opt *Options) (kdump.WriterConfig, error) {
 	cfg := kdump.WriterConfig{
 		NrCPUs:      p.Report.CPUs,
 		Compression: opt.Compression,
-		DumpLevel:   opt.DumpLevel,
-		Exclude:     opt.Exclude,
+		DumpLevel:   int(opt.DumpLevel),
 		Notes:       elfcore.EncodeNotes(p.Notes),
 	}
 	if p.Report.CrashTime != nil {

@@ -17,6 +17,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/kdump"
+	"ldx/elfcore/kernel/pageclass"
 	"ldx/extract/dump"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
@@ -122,7 +123,7 @@ func TestExtractKdump(t *testing.T) {
 	}
 	rel, _ := ref.VMCOREINFO.OSRelease()
 	for _, c := range []kdump.Compression{kdump.CompressZlib, kdump.CompressZstd, kdump.CompressSnappy, kdump.CompressNone} {
-		for _, level := range []int{0, 1} {
+		for _, level := range []pageclass.Level{0, 1} {
 			t.Run(c.String()+"/d"+string(rune('0'+level)), func(t *testing.T) {
 				sum, out, err := fx.extract(t, Options{OutputFormat: FormatKdump, Compression: c, DumpLevel: level})
 				if err != nil {
@@ -202,7 +203,7 @@ func inRAM(ram []manifest.Range, pfn uint64) bool {
 // 2 and the file; options that do not apply are refused before any output.
 func TestExtractKdumpOptions(t *testing.T) {
 	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 2}, withManifest(manifest.Zeroed))
-	sum, out, err := fx.extract(t, Options{OutputFormat: FormatKdump, DumpLevel: 17, Exclude: func(pfn uint64) bool { return pfn%2 == 1 }})
+	sum, out, err := fx.extract(t, Options{OutputFormat: FormatKdump, DumpLevel: 17, exclude: func(pfn uint64) bool { return pfn%2 == 1 }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,10 +222,9 @@ func TestExtractKdumpOptions(t *testing.T) {
 		opt  Options
 		want string
 	}{
-		{Options{DumpLevel: 1}, "--format kdump only"},
 		{Options{Compression: kdump.CompressZstd}, "--format kdump only"},
 		{Options{OutputFormat: "xml"}, "unknown output format"},
-		{Options{OutputFormat: FormatKdump, DumpLevel: 31}, "only bit 1"},
+		{Options{OutputFormat: FormatKdump, DumpLevel: 31}, "dump level 31: pageclass:"},
 		{Options{OutputFormat: FormatKdump, DumpLevel: 32}, "want 0-31"},
 	} {
 		dir := t.TempDir()

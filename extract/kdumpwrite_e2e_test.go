@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"ldx/elfcore/kdump"
+	"ldx/elfcore/kernel/pageclass"
 	"ldx/kmod/kmodtest/guest"
 )
 
@@ -26,7 +27,7 @@ func TestKdumpWriteE2E(t *testing.T) {
 	type variant struct {
 		name      string
 		c         kdump.Compression
-		level     int
+		level     pageclass.Level
 		consumers []string
 	}
 	all := []string{"crash", "makedumpfile", "drgn"}

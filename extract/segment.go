@@ -33,6 +33,27 @@ type segmenter struct {
 	imgSeen bool
 
 	written, zeroPages uint64
+
+	// Filtering (a dump level above 0): pages the level leaves out are
+	// held back in pend until the run of them reaches cutPages, when the
+	// open segment ends where the run began and the run's pages stay out
+	// of every PT_LOAD (cut is then set until a kept page opens the next
+	// segment). A shorter run is written like any other pages: it keeps
+	// the number of PT_LOADs below one per MiB of RAM, as makedumpfile -E
+	// does with the same threshold.
+	pend    []pendingPage
+	pendBuf []byte
+	cut     bool
+	leftOut uint64 // pages in no PT_LOAD
+}
+
+// cutPages is the shortest run of left-out pages that ends a segment
+// (makedumpfile -E's threshold, 256 pages).
+const cutPages = 256
+
+type pendingPage struct {
+	pa   uint64
+	data []byte // nil for a zero page
 }
 
 type writerAt interface {
@@ -61,16 +82,82 @@ func (s *segmenter) close() {
 // beginRange starts a RAM range: segments never span two ranges.
 func (s *segmenter) beginRange(r manifest.Range) { s.open(r.Start) }
 
-// endRange closes the range's last segment at the range's end.
+// endRange closes the range's last segment at the range's end; left-out
+// pages ending the range stay out, however few.
 func (s *segmenter) endRange(r manifest.Range) {
+	if len(s.pend) > 0 && !s.cut {
+		s.cutAt(s.pend[0].pa)
+		s.leftOut += uint64(len(s.pend))
+	}
+	s.pend = s.pend[:0]
+	if s.cut {
+		s.cut = false
+		return
+	}
 	sg := &s.segs[s.cur]
 	sg.Filesz = r.End - sg.Paddr
 	sg.Memsz = sg.Filesz
 	s.close()
 }
 
-// page processes one page at pa; data is nil for a zero page.
-func (s *segmenter) page(pa uint64, data []byte) error {
+// page processes one page at pa; data is nil for a zero page. excluded
+// says the dump level leaves it out; pages of the kernel image never are
+// (the image PT_LOAD needs its bytes contiguous).
+func (s *segmenter) page(pa uint64, data []byte, excluded bool) error {
+	if data == nil {
+		s.zeroPages++
+	}
+	if excluded && (pa < s.image.Start || pa >= s.image.End) {
+		if s.cut {
+			s.leftOut++
+			return nil
+		}
+		if s.pendBuf == nil {
+			s.pendBuf = make([]byte, cutPages*pageSize)
+		}
+		pp := pendingPage{pa: pa}
+		if data != nil {
+			pp.data = s.pendBuf[len(s.pend)*pageSize : len(s.pend)*pageSize+len(data)]
+			copy(pp.data, data)
+		}
+		s.pend = append(s.pend, pp)
+		if len(s.pend) == cutPages {
+			s.cutAt(s.pend[0].pa)
+			s.leftOut += cutPages
+			s.pend = s.pend[:0]
+		}
+		return nil
+	}
+	for _, pp := range s.pend {
+		if err := s.keep(pp.pa, pp.data); err != nil {
+			return err
+		}
+	}
+	s.pend = s.pend[:0]
+	if s.cut {
+		s.open(pa)
+		s.cut = false
+	}
+	return s.keep(pa, data)
+}
+
+// cutAt ends the open segment at pa, where a run of left-out pages
+// begins; a segment left empty is dropped.
+func (s *segmenter) cutAt(pa uint64) {
+	sg := &s.segs[s.cur]
+	if sg.Paddr == pa {
+		s.segs = s.segs[:s.cur]
+		s.cur = -1
+	} else {
+		sg.Filesz = pa - sg.Paddr
+		sg.Memsz = sg.Filesz
+		s.close()
+	}
+	s.cut = true
+}
+
+// keep places a page inside the open segment.
+func (s *segmenter) keep(pa uint64, data []byte) error {
 	if (pa == s.image.Start || pa == s.image.End) && s.segs[s.cur].Paddr != pa {
 		sg := &s.segs[s.cur]
 		sg.Filesz = pa - sg.Paddr
@@ -79,7 +166,6 @@ func (s *segmenter) page(pa uint64, data []byte) error {
 		s.open(pa)
 	}
 	if data == nil {
-		s.zeroPages++
 		return nil
 	}
 	sg := &s.segs[s.cur]

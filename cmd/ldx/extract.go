@@ -109,7 +109,7 @@ exists, 130 interrupted.`,
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	f.StringVar(&opt.OutputFormat, "format", extract.FormatELF, "output format: elf (a sparse ELF vmcore) or kdump (kdump-compressed, as makedumpfile -c writes)")
 	f.StringVar(&compress, "compress", "zlib", "kdump page compression: zlib, zstd, snappy or none")
-	f.IntVarP(&opt.DumpLevel, "dump-level", "d", 0, "kdump: makedumpfile's dump level; bit 1 leaves zero pages out (one shared zero page)")
+	f.Uint8VarP((*uint8)(&opt.DumpLevel), "dump-level", "d", 0, "leave pages out by makedumpfile's dump level: sum of 1 zero, 2 cache, 4 private cache, 8 user data, 16 free pages (31: all)")
 	f.StringVar(&vmlinuxPath, "vmlinux", "", "debug vmlinux of the dumped kernel: rebuild VMCOREINFO from it when the dump's is lost")
 	return cmd
 }
@@ -208,6 +208,18 @@ func printSummary(w io.Writer, s *extract.Summary) {
 		row("read", mib(int64(s.Read)))
 		row("written", fmt.Sprintf("%s of data; file size %s, %s on disk (zero pages are holes)", mib(int64(s.Written)), mib(s.OutputSize), mib(s.OnDisk)))
 		row("zero pages", fmt.Sprintf("%d not stored", s.ZeroPages))
+	}
+	if f := s.Filter; f != nil {
+		e := f.Excluded
+		how := fmt.Sprintf("%d pages left out of the PT_LOADs (runs shorter than 256 pages are kept)", f.LeftOut)
+		if s.Kdump != nil {
+			how = "clear in the dumpable bitmap"
+		}
+		row("dump level", fmt.Sprintf("%d: excluded %d cache, %d private cache, %d user, %d free, %d hwpoison, %d offline, %d zero pages; %s",
+			f.Level, e.Cache, e.CachePrivate, e.User, e.Free, e.HWPoison, e.Offline, f.ZeroExcluded, how))
+		if f.Anomalies > 0 {
+			row("struct page anomalies", fmt.Sprintf("%d (those pages kept)", f.Anomalies))
+		}
 	}
 	if s.Unwritten > 0 {
 		row("never written", fmt.Sprintf("%d pages the kernel did not write, presented as zeros", s.Unwritten))

@@ -56,7 +56,7 @@ func TestExtractCLI(t *testing.T) {
 		{"compress needs kdump", []string{"extract", "--compress", "zstd", img, "-o", filepath.Join(dir, "g")}, exitUsage, "", "need --format kdump", ""},
 		{"unknown compression", []string{"extract", "--format", "kdump", "--compress", "lzo", img, "-o", filepath.Join(dir, "g")}, exitUsage, "", "unknown compression", ""},
 		{"unknown format", []string{"extract", "--format", "xml", img, "-o", filepath.Join(dir, "g")}, exitUsage, "", "unknown output format", ""},
-		{"dump level unsupported", []string{"extract", "--format", "kdump", "-d", "31", img, "-o", filepath.Join(dir, "g")}, exitUsage, "", "only bit 1", ""},
+		{"dump level out of range", []string{"extract", "--format", "kdump", "-d", "32", img, "-o", filepath.Join(dir, "g")}, exitUsage, "", "want 0-31", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -71,6 +71,7 @@ const (
 	F1  ID = "F1"
 	F2  ID = "F2"
 	G1  ID = "G1"
+	L1  ID = "L1"
 	V1  ID = "V1"
 	V2  ID = "V2"
 	V3  ID = "V3"
@@ -156,6 +157,7 @@ var catalog = []entry{
 	{F2, "printk buffers reachable through p_vaddr", Fatal, []Consumer{VmcoreDmesg}},
 
 	{G1, "each consumer version knows this kernel", Info, tools3},
+	{L1, "pages left out by a dump level (-d)", Info, all},
 
 	{V1, "BUILD-ID equals the vmlinux's build-id (--vmlinux)", Fatal, []Consumer{Crash, Drgn}},
 	{V2, "OSRELEASE and linux_banner equal the vmlinux's (--vmlinux)", Fatal, []Consumer{Crash, Drgn}},

@@ -340,6 +340,14 @@
 // the same names in package livedump (elfcore/livedump). Z1 is --deep's
 // read of every segment byte.
 //
+// L1 tells a filtered dump (makedumpfile -d, ldx extract -d) from a full
+// one. An ELF vmcore records no dump level, so the pages of the kernel's
+// present memory sections that no PT_LOAD holds (p_filesz; a p_memsz tail
+// has no data) are classified by package pageclass from the dump's own
+// struct pages: free, cache or user pages missing mean a dump level left
+// them out. Firmware holes inside sections are reserved pages, never of
+// those classes, so a full dump reads as not filtered.
+//
 // A kdump-compressed file (package kdump) gets only the H checks: H1 its
 // header, sub-header and bitmaps as package kdump validates them, H2 the
 // sub-header's VMCOREINFO (present, and of the release the header names),

@@ -173,6 +173,7 @@ func (c *checker) run() error {
 	c.checkTranslation()
 	c.checkPrintk()
 	c.checkKernelSupport()
+	c.checkFiltered()
 	c.checkVmlinux()
 	c.checkLivedump()
 	c.checkDeep()
