@@ -39,6 +39,13 @@ type Options struct {
 	// dump's VMCOREINFO cannot be recovered from the dumped memory, it is
 	// rebuilt from the vmlinux and the memory (and the summary says so).
 	Vmlinux *vmlinux.File
+
+	// FinalNotes, if set, is called once the memory is copied and before
+	// the headers are written, and its notes replace the Dump's: a live
+	// capture records in a note what it found at the end (how much memory
+	// changed while it was read). They must encode to the same size as
+	// the Dump's notes, whose room was laid out before the copy.
+	FinalNotes func() ([]elfcore.Note, error)
 }
 
 // Progress reports how far a phase has got.
@@ -136,6 +143,33 @@ func Run(ctx context.Context, opt Options) (sum *Summary, err error) {
 	return sum, nil
 }
 
+// Write writes an already opened Dump (a live source such as /proc/kcore
+// presents itself as one) to opt.Output with the same layout and output
+// safety as Run; opt.Input is only named in the summary.
+func Write(ctx context.Context, d *dump.Dump, opt Options) (sum *Summary, err error) {
+	start := time.Now()
+	opt.defaults()
+	sum = &Summary{Input: opt.Input, Output: opt.Output, Repairs: []string{}, Warnings: []string{}}
+	if d.Source != nil {
+		sum.InputKind, sum.InputSize = d.Source.Kind, d.Source.Size
+	}
+	out, err := createOutput(opt.Output, opt.Force, d.Source)
+	if err != nil {
+		return sum, err
+	}
+	defer func() {
+		if err != nil {
+			out.abort()
+		}
+	}()
+	sum.report(d.Report)
+	if err := write(ctx, out, d, &opt, sum); err != nil {
+		return sum, err
+	}
+	sum.Duration = time.Since(start)
+	return sum, nil
+}
+
 // write streams memory into the output and writes the headers.
 func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Summary) error {
 	notes := elfcore.EncodeNotes(p.Notes)
@@ -181,6 +215,17 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 	}
 	opt.progress("copy", total, total)
 	segs, end := seg.finish()
+	if opt.FinalNotes != nil {
+		final, err := opt.FinalNotes()
+		if err != nil {
+			return err
+		}
+		enc := elfcore.EncodeNotes(final)
+		if len(enc) != len(notes) {
+			return fmt.Errorf("extract: the final notes take %d bytes, the room laid out for them %d", len(enc), len(notes))
+		}
+		w = elfcore.NewWriter(out, elf.EM_X86_64, len(p.RAM)+3, enc)
+	}
 	if img, ok := seg.imageSegment(p.ImageVirt); ok {
 		img.Flags = elf.PF_R | elf.PF_W | elf.PF_X
 		if err := w.AddLoad(img); err != nil {
