@@ -2,10 +2,7 @@ package kcore_test
 
 import (
 	"context"
-	"debug/elf"
 	"errors"
-	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,57 +12,11 @@ import (
 	"ldx/elfcore"
 	"ldx/extract/dump"
 	"ldx/kmod/kcore"
+	"ldx/kmod/kcore/kcoretest"
 	"ldx/kmod/kmodtest"
 
 	"golang.org/x/sys/unix"
 )
-
-// fakeKcore writes k as /proc/kcore lays it out: a zeroed NT_PRSTATUS and
-// the VMCOREINFO note, the kernel text segment, a vmalloc segment without
-// a physical address, and one direct-map segment per RAM range.
-func fakeKcore(t *testing.T, dir string, k *kmodtest.Kernel, withNote bool) string {
-	t.Helper()
-	path := filepath.Join(dir, "kcore")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	notes := []elfcore.Note{(&elfcore.PRStatus{}).Note()}
-	if withNote {
-		notes = append(notes, elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: k.VMCOREINFO})
-	}
-	w := elfcore.NewWriter(f, elf.EM_X86_64, len(k.RAM)+2, elfcore.EncodeNotes(notes))
-	off := uint64(w.DataOffset())
-	seg := func(vaddr, paddr uint64, src io.ReaderAt, srcOff, size uint64) {
-		if _, err := io.Copy(io.NewOffsetWriter(f, int64(off)), io.NewSectionReader(src, int64(srcOff), int64(size))); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.AddLoad(elfcore.ProgHeader{Off: off, Vaddr: vaddr, Paddr: paddr, Filesz: size, Memsz: size}); err != nil {
-			t.Fatal(err)
-		}
-		off += size
-	}
-	seg(k.TextVirt, k.TextPhys, k.Mem, k.TextPhys, (k.TextSize+4095)&^4095)
-	seg(0xffffc90000000000, ^uint64(0), strings.NewReader(strings.Repeat("v", 8192)), 0, 8192)
-	for _, r := range k.RAM {
-		seg(k.PageOffsetBase+r.Start, r.Start, k.Mem, r.Start, r.End-r.Start)
-	}
-	if err := w.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// host is a fake machine: kcore, CPU list, no lockdown, a disk-backed
-// output file system with room.
-func host(t *testing.T, dir, kcorePath, cpus string) *kcore.Host {
-	t.Helper()
-	online := filepath.Join(dir, "online")
-	os.WriteFile(online, []byte(cpus+"\n"), 0o644)
-	return &kcore.Host{Kcore: kcorePath, CPUOnline: online, VMCOREINFO: filepath.Join(dir, "no-vmcoreinfo"), Lockdown: filepath.Join(dir, "no-lockdown"),
-		Statfs: func(string) (kcore.Statfs, error) { return kcore.Statfs{Type: 0xEF53, Avail: 1 << 40}, nil }}
-}
 
 func TestCaptureFakeKcore(t *testing.T) {
 	for _, tc := range []struct {
@@ -81,12 +32,12 @@ func TestCaptureFakeKcore(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			k := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{MemSize: 64 << 20, CPUs: tc.ncpu, KASLROffset: 0x1e000000})
-			h := host(t, dir, fakeKcore(t, dir, k, tc.withNote), tc.cpus)
-			if !tc.withNote {
-				if k.VMCOREINFONote == 0 {
-					t.Skip("the synthetic kernel has no vmcoreinfo_note buffer")
-				}
-				os.WriteFile(h.VMCOREINFO, []byte(fmt.Sprintf("%x %x\n", k.VMCOREINFONote, kmodtest.VMCOREINFOBytes)), 0o644)
+			if !tc.withNote && k.VMCOREINFONote == 0 {
+				t.Fatal("the synthetic kernel has no vmcoreinfo_note buffer")
+			}
+			h, err := kcoretest.Host(dir, k, tc.withNote, tc.cpus)
+			if err != nil {
+				t.Fatal(err)
 			}
 			out := filepath.Join(dir, "vmcore")
 			res, err := kcore.Capture(context.Background(), kcore.Options{Host: h, Output: out})
@@ -163,10 +114,14 @@ func TestCaptureFakeKcore(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	dir := t.TempDir()
 	k := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{MemSize: 64 << 20})
-	kc := fakeKcore(t, dir, k, true)
+	base, err := kcoretest.Host(dir, k, true, "0-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := base.Kcore
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, nil, 0o644)
-	lockdown := filepath.Join(dir, "lockdown")
+	lockdown := filepath.Join(dir, "lockdown-confidentiality")
 	os.WriteFile(lockdown, []byte("none integrity [confidentiality]\n"), 0o644)
 	eperm := func(p string) func(string) (*os.File, error) {
 		return func(path string) (*os.File, error) {
@@ -200,10 +155,10 @@ func TestRefusals(t *testing.T) {
 		}, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := host(t, dir, kc, "0-1")
-			tc.setup(h)
+			h := *base
+			tc.setup(&h)
 			out := filepath.Join(t.TempDir(), "vmcore")
-			res, err := kcore.Capture(context.Background(), kcore.Options{Host: h, Output: out, Force: tc.force, DryRun: tc.want == 0})
+			res, err := kcore.Capture(context.Background(), kcore.Options{Host: &h, Output: out, Force: tc.force, DryRun: tc.want == 0})
 			var r *kcore.Refusal
 			switch {
 			case tc.want == 0:
