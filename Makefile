@@ -50,7 +50,7 @@ e2e-deps:
 	./.ci/deps-e2e
 
 e2e: e2e-deps build
-	$(GO) test -count=1 -p 1 -tags e2e -timeout 80m -run '^Test(E2E|AnalysisE2E|PsE2E|SymsE2E|GenerateE2E|VmlinuxE2E|CaptureE2E)$$' -v ./extract/ ./cmd/ldx/ ./vmcoreinfo/generate/ 2>&1 | tee e2e.log | grep -E '^(\s*--- |PASS|FAIL|ok|guest: |\s+\w+_test.go:[0-9]+: (e2e_|capture_e2e|crash|drgn))'
+	$(GO) test -count=1 -p 1 -tags e2e -timeout 80m -run '^Test(E2E|AnalysisE2E|PsE2E|SymsE2E|GenerateE2E|VmlinuxE2E|CaptureE2E|KcoreE2E)$$' -v ./extract/ ./cmd/ldx/ ./vmcoreinfo/generate/ 2>&1 | tee e2e.log | grep -E '^(\s*--- |PASS|FAIL|ok|guest: |\s+\w+_test.go:[0-9]+: (e2e_|capture_e2e|kcore_e2e|crash|drgn))'
 	@echo "e2e: full log in e2e.log"
 
 bench: e2e-deps build

@@ -109,6 +109,9 @@ func Capture(ctx context.Context, opt Options) (*Result, error) {
 	}
 	sum, err := extract.Write(ctx, d, extract.Options{Input: s.Path, Output: opt.Output, Force: opt.Force, Progress: opt.Progress, FinalNotes: final})
 	res.Summary = sum
+	if sum != nil {
+		sum.InputKind, sum.InputSize = "live kernel memory", int64(plan.RAMBytes)
+	}
 	if err != nil {
 		return res, err
 	}

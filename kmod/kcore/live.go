@@ -20,13 +20,14 @@ type liveReader struct {
 	start time.Time
 	total int64
 	sleep func(context.Context, time.Duration)
+	now   func() time.Time
 
 	mu  sync.Mutex
 	bad []manifest.Range
 }
 
 func newLiveReader(ctx context.Context, r io.ReaderAt, rate int64) *liveReader {
-	return &liveReader{ctx: ctx, r: r, rate: rate, start: time.Now(), sleep: sleepCtx}
+	return &liveReader{ctx: ctx, r: r, rate: rate, start: time.Now(), sleep: sleepCtx, now: time.Now}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
@@ -62,7 +63,7 @@ func (l *liveReader) pace(n int) {
 		return
 	}
 	due := time.Duration(float64(l.total) / float64(l.rate) * float64(time.Second))
-	if ahead := due - time.Since(l.start); ahead > 0 {
+	if ahead := due - l.now().Sub(l.start); ahead > 0 {
 		l.sleep(l.ctx, ahead)
 	}
 }
