@@ -85,4 +85,11 @@ func TestCaptureKcoreCLI(t *testing.T) {
 	if s := stdout.String(); !strings.Contains(s, "kcore") || !strings.Contains(s, "non-atomic") {
 		t.Errorf("info does not report a live kcore capture:\n%s", s)
 	}
+	// verify names the live capture in K-7 (the synthetic kernel fails
+	// other checks: it has no page tables, so only K-7 is looked at).
+	stdout.Reset()
+	run([]string{"verify", vmcore}, &stdout, &stderr)
+	if s := stdout.String(); !strings.Contains(s, "a live capture (ldx capture --kcore") {
+		t.Errorf("verify's K-7 does not report the live capture:\n%s", s)
+	}
 }

@@ -7,7 +7,8 @@ package main
 // the vmcore is brought back to the host and judged by ldx verify, drgn,
 // makedumpfile and (6.1) crash. Refusals are exercised in the same boot:
 // output on the initramfs (RAM-backed) and a capture as an unprivileged
-// user, each with its exit code and nothing written.
+// user, each with its exit code and nothing written; and a capture stopped
+// by SIGTERM, which exits 130 and leaves no file behind.
 
 import (
 	"bytes"
@@ -63,6 +64,14 @@ ls /tmp/vmcore /tmp/.vmcore* 2>/dev/null | sed 's/^/KCOREE2E-LEFT ramfs: /'
 run_ldx notroot su nobody -s /bin/sh -c "/bin/ldx capture --kcore -q -o /mnt/x/vmcore-nobody"
 ls /mnt/x/vmcore-nobody /mnt/x/.vmcore-nobody* 2>/dev/null | sed 's/^/KCOREE2E-LEFT notroot: /'
 run_ldx dryrun /bin/ldx capture --kcore --dry-run -o /mnt/x/vmcore
+/bin/ldx capture --kcore -q --max-rate 16M -o /mnt/x/vmcore-term >/tmp/term.out 2>&1 &
+pid=$!
+sleep 4
+kill -TERM $pid
+wait $pid
+echo "KCOREE2E-RC sigterm $?"
+sed 's/^/KCOREE2E-OUT sigterm: /' /tmp/term.out
+ls -a /mnt/x | grep vmcore-term | sed 's/^/KCOREE2E-LEFT sigterm: /'
 run_ldx capture /bin/ldx capture --kcore --max-rate 2G -o /mnt/x/vmcore
 sync
 umount /mnt/x
@@ -138,7 +147,7 @@ func TestKcoreE2E(t *testing.T) {
 			if !strings.Contains(run.Console, "KCOREE2E-ALIVE") || strings.Contains(run.Console, "KCOREE2E mount failed") {
 				t.Fatalf("kcore_e2e %s: the guest did not get through its script:\n%s", sc.name, tail(run.Console, 60))
 			}
-			for name, want := range map[string]int{"ramfs": exitRAMBacked, "notroot": exitNotPermitted, "dryrun": 0, "capture": 0} {
+			for name, want := range map[string]int{"ramfs": exitRAMBacked, "notroot": exitNotPermitted, "sigterm": exitInterrupted, "dryrun": 0, "capture": 0} {
 				if got, ok := g.rc[name]; !ok || got != want {
 					t.Errorf("kcore_e2e %s: %s: exit %d (ran %v), want %d:\n%s", sc.name, name, got, ok, want, strings.Join(g.out[name], "\n"))
 				}

@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"ldx/elfcore"
+	"ldx/extract"
 	"ldx/extract/dump"
 	"ldx/kmod/kcore"
 	"ldx/kmod/kcore/kcoretest"
@@ -189,5 +191,32 @@ func TestParseRate(t *testing.T) {
 		if (err != nil) != (tc.want < 0) || (err == nil && got != tc.want) {
 			t.Errorf("ParseRate(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// TestCaptureInterrupted cancels a paced capture midway: the error says
+// so and no output, partial or final, is left.
+func TestCaptureInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	k := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{MemSize: 64 << 20})
+	h, err := kcoretest.Host(dir, k, true, "0-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outDir := filepath.Join(dir, "out")
+	os.Mkdir(outDir, 0o755)
+	ctx, cancel := context.WithCancel(context.Background())
+	var once sync.Once
+	progress := func(p extract.Progress) {
+		if p.Phase == "copy" && p.Done > 0 {
+			once.Do(cancel)
+		}
+	}
+	_, err = kcore.Capture(ctx, kcore.Options{Host: h, Output: filepath.Join(outDir, "vmcore"), MaxRate: 16 << 20, Progress: progress})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	if entries, _ := os.ReadDir(outDir); len(entries) != 0 {
+		t.Errorf("an interrupted capture left %d files, the first %s", len(entries), entries[0].Name())
 	}
 }
