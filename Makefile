@@ -38,7 +38,7 @@ unit:
 	TMPDIR=$(TEST_TMPDIR) $(GO) test -count=1 ./...
 
 # Each fuzz target runs briefly; `make fuzz FUZZTIME=10m` for a sustained run.
-FUZZ_TARGETS := ./elfcore:FuzzNewFile ./elfcore:FuzzParseNotes ./vmcoreinfo:FuzzParse ./elfcore/kernel/printk:FuzzRead ./elfcore/kernel/kallsyms:FuzzRead ./elfcore/kernel/kmem:FuzzTranslate ./extract/verify:FuzzVerify ./extract/dump:FuzzParseCaptureNote ./kmod/kcore:FuzzOpen
+FUZZ_TARGETS := ./elfcore:FuzzNewFile ./elfcore/flattened:FuzzOpen ./elfcore:FuzzParseNotes ./vmcoreinfo:FuzzParse ./elfcore/kernel/printk:FuzzRead ./elfcore/kernel/kallsyms:FuzzRead ./elfcore/kernel/kmem:FuzzTranslate ./extract/verify:FuzzVerify ./extract/dump:FuzzParseCaptureNote ./kmod/kcore:FuzzOpen
 fuzz-short fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -129,6 +129,9 @@ func Open(ctx context.Context, path string, opt Options) (*Dump, error) {
 func Analyse(ctx context.Context, src *Source, opt Options) (*Dump, error) {
 	rep := &Report{Input: src.Path, InputKind: src.Kind, InputSize: src.Size, Repairs: []string{}, Warnings: []string{}}
 	in := &Input{Source: src, Options: &opt, Report: rep}
+	if fl := src.Flattened(); fl != nil && fl.Truncated {
+		rep.warn("the flattened stream has no end record: it stops at stream offset %#x after %d records (a copy or pipe cut short?); what it holds is read, the rest reads as missing", fl.TruncatedAt, fl.Records)
+	}
 	man, err := manifest.Read(src)
 	switch {
 	case errors.Is(err, manifest.ErrNone):

@@ -12,7 +12,9 @@ import (
 	"unsafe"
 
 	"github.com/ulikunitz/xz"
+
 	"golang.org/x/sys/unix"
+	"ldx/elfcore/flattened"
 )
 
 // SourceKind says what the input is.
@@ -22,6 +24,10 @@ const (
 	KindBlockDevice SourceKind = "block device"
 	KindFile        SourceKind = "file"
 	KindXZ          SourceKind = "xz-compressed image"
+	// KindFlattened is makedumpfile's flattened stream (makedumpfile -F,
+	// QEMU's kdump-* dumps, ldx capture -o -), in a file or on a device:
+	// the Source reads the file the stream describes.
+	KindFlattened SourceKind = "flattened stream"
 )
 
 // Source is the input: a raw livedump device or image, or an ELF vmcore,
@@ -37,6 +43,8 @@ type Source struct {
 	// sparse is true when the data behind r is a regular file whose holes
 	// can be found with SEEK_DATA/SEEK_HOLE.
 	sparse bool
+	// flat is the index of a flattened stream, which r then reads.
+	flat *flattened.File
 }
 
 // ReadAt reads from the input.
@@ -80,7 +88,7 @@ func OpenSource(ctx context.Context, path, tmpDir string, progress func(done, to
 		}
 		s.Size = size
 		s.r = &directReader{f: f}
-		return s, nil
+		return s.unflatten(progress)
 	case fi.Mode().IsRegular():
 	default:
 		return nil, fmt.Errorf("%s: not a block device or regular file (mode %v)", path, fi.Mode())
@@ -93,11 +101,37 @@ func OpenSource(ctx context.Context, path, tmpDir string, progress func(done, to
 	n, _ := f.ReadAt(magic, 0)
 	if n == len(xzMagic) && bytes.Equal(magic, xzMagic) {
 		defer f.Close()
-		return openXZ(ctx, s, f, fi.Size(), tmpDir, progress)
+		s, err := openXZ(ctx, s, f, fi.Size(), tmpDir, progress)
+		if err != nil {
+			return nil, err
+		}
+		return s.unflatten(progress)
 	}
 	s.Kind, s.file, s.r, s.Size, s.sparse = KindFile, f, f, fi.Size(), true
+	return s.unflatten(progress)
+}
+
+// unflatten makes a Source holding a flattened stream read the file the
+// stream describes, through an index of its records built in one pass
+// (memory for the index, none for the data); other Sources are returned
+// as they are. A stream cut before its end record still opens: Truncated
+// says so.
+func (s *Source) unflatten(progress func(done, total int64)) (*Source, error) {
+	head := make([]byte, flattened.HeaderSize)
+	if n, _ := s.r.ReadAt(head, 0); n < len(head) || !flattened.Is(head) {
+		return s, nil
+	}
+	fl, err := flattened.Open(s.r, s.Size, progress)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", s.Path, err)
+	}
+	s.Kind, s.flat, s.r, s.Size, s.sparse = KindFlattened, fl, fl, fl.Size(), false
 	return s, nil
 }
+
+// Flattened is the index of a flattened input, nil for other inputs.
+func (s *Source) Flattened() *flattened.File { return s.flat }
 
 func blockDeviceSize(f *os.File) (int64, error) {
 	size, err := unix.IoctlGetUint64(int(f.Fd()), unix.BLKGETSIZE64)
@@ -175,9 +209,12 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 // nextData returns the start of the next data region at or after off, and
-// the end of that region, in a sparse regular file; for other inputs it
-// returns [off, Size). Holes read as zeros, so extract need not read them.
+// the end of that region, in a sparse regular file or a flattened stream;
+// for other inputs it returns [off, Size). Holes read as zeros, so extract need not read them.
 func (s *Source) nextData(off int64) (start, end int64) {
+	if s.flat != nil {
+		return s.flat.NextData(off)
+	}
 	if !s.sparse {
 		return off, s.Size
 	}

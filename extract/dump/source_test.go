@@ -2,13 +2,18 @@ package dump
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"ldx/elfcore/flattened"
+	"ldx/kmod/kmodtest"
 )
 
 // TestDirectReader checks that reads of any offset and length through the
@@ -49,5 +54,70 @@ func TestDirectReader(t *testing.T) {
 		if n < c.n && err == nil {
 			t.Errorf("short read at %d without error", c.off)
 		}
+	}
+}
+
+// TestFlattenedSource: a dump written as a flattened stream, its writes
+// out of order (as makedumpfile -F and QEMU write them), opens as the
+// dump itself; a stream cut short opens with a warning.
+func TestFlattenedSource(t *testing.T) {
+	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 2}, kmodtest.Run{})
+	img, err := os.ReadFile(fx.image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chunk = 64 << 10
+	var offs []int
+	for off := 0; off < len(img); off += chunk {
+		if !IsZero(img[off:min(len(img), off+chunk)]) {
+			offs = append(offs, off)
+		}
+	}
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(offs), func(i, j int) { offs[i], offs[j] = offs[j], offs[i] })
+	var buf bytes.Buffer
+	w, _ := flattened.NewWriter(&buf)
+	for _, off := range offs {
+		w.WriteAt(img[off:min(len(img), off+chunk)], int64(off))
+	}
+	w.SetSize(int64(len(img)))
+	w.Close()
+	whole := buf.Bytes()
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		data []byte
+		warn string
+	}{
+		{"whole", whole, ""},
+		{"cut", whole[:len(whole)-16], "no end record"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, c.name+".flat")
+			os.WriteFile(path, c.data, 0o600)
+			want, err := Open(context.Background(), fx.image, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer want.Close()
+			got, err := Open(context.Background(), path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer got.Close()
+			if got.Source.Kind != KindFlattened || got.Format != want.Format || len(got.Notes) != len(want.Notes) {
+				t.Errorf("kind %q format %q notes %d, want flattened %q %d", got.Source.Kind, got.Format, len(got.Notes), want.Format, len(want.Notes))
+			}
+			if w := strings.Join(got.Report.Warnings, "\n"); c.warn != "" && !strings.Contains(w, c.warn) || c.warn == "" && strings.Contains(w, "flattened") {
+				t.Errorf("warnings %q, want %q", w, c.warn)
+			}
+			a, b := make([]byte, 3*pageSize), make([]byte, 3*pageSize)
+			for _, pa := range []int64{0x100000, 0x1ff800, 40 << 20} {
+				_, errA := got.Phys.ReadAt(a, pa)
+				_, errB := want.Phys.ReadAt(b, pa)
+				if !bytes.Equal(a, b) || (errA == nil) != (errB == nil) {
+					t.Errorf("phys %#x differs from the image's (%v, %v)", pa, errA, errB)
+				}
+			}
+		})
 	}
 }

@@ -24,12 +24,16 @@ type Spec struct {
 	NoKASLR bool       `json:"nokaslr,omitempty"`
 	LA57    bool       `json:"la57,omitempty"`
 	Cmdline string     `json:"cmdline,omitempty"`
+	// KdumpFormat, if set ("kdump-zlib", ...), also dumps the guest in
+	// that QEMU format (Artefacts.Kdump), right after the ELF dump.
+	KdumpFormat string `json:"kdump_format,omitempty"`
 }
 
 // Artefacts are the files of one prepared dump. All paths are absolute.
 type Artefacts struct {
 	Dir        string `json:"dir,omitempty"`
 	Dump       string `json:"dump,omitempty"`       // QEMU ELF dump, mode 0600
+	Kdump      string `json:"kdump,omitempty"`      // QEMU kdump-* dump (Spec.KdumpFormat), mode 0600
 	FactsJSON  string `json:"facts_json,omitempty"` // Facts as JSON
 	VMCOREINFO string `json:"vmcoreinfo,omitempty"` // file with the dump's VMCOREINFO text
 	SerialLog  string `json:"serial_log,omitempty"` // guest console
@@ -52,6 +56,7 @@ const (
 	cacheFormat   = "ldx-guest-2"
 	artefactsJSON = "artefacts.json"
 	dumpName      = "vmcore"
+	kdumpName     = "vmcore.kdump"
 	factsName     = "facts.json"
 	vmcoreinfoTxt = "vmcoreinfo.txt"
 	serialName    = "serial.log"
@@ -88,6 +93,9 @@ func (s Spec) key(k *Kernel, mib int) string {
 	}
 	if s.LA57 {
 		parts = append(parts, "la57")
+	}
+	if s.KdumpFormat != "" {
+		parts = append(parts, s.KdumpFormat)
 	}
 	parts = append(parts, hex.EncodeToString(h.Sum(nil))[:10])
 	return strings.Join(parts, "_")
@@ -158,6 +166,11 @@ func Prepare(ctx context.Context, cacheDir string, spec Spec) (*Artefacts, error
 		return nil, err
 	}
 	dumpTime := time.Since(t0)
+	if spec.KdumpFormat != "" {
+		if err := g.DumpAs(ctx, filepath.Join(tmp, kdumpName), spec.KdumpFormat); err != nil {
+			return nil, err
+		}
+	}
 	if err := copyFile(g.SerialLog, filepath.Join(tmp, serialName)); err != nil {
 		return nil, err
 	}
@@ -201,6 +214,12 @@ func loadArtefacts(dir string, kern *Kernel) (*Artefacts, error) {
 	a.FactsJSON = filepath.Join(dir, factsName)
 	a.VMCOREINFO = filepath.Join(dir, vmcoreinfoTxt)
 	a.SerialLog = filepath.Join(dir, serialName)
+	if a.Spec.KdumpFormat != "" {
+		a.Kdump = filepath.Join(dir, kdumpName)
+		if _, err := os.Stat(a.Kdump); err != nil {
+			return nil, err
+		}
+	}
 	a.Kernel = kern
 	a.Vmlinux = kern.Vmlinux
 	a.SystemMap = kern.SystemMap

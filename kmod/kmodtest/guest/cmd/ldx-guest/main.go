@@ -35,6 +35,7 @@ func main() {
 	flag.BoolVar(&spec.NoKASLR, "nokaslr", false, "boot with nokaslr")
 	flag.BoolVar(&spec.LA57, "la57", false, "5-level paging guest")
 	flag.StringVar(&spec.Cmdline, "cmdline", "", "extra kernel command line")
+	flag.StringVar(&spec.KdumpFormat, "kdump", "", "also dump in this QEMU format (kdump-zlib, kdump-lzo, kdump-snappy)")
 	flag.Parse()
 	if flag.NArg() != 0 {
 		flag.Usage()
