@@ -12,14 +12,13 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"ldx/elfcore"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
 	"ldx/kmod/manifest"
-
-	"golang.org/x/sys/unix"
 )
 
 // Options configure an extraction.
@@ -39,6 +38,12 @@ type Options struct {
 	// dump's VMCOREINFO cannot be recovered from the dumped memory, it is
 	// rebuilt from the vmlinux and the memory (and the summary says so).
 	Vmlinux *vmlinux.File
+
+	// Stream, if set, receives the vmcore as a flattened stream
+	// (makedumpfile's -F format, which ldx and makedumpfile -R read back)
+	// instead of a file named Output: every write becomes a record, the
+	// headers last, so it can go down a pipe. Only Write takes it.
+	Stream io.Writer
 
 	// FinalNotes, if set, is called once the memory is copied and before
 	// the headers are written, and its notes replace the Dump's: a live
@@ -153,7 +158,12 @@ func Write(ctx context.Context, d *dump.Dump, opt Options) (sum *Summary, err er
 	if d.Source != nil {
 		sum.InputKind, sum.InputSize = d.Source.Kind, d.Source.Size
 	}
-	out, err := createOutput(opt.Output, opt.Force, d.Source)
+	var out sink
+	if opt.Stream != nil {
+		out, err = newStreamOutput(opt.Stream)
+	} else {
+		out, err = createOutput(opt.Output, opt.Force, d.Source)
+	}
 	if err != nil {
 		return sum, err
 	}
@@ -171,7 +181,7 @@ func Write(ctx context.Context, d *dump.Dump, opt Options) (sum *Summary, err er
 }
 
 // write streams memory into the output and writes the headers.
-func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Summary) error {
+func write(ctx context.Context, out sink, p *dump.Dump, opt *Options, sum *Summary) error {
 	notes := elfcore.EncodeNotes(p.Notes)
 	// One PT_LOAD per RAM range, two more around the kernel image, and
 	// the image's own.
@@ -252,9 +262,6 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 	sum.Written = seg.written
 	sum.ZeroPages = seg.zeroPages - sum.Unwritten
 	sum.OutputSize = size
-	var st unix.Stat_t
-	if unix.Stat(out.final, &st) == nil {
-		sum.OnDisk = st.Blocks * 512
-	}
+	sum.OnDisk = out.onDisk()
 	return nil
 }

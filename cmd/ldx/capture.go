@@ -86,7 +86,10 @@ readers depend on most (VMCOREINFO, the image's page tables, the printk
 descriptors, init_task) are read first and again at the end, and the dump's
 LDX note and the summary say how many changed; the CPU notes carry no
 registers. Unreadable ranges are stored as zeros and listed. --max-rate
-(bytes/s, e.g. 200M) paces the reads; --dry-run prints the plan. Exit
+(bytes/s, e.g. 200M) paces the reads; --dry-run prints the plan. -o -
+writes the vmcore to stdout as a flattened stream (makedumpfile -F's
+format, for a pipe off the machine; ldx extract and makedumpfile -R turn
+it back into a vmcore) and the summary to stderr. Exit
 codes: 0 written, 4 output exists (use --force), 21 no /proc/kcore (kernel
 without CONFIG_PROC_KCORE, or hidden in a container), 22 the kernel is
 locked down (lockdown=confidentiality), 23 not permitted (needs root with
@@ -97,7 +100,8 @@ ramfs), 25 too little free space for all of RAM (--force goes ahead),
   ldx capture /dev/sdb --extract -o vmcore
   ldx capture --reset                    # bring a stuck interface back to idle
   ldx capture --kcore --dry-run -o /var/crash/vmcore
-  ldx capture --kcore -o /var/crash/vmcore --max-rate 200M`,
+  ldx capture --kcore -o /var/crash/vmcore --max-rate 200M
+  ldx capture --kcore -o - | ssh host 'cat > vmcore.flat'`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if useKcore {
 				if len(args) > 0 || reset {

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/spf13/cobra"
 
@@ -28,6 +32,17 @@ func captureKcore(cmd *cobra.Command, fl kcoreFlags) error {
 		return &exitError{exitUsage, errors.New("capture --kcore: give the output vmcore with -o")}
 	}
 	opt := kcore.Options{Host: kcoreHost, Output: fl.output, Force: fl.force, DryRun: fl.dryRun}
+	var stream *bufio.Writer
+	if fl.output == "-" {
+		// The vmcore goes to stdout as a flattened stream; everything
+		// else goes to stderr.
+		if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return &exitError{exitUsage, errors.New("capture --kcore -o -: stdout is a terminal; redirect it to a file or a pipe")}
+		}
+		stream = bufio.NewWriterSize(out, 4<<20)
+		opt.Stream, opt.StreamPath = stream, "/dev/stdout"
+		out = cmd.ErrOrStderr()
+	}
 	if fl.maxRate != "" {
 		r, err := kcore.ParseRate(fl.maxRate)
 		if err != nil {
@@ -44,6 +59,9 @@ func captureKcore(cmd *cobra.Command, fl kcoreFlags) error {
 	}
 	if res != nil && (fl.dryRun || err != nil) {
 		printKcorePlan(out, res.Plan)
+	}
+	if err == nil && stream != nil && !fl.dryRun {
+		err = stream.Flush()
 	}
 	if err != nil {
 		return classifyKcoreError(err)
@@ -63,6 +81,10 @@ func captureKcore(cmd *cobra.Command, fl kcoreFlags) error {
 	}
 	row("unreadable", fmt.Sprintf("%d ranges, %s stored as zeros", len(res.Unreadable), mib(int64(bad))))
 	row("cpu registers", "none: /proc/kcore has no saved registers (the CPU notes are synthetic)")
+	if stream != nil {
+		fmt.Fprintln(out, "next: ldx extract STREAM -o vmcore (or makedumpfile -R vmcore < STREAM) on the receiving side")
+		return nil
+	}
 	fmt.Fprintf(out, "next: ldx verify %s\n", fl.output)
 	return nil
 }

@@ -93,3 +93,36 @@ func TestCaptureKcoreCLI(t *testing.T) {
 		t.Errorf("verify's K-7 does not report the live capture:\n%s", s)
 	}
 }
+
+// TestCaptureKcoreStream: -o - writes a flattened stream to stdout and
+// nothing else; ldx extract turns it into a vmcore that info reports as a
+// live capture.
+func TestCaptureKcoreStream(t *testing.T) {
+	dir := t.TempDir()
+	k := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{MemSize: 48 << 20, CPUs: 2})
+	h, err := kcoretest.Host(dir, k, true, "0-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcoreHost = h
+	defer func() { kcoreHost = nil }()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"capture", "--kcore", "-o", "-"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "live capture:") {
+		t.Errorf("the summary is not on stderr:\n%s", stderr.String())
+	}
+	stream := filepath.Join(dir, "stream")
+	if err := os.WriteFile(stream, stdout.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vmcore := filepath.Join(dir, "vmcore")
+	if out, errs, code := ldx("extract", "-q", stream, "-o", vmcore); code != exitOK {
+		t.Fatalf("extract of the stream: exit %d\n%s%s", code, out, errs)
+	}
+	out, _, code := ldx("info", vmcore)
+	if code != exitOK || !strings.Contains(out, "non-atomic") {
+		t.Errorf("info (exit %d) does not report the live capture:\n%s", code, out)
+	}
+}

@@ -3,6 +3,7 @@ package kcore
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"ldx/elfcore"
@@ -20,6 +21,11 @@ type Options struct {
 	// MaxRate caps the read rate in bytes per second (0: no cap).
 	MaxRate  int64
 	Progress func(extract.Progress)
+	// Stream, if set, receives the vmcore as a flattened stream instead
+	// of the file Output names (ldx capture --kcore -o -); StreamPath is
+	// the path its file system is checked through (/dev/stdout).
+	Stream     io.Writer
+	StreamPath string
 }
 
 // Plan is what a capture will read and write.
@@ -72,12 +78,19 @@ func Capture(ctx context.Context, opt Options) (*Result, error) {
 		Estimate: s.RAMBytes() + headerRoom, Warnings: append([]string{}, s.Warnings...)}
 	plan.Release, _ = s.Info.OSRelease()
 	res := &Result{Plan: plan}
-	oc, err := CheckOutput(h, opt.Output, plan.Estimate, opt.Force)
-	if oc != nil {
-		plan.OutputDir, plan.Avail = oc.Dir, oc.Avail
-	}
-	if err != nil {
-		return res, err
+	if opt.Stream != nil {
+		plan.Output = "- (flattened stream)"
+		if err := CheckStream(h, opt.StreamPath); err != nil {
+			return res, err
+		}
+	} else {
+		oc, err := CheckOutput(h, opt.Output, plan.Estimate, opt.Force)
+		if oc != nil {
+			plan.OutputDir, plan.Avail = oc.Dir, oc.Avail
+		}
+		if err != nil {
+			return res, err
+		}
 	}
 	if opt.DryRun {
 		return res, nil
@@ -107,7 +120,7 @@ func Capture(ctx context.Context, opt Options) (*Result, error) {
 		}
 		return notes, nil
 	}
-	sum, err := extract.Write(ctx, d, extract.Options{Input: s.Path, Output: opt.Output, Force: opt.Force, Progress: opt.Progress, FinalNotes: final})
+	sum, err := extract.Write(ctx, d, extract.Options{Input: s.Path, Output: opt.Output, Force: opt.Force, Progress: opt.Progress, FinalNotes: final, Stream: opt.Stream})
 	res.Summary = sum
 	if sum != nil {
 		sum.InputKind, sum.InputSize = "live kernel memory", int64(plan.RAMBytes)

@@ -1,6 +1,7 @@
 package kcore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
@@ -59,30 +60,8 @@ func TestCaptureFakeKcore(t *testing.T) {
 			if fi.Mode().Perm() != 0o600 {
 				t.Errorf("output mode %v, want 0600", fi.Mode().Perm())
 			}
-			d, err := dump.Open(context.Background(), out, dump.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			d := openSame(t, out, k, res.Plan.RAMBytes)
 			defer d.Close()
-			// Every RAM byte from 1 MiB up equals the fake's.
-			want, got := make([]byte, 1<<20), make([]byte, 1<<20)
-			var covered uint64
-			for _, r := range d.RAM {
-				for pa := r.Start; pa < r.End; pa += uint64(len(got)) {
-					n := min(uint64(len(got)), r.End-pa)
-					if _, err := d.Phys.ReadAt(got[:n], int64(pa)); err != nil {
-						t.Fatal(err)
-					}
-					k.Mem.ReadAt(want[:n], int64(pa))
-					if string(got[:n]) != string(want[:n]) {
-						t.Fatalf("memory at %#x differs from the fake kcore's", pa)
-					}
-					covered += n
-				}
-			}
-			if covered != res.Plan.RAMBytes || covered < 60<<20 {
-				t.Errorf("output covers %d bytes of RAM, the plan %d", covered, res.Plan.RAMBytes)
-			}
 			if d.PageOffset != k.PageOffsetBase {
 				t.Errorf("page offset %#x, want %#x", d.PageOffset, k.PageOffsetBase)
 			}
@@ -110,6 +89,63 @@ func TestCaptureFakeKcore(t *testing.T) {
 				t.Errorf("the output's VMCOREINFO is missing")
 			}
 		})
+	}
+}
+
+// openSame opens a capture's output and checks that every RAM byte from
+// 1 MiB up equals the fake kernel's and that it covers the plan's RAM.
+func openSame(t *testing.T, out string, k *kmodtest.Kernel, planned uint64) *dump.Dump {
+	t.Helper()
+	d, err := dump.Open(context.Background(), out, dump.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, got := make([]byte, 1<<20), make([]byte, 1<<20)
+	var covered uint64
+	for _, r := range d.RAM {
+		for pa := r.Start; pa < r.End; pa += uint64(len(got)) {
+			n := min(uint64(len(got)), r.End-pa)
+			if _, err := d.Phys.ReadAt(got[:n], int64(pa)); err != nil {
+				t.Fatal(err)
+			}
+			k.Mem.ReadAt(want[:n], int64(pa))
+			if string(got[:n]) != string(want[:n]) {
+				t.Fatalf("memory at %#x differs from the fake kcore's", pa)
+			}
+			covered += n
+		}
+	}
+	if covered != planned || covered < 40<<20 {
+		t.Errorf("output covers %d bytes of RAM, the plan %d", covered, planned)
+	}
+	return d
+}
+
+// TestCaptureStream writes the capture as a flattened stream (-o -): read
+// back in place, it holds the fake's memory and the LDX note.
+func TestCaptureStream(t *testing.T) {
+	dir := t.TempDir()
+	k := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{MemSize: 48 << 20, CPUs: 2})
+	h, err := kcoretest.Host(dir, k, true, "0-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream bytes.Buffer
+	res, err := kcore.Capture(context.Background(), kcore.Options{Host: h, Output: "-", Stream: &stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(stream.Bytes(), []byte("makedumpfile")) {
+		t.Fatalf("the stream does not start with the flattened signature: %q", stream.Bytes()[:16])
+	}
+	path := filepath.Join(dir, "stream")
+	if err := os.WriteFile(path, stream.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := openSame(t, path, k, res.Plan.RAMBytes)
+	defer d.Close()
+	if c := d.CaptureNote(); c == nil || c.PagesChecked != res.PagesChecked {
+		t.Errorf("LDX note %+v, want %d pages checked", c, res.PagesChecked)
 	}
 }
 

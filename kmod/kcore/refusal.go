@@ -110,5 +110,20 @@ func CheckOutput(h *Host, output string, estimate uint64, force bool) (*OutputCh
 	return oc, nil
 }
 
+// CheckStream refuses a stream whose file (statPath, such as /dev/stdout)
+// is on a RAM-backed file system; a pipe or a disk file passes.
+func CheckStream(h *Host, statPath string) error {
+	st, err := h.statfs(statPath)
+	if err != nil {
+		return nil // not a file (a socket, say): nothing to check
+	}
+	if st.Type == tmpfsMagic || st.Type == ramfsMagic {
+		return &Refusal{Reason: RAMBackedOutput,
+			What: "the output stream goes to a file on a RAM-backed file system (tmpfs or ramfs): the dump would eat the memory it is dumping",
+			Hint: "send the stream to a disk-backed file or through a pipe off the machine"}
+	}
+	return nil
+}
+
 // ErrOutputExists is the output existing without force.
 var ErrOutputExists = errors.New("output file exists")
