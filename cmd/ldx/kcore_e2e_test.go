@@ -7,8 +7,10 @@ package main
 // the vmcore is brought back to the host and judged by ldx verify, drgn,
 // makedumpfile and (6.1) crash. Refusals are exercised in the same boot:
 // output on the initramfs (RAM-backed) and a capture as an unprivileged
-// user, each with its exit code and nothing written; and a capture stopped
-// by SIGTERM, which exits 130 and leaves no file behind.
+// user, each with its exit code and nothing written; a capture stopped by
+// SIGTERM, which exits 130 and leaves no file behind; and a capture to
+// stdout (-o -) as a flattened stream, which makedumpfile -R rearranges
+// into a vmcore ldx verify passes.
 
 import (
 	"bytes"
@@ -73,6 +75,9 @@ echo "KCOREE2E-RC sigterm $?"
 sed 's/^/KCOREE2E-OUT sigterm: /' /tmp/term.out
 ls -a /mnt/x | grep vmcore-term | sed 's/^/KCOREE2E-LEFT sigterm: /'
 run_ldx capture /bin/ldx capture --kcore --max-rate 2G -o /mnt/x/vmcore
+/bin/ldx capture --kcore -q -o - >/mnt/x/vmcore.flat 2>/tmp/stream.err
+echo "KCOREE2E-RC stream $?"
+sed 's/^/KCOREE2E-OUT stream: /' /tmp/stream.err
 sync
 umount /mnt/x
 echo KCOREE2E-ALIVE
@@ -147,7 +152,7 @@ func TestKcoreE2E(t *testing.T) {
 			if !strings.Contains(run.Console, "KCOREE2E-ALIVE") || strings.Contains(run.Console, "KCOREE2E mount failed") {
 				t.Fatalf("kcore_e2e %s: the guest did not get through its script:\n%s", sc.name, tail(run.Console, 60))
 			}
-			for name, want := range map[string]int{"ramfs": exitRAMBacked, "notroot": exitNotPermitted, "sigterm": exitInterrupted, "dryrun": 0, "capture": 0} {
+			for name, want := range map[string]int{"ramfs": exitRAMBacked, "notroot": exitNotPermitted, "sigterm": exitInterrupted, "dryrun": 0, "capture": 0, "stream": 0} {
 				if got, ok := g.rc[name]; !ok || got != want {
 					t.Errorf("kcore_e2e %s: %s: exit %d (ran %v), want %d:\n%s", sc.name, name, got, ok, want, strings.Join(g.out[name], "\n"))
 				}
@@ -166,6 +171,7 @@ func TestKcoreE2E(t *testing.T) {
 				t.Fatalf("debugfs dump: %v\n%s", err, out)
 			}
 			checkKcoreVmcore(t, sc, k, vmcore, dir)
+			checkKcoreStream(t, sc, disk, dir)
 		})
 	}
 }
@@ -270,4 +276,32 @@ func checkKcoreVmcore(t *testing.T, sc kcoreScenario, k *guest.Kernel, vmcore, d
 	}
 	wantMarkers("crash log", cout)
 	t.Logf("kcore_e2e %s: crash: sys shows %s, log the markers", sc.name, k.Release)
+}
+
+// checkKcoreStream rearranges the guest's flattened stream with
+// makedumpfile -R and verifies the result.
+func checkKcoreStream(t *testing.T, sc kcoreScenario, disk, dir string) {
+	flat := filepath.Join(dir, "vmcore.flat")
+	if out, err := exec.Command("debugfs", "-R", "dump /vmcore.flat "+flat, disk).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs dump: %v\n%s", err, out)
+	}
+	in, err := os.Open(flat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	re := filepath.Join(dir, "vmcore.rearranged")
+	cmd := exec.Command("makedumpfile", "-R", re)
+	cmd.Stdin = in
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcore_e2e %s: makedumpfile -R of the stream: %v\n%s", sc.name, err, out)
+	}
+	out, errs, code := ldx("verify", re)
+	fi, _ := os.Stat(flat)
+	t.Logf("kcore_e2e %s: -o -: %d MiB flattened stream, makedumpfile -R rearranges it, ldx verify exit %d", sc.name, fi.Size()>>20, code)
+	if code != 0 {
+		t.Errorf("kcore_e2e %s: ldx verify of the rearranged stream: exit %d\n%s%s", sc.name, code, out, errs)
+	}
+	os.Remove(flat)
+	os.Remove(re)
 }
