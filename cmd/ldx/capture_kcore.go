@@ -74,7 +74,11 @@ func captureKcore(cmd *cobra.Command, fl kcoreFlags) error {
 	row := func(k, v string) { fmt.Fprintf(out, "  %-18s %s\n", k+":", v) }
 	row("live capture", fmt.Sprintf("not a snapshot: memory read from %s to %s (%s) while the kernel ran",
 		res.Start.UTC().Format(time.RFC3339), res.End.UTC().Format(time.RFC3339), res.End.Sub(res.Start).Round(time.Millisecond)))
-	row("pages checked", fmt.Sprintf("%d read first and again at the end, %d changed", res.PagesChecked, len(res.PagesChanged)))
+	changed := fmt.Sprintf("%d read first and again at the end, %d changed", res.PagesChecked, len(res.PagesChanged))
+	if len(res.PagesChanged) > 0 {
+		changed += ": " + res.DescribeChanged()
+	}
+	row("pages checked", changed)
 	var bad uint64
 	for _, r := range res.Unreadable {
 		bad += r.End - r.Start

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"ldx/elfcore"
@@ -54,7 +55,9 @@ type Result struct {
 	End          time.Time        `json:"end"`
 	PagesChecked int              `json:"pages_checked"`
 	PagesChanged []uint64         `json:"pages_changed"`
-	Unreadable   []manifest.Range `json:"unreadable"`
+	// Changed says what each changed page holds, by physical address.
+	Changed    map[uint64]string `json:"-"`
+	Unreadable []manifest.Range  `json:"unreadable"`
 }
 
 // headerRoom is what the estimate adds to RAM for headers and notes.
@@ -96,7 +99,7 @@ func Capture(ctx context.Context, opt Options) (*Result, error) {
 		return res, nil
 	}
 
-	pages, warns := s.CriticalPages()
+	pages, what, warns := s.CriticalPages()
 	plan.Warnings = append(plan.Warnings, warns...)
 	res.Start = time.Now()
 	before := s.hashPages(pages)
@@ -106,6 +109,10 @@ func Capture(ctx context.Context, opt Options) (*Result, error) {
 	d := s.dump(live, note.Note())
 	final := func() ([]elfcore.Note, error) {
 		res.PagesChanged = s.changed(before)
+		res.Changed = map[uint64]string{}
+		for _, pa := range res.PagesChanged {
+			res.Changed[pa] = what[pa]
+		}
 		res.End = time.Now()
 		res.Unreadable = live.Unreadable()
 		note.End, note.PagesChecked, note.PagesChanged = res.End, res.PagesChecked, len(res.PagesChanged)
@@ -129,7 +136,7 @@ func Capture(ctx context.Context, opt Options) (*Result, error) {
 		return res, err
 	}
 	if n := len(res.PagesChanged); n > 0 {
-		sum.Warnings = append(sum.Warnings, fmt.Sprintf("live capture: %d of the %d pages read first and again at the end changed while memory was read (%s); structures in them may not match the rest of the dump", n, res.PagesChecked, res.End.Sub(res.Start).Round(time.Millisecond)))
+		sum.Warnings = append(sum.Warnings, fmt.Sprintf("live capture: %d of the %d pages read first and again at the end changed while memory was read (%s): %s; structures in them may not match the rest of the dump", n, res.PagesChecked, res.End.Sub(res.Start).Round(time.Millisecond), describePages(res.PagesChanged, res.Changed)))
 	}
 	for _, r := range res.Unreadable {
 		sum.Warnings = append(sum.Warnings, fmt.Sprintf("physical [%#x, %#x) could not be read and is stored as zeros", r.Start, r.End))
@@ -153,4 +160,21 @@ func (s *Source) dump(live *liveReader, ldx elfcore.Note) *dump.Dump {
 	rep.Release, _ = s.Info.OSRelease()
 	return &dump.Dump{Format: Format, Phys: s.Phys, Memory: live, RAM: s.RAM, Image: s.Image, ImageVirt: s.ImageVirt,
 		PageOffset: s.PageOffset, Notes: notes, VMCOREINFO: s.Info, Report: rep}
+}
+
+// DescribeChanged names the pages that changed, with what they hold.
+func (r *Result) DescribeChanged() string { return describePages(r.PagesChanged, r.Changed) }
+
+// describePages names pages by role, at most 8 of them: "0x1234000
+// (printk descs)".
+func describePages(pages []uint64, what map[uint64]string) string {
+	var parts []string
+	for i, pa := range pages {
+		if i == 8 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(pages)-i))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%#x (%s)", pa, what[pa]))
+	}
+	return strings.Join(parts, ", ")
 }

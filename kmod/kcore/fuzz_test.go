@@ -63,7 +63,12 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		defer s.Close()
-		s.CriticalPages()
+		pages, what, _ := s.CriticalPages()
+		for _, pa := range pages {
+			if what[pa] == "" {
+				t.Fatalf("page %#x is checked without saying what it holds", pa)
+			}
+		}
 		if len(s.CPUs) == 0 {
 			t.Fatal("opened with no CPUs")
 		}

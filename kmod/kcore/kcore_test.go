@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -254,5 +255,65 @@ func TestCaptureInterrupted(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(outDir); len(entries) != 0 {
 		t.Errorf("an interrupted capture left %d files, the first %s", len(entries), entries[0].Name())
+	}
+}
+
+// TestCaptureSmear changes the VMCOREINFO note's page in the fake kcore
+// while memory is being copied: the capture says which page changed and
+// what it holds, and the LDX note counts it.
+func TestCaptureSmear(t *testing.T) {
+	dir := t.TempDir()
+	k := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{MemSize: 48 << 20})
+	h, err := kcoretest.Host(dir, k, false, "0-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := elfcore.Open(h.Kcore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := k.VMCOREINFONote &^ 4095
+	seg, ok := core.Phys().Lookup(page)
+	core.Close()
+	if !ok {
+		t.Fatalf("the fake kcore does not map the VMCOREINFO page %#x", page)
+	}
+	var once sync.Once
+	touch := func(p extract.Progress) {
+		if p.Phase == "copy" && p.Done > 0 {
+			once.Do(func() {
+				f, err := os.OpenFile(h.Kcore, os.O_WRONLY, 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer f.Close()
+				// The page's last bytes: past the note, so it still parses.
+				f.WriteAt([]byte("smeared"), int64(seg.Off+page-seg.Paddr+4096-8))
+			})
+		}
+	}
+	out := filepath.Join(dir, "vmcore")
+	res, err := kcore.Capture(context.Background(), kcore.Options{Host: h, Output: out, Progress: touch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.PagesChanged) != 1 || res.PagesChanged[0] != page || res.Changed[page] != "VMCOREINFO note" {
+		t.Fatalf("changed pages %#x (%v), want only the VMCOREINFO note's page %#x", res.PagesChanged, res.Changed, page)
+	}
+	found := false
+	for _, w := range res.Summary.Warnings {
+		found = found || strings.Contains(w, fmt.Sprintf("%#x (VMCOREINFO note)", page))
+	}
+	if !found {
+		t.Errorf("the summary does not name the changed page: %q", res.Summary.Warnings)
+	}
+	d, err := dump.Open(context.Background(), out, dump.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if c := d.CaptureNote(); c == nil || c.PagesChanged != 1 || c.PagesChecked != res.PagesChecked {
+		t.Errorf("LDX note %+v, want 1 of %d pages changed", c, res.PagesChecked)
 	}
 }

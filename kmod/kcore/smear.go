@@ -29,31 +29,35 @@ func (s *Source) kmem(physBase *uint64) (*kmem.Mem, error) {
 }
 
 // CriticalPages are the physical pages readers depend on most (package
-// documentation, "Not a snapshot"), found in the live memory; what could
-// not be found is said in the warnings.
-func (s *Source) CriticalPages() (pages []uint64, warnings []string) {
-	add := func(pa uint64) { pages = append(pages, pa&^(pageSize-1)) }
-	addRange := func(start, end uint64) {
-		for pa := start &^ (pageSize - 1); pa < end; pa += pageSize {
-			add(pa)
+// documentation, "Not a snapshot"), found in the live memory, with what
+// each holds; what could not be found is said in the warnings.
+func (s *Source) CriticalPages() (pages []uint64, what map[uint64]string, warnings []string) {
+	what = map[uint64]string{}
+	add := func(pa uint64, w string) {
+		pa &^= pageSize - 1
+		if _, ok := what[pa]; !ok {
+			what[pa] = w
 		}
+		pages = append(pages, pa)
 	}
-	if s.VMCOREINFOPhys.End > 0 {
-		addRange(s.VMCOREINFOPhys.Start, s.VMCOREINFOPhys.End)
+	if r := s.VMCOREINFOPhys; r.End > 0 {
+		for pa := r.Start &^ (pageSize - 1); pa < r.End; pa += pageSize {
+			add(pa, "VMCOREINFO note")
+		}
 	}
 	mem, err := s.kmem(nil)
 	if err != nil {
-		return dedupe(pages), []string{"the page tables cannot be read, so only the VMCOREINFO note is checked for changes: " + err.Error()}
+		return dedupe(pages), what, []string{"the page tables cannot be read, so only the VMCOREINFO note is checked for changes: " + err.Error()}
 	}
 	// Every page-table page on the walk of the kernel image.
-	add(mem.Root())
+	add(mem.Root(), "page table (top level)")
 	tables := func(va uint64) error {
 		w, err := mem.Translate(va)
 		if err != nil {
 			return err
 		}
 		for _, l := range w.Levels {
-			add(l.TableAddr)
+			add(l.TableAddr, "page table ("+l.Name+")")
 		}
 		return nil
 	}
@@ -63,15 +67,15 @@ func (s *Source) CriticalPages() (pages []uint64, warnings []string) {
 			break
 		}
 	}
-	virtRange := func(what string, va, size uint64) {
+	virtRange := func(role string, va, size uint64) {
 		for p := va &^ (pageSize - 1); p < va+size && len(pages) < maxCheckedPages; p += pageSize {
 			tables(p)
 			pa, err := mem.VtoP(p)
 			if err != nil {
-				warnings = append(warnings, fmt.Sprintf("%s page %#x: %v", what, p, err))
+				warnings = append(warnings, fmt.Sprintf("%s page %#x: %v", role, p, err))
 				return
 			}
-			add(pa)
+			add(pa, role)
 		}
 	}
 	if _, arrays, err := printk.LocateLockless(mem, s.Info); err == nil {
@@ -104,7 +108,7 @@ func (s *Source) CriticalPages() (pages []uint64, warnings []string) {
 	if len(pages) > maxCheckedPages {
 		pages = pages[:maxCheckedPages]
 	}
-	return pages, warnings
+	return pages, what, warnings
 }
 
 func dedupe(p []uint64) []uint64 {
