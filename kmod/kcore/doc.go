@@ -50,5 +50,9 @@
 // RAM: zero pages become holes, but which pages are zero is known only
 // once read; --force accepts less). Refusals happen before anything is
 // written. Reads are large and sequential (4 MiB), can be paced
-// (MaxRate), and ldx writes nothing but its output.
+// (MaxRate), and ldx writes nothing but its output. The output can also be
+// a stream (Options.Stream, `-o -`): the vmcore in makedumpfile's flattened
+// format, every write a record and the headers last, so it can leave the
+// machine through a pipe without touching its file systems; only a stream
+// into a file on a RAM-backed file system is refused.
 package kcore
