@@ -38,7 +38,7 @@ unit:
 	TMPDIR=$(TEST_TMPDIR) $(GO) test -count=1 ./...
 
 # Each fuzz target runs briefly; `make fuzz FUZZTIME=10m` for a sustained run.
-FUZZ_TARGETS := ./elfcore:FuzzNewFile ./elfcore/flattened:FuzzOpen ./elfcore/kdump:FuzzOpen ./elfcore/kdump:FuzzLZO1X ./extract/dump:FuzzAnalyseKdump ./elfcore:FuzzParseNotes ./vmcoreinfo:FuzzParse ./elfcore/kernel/printk:FuzzRead ./elfcore/kernel/kallsyms:FuzzRead ./elfcore/kernel/kmem:FuzzTranslate ./extract/verify:FuzzVerify ./elfcore/kernel/pageclass:FuzzClassify
+FUZZ_TARGETS := ./elfcore:FuzzNewFile ./elfcore/flattened:FuzzOpen ./elfcore/kdump:FuzzOpen ./elfcore/kdump:FuzzLZO1X ./extract/dump:FuzzAnalyseKdump ./elfcore:FuzzParseNotes ./vmcoreinfo:FuzzParse ./elfcore/kernel/printk:FuzzRead ./elfcore/kernel/kallsyms:FuzzRead ./elfcore/kernel/kmem:FuzzTranslate ./extract/verify:FuzzVerify ./elfcore/kernel/pageclass:FuzzClassify ./extract/dump:FuzzParseCaptureNote ./kmod/kcore:FuzzOpen
 fuzz-short fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
@@ -50,7 +50,7 @@ e2e-deps:
 	./.ci/deps-e2e
 
 e2e: e2e-deps build
-	$(GO) test -count=1 -p 1 -tags e2e -timeout 80m -run '^Test(E2E|KdumpE2E|KdumpWriteE2E|FilterE2E|AnalysisE2E|PsE2E|SymsE2E|GenerateE2E|VmlinuxE2E|CaptureE2E)$$' -v ./extract/ ./cmd/ldx/ ./vmcoreinfo/generate/ 2>&1 | tee e2e.log | grep -E '^(\s*--- |PASS|FAIL|ok|guest: |\s+\w+_test.go:[0-9]+: (e2e_|capture_e2e|crash|drgn))'
+	$(GO) test -count=1 -p 1 -tags e2e -timeout 80m -run '^Test(E2E|KdumpE2E|KdumpWriteE2E|FilterE2E|AnalysisE2E|PsE2E|SymsE2E|GenerateE2E|VmlinuxE2E|CaptureE2E|KcoreE2E)$$' -v ./extract/ ./cmd/ldx/ ./vmcoreinfo/generate/ 2>&1 | tee e2e.log | grep -E '^(\s*--- |PASS|FAIL|ok|guest: |\s+\w+_test.go:[0-9]+: (e2e_|capture_e2e|kcore_e2e|crash|drgn))'
 	@echo "e2e: full log in e2e.log"
 
 bench: e2e-deps build

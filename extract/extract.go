@@ -28,6 +28,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"ldx/elfcore"
@@ -36,8 +37,6 @@ import (
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
 	"ldx/kmod/manifest"
-
-	"golang.org/x/sys/unix"
 )
 
 // Options configure an extraction.
@@ -70,6 +69,19 @@ type Options struct {
 	// exclude, set by tests, replaces the page classes of the dump level
 	// in the kdump output (the synthetic kernels have no struct pages).
 	exclude func(pfn uint64) bool
+
+	// Stream, if set, receives the vmcore as a flattened stream
+	// (makedumpfile's -F format, which ldx and makedumpfile -R read back)
+	// instead of a file named Output: every write becomes a record, the
+	// headers last, so it can go down a pipe. Only Write takes it.
+	Stream io.Writer
+
+	// FinalNotes, if set, is called once the memory is copied and before
+	// the headers are written, and its notes replace the Dump's: a live
+	// capture records in a note what it found at the end (how much memory
+	// changed while it was read). They must encode to the same size as
+	// the Dump's notes, whose room was laid out before the copy.
+	FinalNotes func() ([]elfcore.Note, error)
 }
 
 // Progress reports how far a phase has got.
@@ -212,23 +224,62 @@ func Run(ctx context.Context, opt Options) (sum *Summary, err error) {
 		return sum, err
 	}
 	sum.report(d.Report)
-	wr := write
-	if opt.OutputFormat == FormatKdump {
-		wr = writeKdump
-		switch opt.Compression {
-		case kdump.CompressZstd, kdump.CompressSnappy:
-			sum.warn("%s-compressed pages: makedumpfile 1.7.2 as Debian 12 ships it reads neither zstd nor snappy (crash and drgn do); use zlib for it", opt.Compression)
-		}
-	}
-	if err := wr(ctx, out, d, &opt, sum); err != nil {
+	if err := writeAs(ctx, out, d, &opt, sum); err != nil {
 		return sum, err
 	}
 	sum.Duration = time.Since(start)
 	return sum, nil
 }
 
+// Write writes an already opened Dump (a live source such as /proc/kcore
+// presents itself as one) to opt.Output with the same layout and output
+// safety as Run; opt.Input is only named in the summary.
+func Write(ctx context.Context, d *dump.Dump, opt Options) (sum *Summary, err error) {
+	start := time.Now()
+	opt.defaults()
+	sum = &Summary{Input: opt.Input, Output: opt.Output, Repairs: []string{}, Warnings: []string{}, OutputFormat: opt.OutputFormat}
+	if err := opt.check(); err != nil {
+		return sum, err
+	}
+	if d.Source != nil {
+		sum.InputKind, sum.InputSize = d.Source.Kind, d.Source.Size
+	}
+	var out sink
+	if opt.Stream != nil {
+		out, err = newStreamOutput(opt.Stream)
+	} else {
+		out, err = createOutput(opt.Output, opt.Force, d.Source)
+	}
+	if err != nil {
+		return sum, err
+	}
+	defer func() {
+		if err != nil {
+			out.abort()
+		}
+	}()
+	sum.report(d.Report)
+	if err := writeAs(ctx, out, d, &opt, sum); err != nil {
+		return sum, err
+	}
+	sum.Duration = time.Since(start)
+	return sum, nil
+}
+
+// writeAs writes the dump in the output format opt asks for.
+func writeAs(ctx context.Context, out sink, d *dump.Dump, opt *Options, sum *Summary) error {
+	if opt.OutputFormat != FormatKdump {
+		return write(ctx, out, d, opt, sum)
+	}
+	switch opt.Compression {
+	case kdump.CompressZstd, kdump.CompressSnappy:
+		sum.warn("%s-compressed pages: makedumpfile 1.7.2 as Debian 12 ships it reads neither zstd nor snappy (crash and drgn do); use zlib for it", opt.Compression)
+	}
+	return writeKdump(ctx, out, d, opt, sum)
+}
+
 // write streams memory into the output and writes the headers.
-func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Summary) error {
+func write(ctx context.Context, out sink, p *dump.Dump, opt *Options, sum *Summary) error {
 	notes := elfcore.EncodeNotes(p.Notes)
 	// One PT_LOAD per RAM range, two more around the kernel image, and
 	// the image's own.
@@ -296,6 +347,17 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 	}
 	opt.progress("copy", total, total)
 	segs, end := seg.finish()
+	if opt.FinalNotes != nil {
+		final, err := opt.FinalNotes()
+		if err != nil {
+			return err
+		}
+		enc := elfcore.EncodeNotes(final)
+		if len(enc) != len(notes) {
+			return fmt.Errorf("extract: the final notes take %d bytes, the room laid out for them %d", len(enc), len(notes))
+		}
+		w = elfcore.NewWriter(out, elf.EM_X86_64, len(p.RAM)+3, enc)
+	}
 	if img, ok := seg.imageSegment(p.ImageVirt); ok {
 		img.Flags = elf.PF_R | elf.PF_W | elf.PF_X
 		if err := w.AddLoad(img); err != nil {
@@ -325,10 +387,7 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 	if sum.Filter != nil {
 		sum.Filter.LeftOut = seg.leftOut
 	}
-	var st unix.Stat_t
-	if unix.Stat(out.final, &st) == nil {
-		sum.OnDisk = st.Blocks * 512
-	}
+	sum.OnDisk = out.onDisk()
 	return nil
 }
 

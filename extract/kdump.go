@@ -10,8 +10,6 @@ import (
 	"ldx/elfcore/kdump"
 	"ldx/elfcore/kernel/pageclass"
 	"ldx/extract/dump"
-
-	"golang.org/x/sys/unix"
 )
 
 // Output formats.
@@ -24,7 +22,7 @@ const (
 // (package kdump's writer): the same notes, VMCOREINFO, phys_base and
 // RAM as the ELF output, never-written pages as zeros. The pages are
 // compressed on all cores while this goroutine reads.
-func writeKdump(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Summary) error {
+func writeKdump(ctx context.Context, out sink, p *dump.Dump, opt *Options, sum *Summary) error {
 	cfg, err := kdumpConfig(p, opt)
 	if err != nil {
 		return err
@@ -94,10 +92,7 @@ func writeKdump(ctx context.Context, out *output, p *dump.Dump, opt *Options, su
 	sum.OutputSize = st.Size
 	sum.ZeroPages = st.ZeroPages
 	sum.Kdump = &KdumpSummary{Compression: cfg.Compression.String(), DumpLevel: cfg.DumpLevel, Stats: st}
-	var sst unix.Stat_t
-	if unix.Stat(out.final, &sst) == nil {
-		sum.OnDisk = sst.Blocks * 512
-	}
+	sum.OnDisk = out.onDisk()
 	return nil
 }
 

@@ -3,8 +3,11 @@ package extract
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+
+	"ldx/elfcore/flattened"
 
 	"ldx/extract/dump"
 
@@ -89,6 +92,49 @@ func (o *output) commit(size int64) error {
 	}
 	return nil
 }
+
+// onDisk is the space the committed file takes (its holes take none).
+func (o *output) onDisk() int64 {
+	var st unix.Stat_t
+	if unix.Stat(o.final, &st) != nil {
+		return 0
+	}
+	return st.Blocks * 512
+}
+
+// sink is where the vmcore goes: a file (output) or a flattened stream.
+type sink interface {
+	WriteAt(p []byte, off int64) (int, error)
+	commit(size int64) error
+	abort()
+	onDisk() int64
+}
+
+// streamOutput writes the vmcore as a flattened stream. An aborted stream
+// has no end record, which its readers report as a stream cut short.
+type streamOutput struct{ fw *flattened.Writer }
+
+func newStreamOutput(w io.Writer) (*streamOutput, error) {
+	fw, err := flattened.NewWriter(w)
+	if err != nil {
+		return nil, err
+	}
+	return &streamOutput{fw: fw}, nil
+}
+
+func (s *streamOutput) WriteAt(p []byte, off int64) (int, error) { return s.fw.WriteAt(p, off) }
+
+// commit sets the rearranged file's size (a tail of zero pages is a hole
+// no record covers) and writes the end record.
+func (s *streamOutput) commit(size int64) error {
+	if err := s.fw.SetSize(size); err != nil {
+		return err
+	}
+	return s.fw.Close()
+}
+
+func (s *streamOutput) abort()        {}
+func (s *streamOutput) onDisk() int64 { return 0 }
 
 // abort removes the partial output.
 func (o *output) abort() {

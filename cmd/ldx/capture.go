@@ -34,10 +34,12 @@ func newCaptureCmd() *cobra.Command {
 	var (
 		mark, noClear, force, reset, dryRun, doExtract, quiet bool
 		output                                                string
+		useKcore                                              bool
+		maxRate                                               string
 		q                                                     kmod.QuiesceOptions
 	)
 	cmd := &cobra.Command{
-		Use:   "capture DEVICE | --reset",
+		Use:   "capture DEVICE | --reset | --kcore -o VMCORE",
 		Short: "Take a livedump of the running kernel to a block device, safely",
 		Long: `capture drives the kernel's livedump interface (/sys/kernel/livedump) to dump
 the running kernel's memory to DEVICE without stopping the machine. It runs
@@ -74,11 +76,39 @@ layout, 14 too little memory, 15 CPU configuration, 16 not a usable block
 device, 17 device in use, 18 device too small, 19 capture failed (kernel
 side reset, device marked incomplete), 20 capture failed and the kernel
 side could NOT be reset, 130 interrupted (reset and marked); with
---extract, extract's codes (1, 3, 4).`,
+--extract, extract's codes (1, 3, 4).
+
+--kcore -o VMCORE needs no livedump patches: it reads the running kernel's
+memory through /proc/kcore, which stock kernels have, into an ELF vmcore
+(written like ldx extract's: mode 0600, sparse, renamed into place when
+complete). Nothing is frozen, so the dump is not a snapshot: the pages
+readers depend on most (VMCOREINFO, the image's page tables, the printk
+descriptors, init_task) are read first and again at the end, and the dump's
+LDX note and the summary say how many changed; the CPU notes carry no
+registers. Unreadable ranges are stored as zeros and listed. --max-rate
+(bytes/s, e.g. 200M) paces the reads; --dry-run prints the plan. -o -
+writes the vmcore to stdout as a flattened stream (makedumpfile -F's
+format, for a pipe off the machine; ldx extract and makedumpfile -R turn
+it back into a vmcore) and the summary to stderr. Exit
+codes: 0 written, 4 output exists (use --force), 21 no /proc/kcore (kernel
+without CONFIG_PROC_KCORE, or hidden in a container), 22 the kernel is
+locked down (lockdown=confidentiality), 23 not permitted (needs root with
+CAP_SYS_RAWIO), 24 the output is on a RAM-backed file system (tmpfs,
+ramfs), 25 too little free space for all of RAM (--force goes ahead),
+130 interrupted (the partial output is removed).`,
 		Example: `  ldx capture --dry-run /dev/sdb        # the checks and the plan, nothing written
   ldx capture /dev/sdb --extract -o vmcore
-  ldx capture --reset                    # bring a stuck interface back to idle`,
+  ldx capture --reset                    # bring a stuck interface back to idle
+  ldx capture --kcore --dry-run -o /var/crash/vmcore
+  ldx capture --kcore -o /var/crash/vmcore --max-rate 200M
+  ldx capture --kcore -o - | ssh host 'cat > vmcore.flat'`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if useKcore {
+				if len(args) > 0 || reset {
+					return &exitError{exitUsage, errors.New("capture: --kcore takes no DEVICE and no --reset")}
+				}
+				return nil
+			}
 			if len(args) > 1 || (len(args) == 0 && !reset) {
 				return &exitError{exitUsage, errors.New("capture: give one DEVICE (or --reset alone)")}
 			}
@@ -86,6 +116,12 @@ side could NOT be reset, 130 interrupted (reset and marked); with
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
+			if useKcore {
+				if mark || noClear || doExtract {
+					return &exitError{exitUsage, errors.New("capture: --mark, --no-clear and --extract are for livedump devices, not --kcore")}
+				}
+				return captureKcore(cmd, kcoreFlags{output: output, force: force, dryRun: dryRun, quiet: quiet, maxRate: maxRate})
+			}
 			host := captureHooks.host
 			if len(args) == 0 {
 				return captureReset(out, host)
@@ -165,6 +201,8 @@ side could NOT be reset, 130 interrupted (reset and marked); with
 	f.DurationVar(&q.QuietFor, "quiet-for", 2*time.Second, "and until the device has written nothing for this long")
 	f.DurationVar(&q.MaxWait, "max-wait", 2*time.Minute, "fail if the device is still being written this long after FINISH")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	f.BoolVar(&useKcore, "kcore", false, "capture the running kernel through /proc/kcore (no livedump patches) into the vmcore -o names")
+	f.StringVar(&maxRate, "max-rate", "", "with --kcore: read at most this many bytes per second (e.g. 200M)")
 	return cmd
 }
 

@@ -38,6 +38,11 @@ const (
 	exitDeviceSmall   = 18 // capture: the device is smaller than the dump
 	exitCaptureFailed = 19 // capture: failed after preflight; kernel side reset, device marked incomplete
 	exitNotReset      = 20 // capture: failed and the kernel side could not be reset
+	exitNoKcore       = 21 // capture --kcore: no readable /proc/kcore
+	exitLockedDown    = 22 // capture --kcore: lockdown=confidentiality forbids reading kernel memory
+	exitNotPermitted  = 23 // capture --kcore: needs root with CAP_SYS_RAWIO
+	exitRAMBacked     = 24 // capture --kcore: the output is on tmpfs or ramfs
+	exitNoRoom        = 25 // capture --kcore: too little free space for the estimate
 )
 
 // commands are the subcommands in the order a user meets them, which is

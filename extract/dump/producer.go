@@ -1,6 +1,9 @@
 package dump
 
 import (
+	"fmt"
+	"time"
+
 	"ldx/elfcore"
 	"ldx/elfcore/livedump"
 )
@@ -18,6 +21,11 @@ type Producer struct {
 func (d *Dump) Producer() Producer {
 	if d.Format == FormatLivedump {
 		return Producer{"livedump (raw device or image)", true, "the kernel's livedump header and notes layout"}
+	}
+	if c := d.CaptureNote(); c != nil {
+		return Producer{"ldx capture --" + c.Method + " (a running kernel)", true,
+			fmt.Sprintf("ldx's LDX note: a live, non-atomic read from %s to %s; %d of %d pages checked changed while it ran; %d bytes unreadable (zeros); CPU notes without registers",
+				c.Start.Format(time.RFC3339), c.End.Format(time.RFC3339), c.PagesChanged, c.PagesChecked, c.UnreadableBytes)}
 	}
 	var qemu bool
 	var cores []elfcore.Note

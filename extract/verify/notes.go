@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"ldx/elfcore"
 	"ldx/elfcore/livedump"
+	"ldx/extract/dump"
 )
 
 // noteSeg is one PT_NOTE segment as parsed with 4-byte alignment.
@@ -46,6 +48,8 @@ func (c *checker) parseNotes() {
 				c.cores = append(c.cores, *n)
 			case n.Name == elfcore.NameQEMU:
 				c.qemu = true
+			case n.Is(dump.NameLDX, dump.NT_LDX_CAPTURE):
+				c.capture, _ = dump.ParseCaptureNote(n.Desc)
 			}
 		}
 	}
@@ -101,6 +105,10 @@ func (c *checker) checkNotes() {
 	c.checkSpecialNotes()
 
 	switch {
+	case c.capture != nil:
+		cn := c.capture
+		c.inform(K7, fmt.Sprintf("a live capture (ldx capture --%s, its LDX note): memory read while the kernel ran, %s to %s, not a snapshot; %d of the %d pages read twice changed, %d bytes were unreadable (zeros); the %s carry no registers, so no tool can unwind the tasks that were running on the CPUs",
+			cn.Method, cn.Start.Format(time.RFC3339), cn.End.Format(time.RFC3339), cn.PagesChanged, cn.PagesChecked, cn.UnreadableBytes, plural(len(c.cores), "CPU note", "CPU notes")))
 	case c.synthetic:
 		c.inform(K7, fmt.Sprintf("a live dump: the %s carry livedump's synthetic registers (only ip %#x, sp 0), not the CPUs' state at capture time; nothing can repair that, and no tool can unwind the tasks that were running on the CPUs (sleeping tasks unwind normally)",
 			plural(len(c.cores), "CPU note", "CPU notes"), c.firstRIP()))

@@ -113,8 +113,9 @@ type checker struct {
 	minorRingKeys []vmcoreinfo.Requirement
 	// walkBroken is set when E2 found the page walk failing.
 	walkBroken bool
-	cores      []elfcore.Note // CORE/NT_PRSTATUS notes in order
-	synthetic  bool           // K-7: the CPU notes are livedump's synthetic ones
+	cores      []elfcore.Note    // CORE/NT_PRSTATUS notes in order
+	synthetic  bool              // K-7: the CPU notes are livedump's synthetic ones
+	capture    *dump.CaptureNote // ldx's LDX note: a live capture (capture --kcore)
 
 	first, last *elfcore.PhysMem // physical views: first match (crash, makedumpfile), last match (drgn)
 

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/spf13/cobra"
+
+	"ldx/extract"
+	"ldx/kmod/kcore"
+)
+
+// kcoreHost lets tests run capture --kcore against a fake /proc/kcore.
+var kcoreHost *kcore.Host
+
+type kcoreFlags struct {
+	output, maxRate      string
+	force, dryRun, quiet bool
+}
+
+// captureKcore is `ldx capture --kcore -o VMCORE`.
+func captureKcore(cmd *cobra.Command, fl kcoreFlags) error {
+	out := cmd.OutOrStdout()
+	if fl.output == "" {
+		return &exitError{exitUsage, errors.New("capture --kcore: give the output vmcore with -o")}
+	}
+	opt := kcore.Options{Host: kcoreHost, Output: fl.output, Force: fl.force, DryRun: fl.dryRun}
+	var stream *bufio.Writer
+	if fl.output == "-" {
+		// The vmcore goes to stdout as a flattened stream; everything
+		// else goes to stderr.
+		if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return &exitError{exitUsage, errors.New("capture --kcore -o -: stdout is a terminal; redirect it to a file or a pipe")}
+		}
+		stream = bufio.NewWriterSize(out, 4<<20)
+		opt.Stream, opt.StreamPath = stream, "/dev/stdout"
+		out = cmd.ErrOrStderr()
+	}
+	if fl.maxRate != "" {
+		r, err := kcore.ParseRate(fl.maxRate)
+		if err != nil {
+			return &exitError{exitUsage, fmt.Errorf("capture --max-rate: %w", err)}
+		}
+		opt.MaxRate = r
+	}
+	if !fl.quiet {
+		opt.Progress = newProgress(cmd.ErrOrStderr())
+	}
+	res, err := kcore.Capture(cmd.Context(), opt)
+	if opt.Progress != nil {
+		opt.Progress(extract.Progress{Phase: "done"})
+	}
+	if res != nil && (fl.dryRun || err != nil) {
+		printKcorePlan(out, res.Plan)
+	}
+	if err == nil && stream != nil && !fl.dryRun {
+		err = stream.Flush()
+	}
+	if err != nil {
+		return classifyKcoreError(err)
+	}
+	if fl.dryRun {
+		fmt.Fprintln(out, "dry run: every check passed; nothing was written")
+		return nil
+	}
+	printSummary(out, res.Summary)
+	row := func(k, v string) { fmt.Fprintf(out, "  %-18s %s\n", k+":", v) }
+	row("live capture", fmt.Sprintf("not a snapshot: memory read from %s to %s (%s) while the kernel ran",
+		res.Start.UTC().Format(time.RFC3339), res.End.UTC().Format(time.RFC3339), res.End.Sub(res.Start).Round(time.Millisecond)))
+	changed := fmt.Sprintf("%d read first and again at the end, %d changed", res.PagesChecked, len(res.PagesChanged))
+	if len(res.PagesChanged) > 0 {
+		changed += ": " + res.DescribeChanged()
+	}
+	row("pages checked", changed)
+	var bad uint64
+	for _, r := range res.Unreadable {
+		bad += r.End - r.Start
+	}
+	row("unreadable", fmt.Sprintf("%d ranges, %s stored as zeros", len(res.Unreadable), mib(int64(bad))))
+	row("cpu registers", "none: /proc/kcore has no saved registers (the CPU notes are synthetic)")
+	if stream != nil {
+		fmt.Fprintln(out, "next: ldx extract STREAM -o vmcore (or makedumpfile -R vmcore < STREAM) on the receiving side")
+		return nil
+	}
+	fmt.Fprintf(out, "next: ldx verify %s\n", fl.output)
+	return nil
+}
+
+func printKcorePlan(w io.Writer, p *kcore.Plan) {
+	if p == nil {
+		return
+	}
+	fmt.Fprintf(w, "plan: read %s of %s into %s\n", p.Kcore, p.Release, p.Output)
+	row := func(k, v string) { fmt.Fprintf(w, "  %-18s %s\n", k+":", v) }
+	row("online cpus", fmt.Sprintf("%d %v", len(p.CPUs), p.CPUs))
+	row("kernel image", fmt.Sprintf("[%#x, %#x) at %#x", p.Image.Start, p.Image.End, p.ImageVirt))
+	row("direct map", fmt.Sprintf("%#x", p.PageOffset))
+	row("vmcoreinfo", "from "+p.VMCOREINFOFrom)
+	row("ram", fmt.Sprintf("%s in %d ranges", mib(int64(p.RAMBytes)), len(p.RAM)))
+	for _, r := range p.RAM {
+		fmt.Fprintf(w, "    [%#x, %#x)\n", r.Start, r.End)
+	}
+	if p.OutputDir != "" {
+		row("estimate", fmt.Sprintf("at most %s (zero pages become holes); %s free in %s", mib(int64(p.Estimate)), mib(int64(p.Avail)), p.OutputDir))
+	}
+	for _, m := range p.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", m)
+	}
+}
+
+var kcoreRefusalExit = map[kcore.Reason]int{
+	kcore.NoKcore:         exitNoKcore,
+	kcore.LockedDown:      exitLockedDown,
+	kcore.NotPermitted:    exitNotPermitted,
+	kcore.RAMBackedOutput: exitRAMBacked,
+	kcore.NoRoom:          exitNoRoom,
+}
+
+func classifyKcoreError(err error) error {
+	var r *kcore.Refusal
+	switch {
+	case errors.As(err, &r):
+		return &exitError{kcoreRefusalExit[r.Reason], err}
+	case errors.Is(err, kcore.ErrOutputExists), errors.Is(err, extract.ErrOutputExists):
+		return &exitError{exitOutputExist, err}
+	case errors.Is(err, context.Canceled):
+		return &exitError{exitInterrupted, errors.New("interrupted; the partial output was removed")}
+	}
+	return err
+}
