@@ -463,7 +463,7 @@ func (f *File) decompress(flags uint32, src, dst []byte) (int, error) {
 		}
 		return len(out), nil
 	case FlagLZO:
-		return LZO1XDecompress(src, dst)
+		return lzo1xDecompress(src, dst)
 	}
 	return 0, errors.New("unknown compression")
 }

@@ -27,20 +27,20 @@ func TestLZO1X(t *testing.T) {
 			t.Fatal(err)
 		}
 		dst := make([]byte, len(want)+16)
-		n, err := LZO1XDecompress(comp, dst)
+		n, err := lzo1xDecompress(comp, dst)
 		if err != nil || !bytes.Equal(dst[:n], want) {
 			t.Errorf("%s: %d bytes, err %v; equal %v", name, n, err, bytes.Equal(dst[:n], want))
 		}
 		// An output buffer one byte short is an overrun.
-		if _, err := LZO1XDecompress(comp, make([]byte, len(want)-1)); err == nil {
+		if _, err := lzo1xDecompress(comp, make([]byte, len(want)-1)); err == nil {
 			t.Errorf("%s: decoding into a short buffer succeeded", name)
 		}
 		for cut := 0; cut < len(comp); cut += 1 + len(comp)/50 {
-			if n, err := LZO1XDecompress(comp[:cut], dst); err == nil {
+			if n, err := lzo1xDecompress(comp[:cut], dst); err == nil {
 				t.Errorf("%s cut at %d: no error (%d bytes)", name, cut, n)
 			}
 		}
-		if _, err := LZO1XDecompress(append(bytes.Clone(comp), 0), dst); err == nil {
+		if _, err := lzo1xDecompress(append(bytes.Clone(comp), 0), dst); err == nil {
 			t.Errorf("%s: trailing byte accepted", name)
 		}
 	}
@@ -55,7 +55,7 @@ func FuzzLZO1X(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		dst := make([]byte, 4096)
-		n, err := LZO1XDecompress(b, dst)
+		n, err := lzo1xDecompress(b, dst)
 		if n < 0 || n > len(dst) {
 			t.Fatalf("n = %d", n)
 		}
