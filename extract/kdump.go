@@ -10,6 +10,7 @@ import (
 	"ldx/elfcore/kdump"
 	"ldx/elfcore/kernel/pageclass"
 	"ldx/extract/dump"
+	"ldx/kmod/manifest"
 )
 
 // Output formats.
@@ -49,7 +50,7 @@ func writeKdump(ctx context.Context, out sink, p *dump.Dump, opt *Options, sum *
 	var done int64
 	var last time.Time
 	pg := pager{w: w}
-	err = p.Walk(ctx, p.RAM, func(pa, n uint64, chunk []byte) error {
+	copyChunk := func(pa, n uint64, chunk []byte) error {
 		if chunk != nil {
 			sum.Read += n
 			if p.Unwritten != nil {
@@ -72,7 +73,20 @@ func writeKdump(ctx context.Context, out sink, p *dump.Dump, opt *Options, sum *
 			last = now
 		}
 		return nil
-	})
+	}
+	// Runs of excluded pages are not read: the writer gets them as zeros
+	// and leaves them out (at -d 31 most of an idle machine's memory is
+	// free pages).
+	for _, sp := range readSpans(p.RAM, cfg.Exclude) {
+		if sp.read {
+			err = p.Walk(ctx, []manifest.Range{sp.Range}, copyChunk)
+		} else {
+			err = copyChunk(sp.Start, sp.End-sp.Start, nil)
+		}
+		if err != nil {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -224,4 +238,60 @@ func (g *pager) flush() error {
 	page := append(g.carry, make([]byte, pageSize-len(g.carry))...)
 	g.carry = nil
 	return g.w.Write(g.pa/pageSize, page)
+}
+
+// span is a part of RAM, to read or not.
+type span struct {
+	manifest.Range
+	read bool
+}
+
+// minSkip is the shortest run of excluded pages not read: shorter runs
+// are read with their neighbours, as one large read beats many small ones.
+const minSkip = 64
+
+// readSpans splits ram into the spans to read and the runs of at least
+// minSkip pages excluded says are left out.
+func readSpans(ram []manifest.Range, excluded func(pfn uint64) bool) []span {
+	var out []span
+	add := func(start, end uint64, read bool) {
+		if start == end {
+			return
+		}
+		if k := len(out) - 1; k >= 0 && out[k].read == read && out[k].End == start {
+			out[k].End = end
+			return
+		}
+		out = append(out, span{manifest.Range{Start: start, End: end}, read})
+	}
+	for _, r := range ram {
+		if excluded == nil {
+			add(r.Start, r.End, true)
+			continue
+		}
+		first, last := (r.Start+pageSize-1)/pageSize, r.End/pageSize
+		if first >= last {
+			add(r.Start, r.End, true)
+			continue
+		}
+		add(r.Start, first*pageSize, true)
+		kept := first * pageSize // start of the pages not yet placed
+		for pfn := first; pfn < last; {
+			if !excluded(pfn) {
+				pfn++
+				continue
+			}
+			run := pfn
+			for pfn < last && excluded(pfn) {
+				pfn++
+			}
+			if pfn-run >= minSkip {
+				add(kept, run*pageSize, true)
+				add(run*pageSize, pfn*pageSize, false)
+				kept = pfn * pageSize
+			}
+		}
+		add(kept, r.End, true)
+	}
+	return out
 }

