@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -258,5 +259,37 @@ func TestExtractKdumpCancel(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("left behind: %v", ents)
+	}
+}
+
+// readSpans skips only runs of at least minSkip excluded pages, and the
+// spans cover RAM exactly, in order.
+func TestReadSpans(t *testing.T) {
+	P := uint64(pageSize)
+	ex := func(runs ...[2]uint64) func(uint64) bool {
+		return func(pfn uint64) bool {
+			for _, r := range runs {
+				if pfn >= r[0] && pfn < r[1] {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	rng := func(a, b uint64) manifest.Range { return manifest.Range{Start: a, End: b} }
+	for _, c := range []struct {
+		name string
+		ram  []manifest.Range
+		ex   func(uint64) bool
+		want []span
+	}{
+		{"no filter", []manifest.Range{rng(0, 100*P)}, nil, []span{{rng(0, 100*P), true}}},
+		{"short run read", []manifest.Range{rng(0, 200*P)}, ex([2]uint64{10, 10 + minSkip - 1}), []span{{rng(0, 200*P), true}}},
+		{"long run skipped", []manifest.Range{rng(0, 200*P)}, ex([2]uint64{10, 10 + minSkip}), []span{{rng(0, 10*P), true}, {rng(10*P, (10+minSkip)*P), false}, {rng((10+minSkip)*P, 200*P), true}}},
+		{"run to the end, two ranges", []manifest.Range{rng(P/2, 100*P), rng(300*P, 400*P)}, ex([2]uint64{20, 100}, [2]uint64{300, 400}), []span{{rng(P/2, 20*P), true}, {rng(20*P, 100*P), false}, {rng(300*P, 400*P), false}}},
+	} {
+		if got := readSpans(c.ram, c.ex); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }
