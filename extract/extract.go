@@ -17,7 +17,6 @@ import (
 	"ldx/elfcore"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
-	"ldx/kmod/manifest"
 
 	"golang.org/x/sys/unix"
 )
@@ -148,7 +147,7 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 	var last time.Time
 	for _, r := range p.RAM {
 		seg.beginRange(r)
-		err := p.Walk(ctx, []manifest.Range{r}, func(pa, n uint64, chunk []byte) error {
+		err := p.Walk(ctx, []elfcore.Range{r}, func(pa, n uint64, chunk []byte) error {
 			if chunk != nil {
 				sum.Read += n
 			}

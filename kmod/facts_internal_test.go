@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"ldx/kmod/manifest"
+	"ldx/elfcore"
 )
 
 func TestParsers(t *testing.T) {
@@ -52,7 +52,7 @@ bffe0000-bfffffff : Reserved
 100000000-13fffffff : System RAM
 `), 0o644)
 	ram, err := readIomem(p)
-	want := []manifest.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 0x100000, End: 0xbffe0000}, {Start: 0x100000000, End: 0x140000000}}
+	want := []elfcore.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 0x100000, End: 0xbffe0000}, {Start: 0x100000000, End: 0x140000000}}
 	if err != nil || !reflect.DeepEqual(ram, want) {
 		t.Errorf("readIomem: %x %v", ram, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"ldx/elfcore/kernel/x86"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
 )
@@ -211,7 +211,7 @@ func makeInputs(dir string) error {
 	mem := tKernel()
 	vmci := tVMCOREINFO()
 	k := &kmodtest.Kernel{
-		Mem: mem, RAM: []manifest.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 1 << 20, End: tMem - 0x20000}},
+		Mem: mem, RAM: []elfcore.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 1 << 20, End: tMem - 0x20000}},
 		MaxPFN: (tMem - 0x20000) / 4096, TextPhys: tTextPhys, TextVirt: tTextVirt, TextSize: 4 << 20,
 		PageOffsetBase: tPOB, CPUs: 2, VMCOREINFO: []byte(vmci), VMCOREINFONote: 0x1c00000,
 		LeaderPid: 15, IP: tTextVirt + 0x1000,

@@ -12,7 +12,6 @@ import (
 
 	"ldx/elfcore"
 	"ldx/kmod/kmodtest"
-	"ldx/kmod/manifest"
 )
 
 // A test-only input format, to show what adding one takes: its Format
@@ -38,7 +37,7 @@ var testOpener = Opener{
 		return &Dump{
 			Memory: in.Source,
 			Raw:    true,
-			RAM:    []manifest.Range{{Start: pageSize, End: uint64(in.Source.Size)}},
+			RAM:    []elfcore.Range{{Start: pageSize, End: uint64(in.Source.Size)}},
 			Notes:  []elfcore.Note{{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: bytes.Clone(text)}},
 		}, nil
 	},

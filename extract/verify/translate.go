@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/kernel/x86"
 	"strings"
 
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/kmem"
+	"ldx/elfcore/kernel/x86"
 )
 
 // utsReleaseOff is the offset of new_utsname.release in struct
@@ -620,20 +620,17 @@ func (c *checker) checkMemSection() {
 			eff(Makedumpfile, Fatal, "get_mem_section: \"Could not validate mem_section.\" — -d 31 and --dump-dmesg fail"))
 		return
 	}
-	var total uint64
-	for _, s := range secs {
-		total += s[1] - s[0]
-	}
+	total := elfcore.Covered(secs)
 	ram := c.first.Ranges()
 	var top uint64
 	if len(ram) > 0 {
-		top = ram[len(ram)-1][1]
+		top = ram[len(ram)-1].End
 	}
-	if c.livedump || top == 0 || secs[0][0] < top {
-		c.pass(E5, fmt.Sprintf("%s of present memory sections, the first at %#x", mib(total), secs[0][0]))
+	if c.livedump || top == 0 || secs[0].Start < top {
+		c.pass(E5, fmt.Sprintf("%s of present memory sections, the first at %#x", mib(total), secs[0].Start))
 		return
 	}
-	c.fail(E5, fmt.Sprintf("the present memory sections start at %#x, above every PT_LOAD (ending at %#x)", secs[0][0], top), "mem_section does not describe this memory", nowhere,
+	c.fail(E5, fmt.Sprintf("the present memory sections start at %#x, above every PT_LOAD (ending at %#x)", secs[0].Start, top), "mem_section does not describe this memory", nowhere,
 		eff(Makedumpfile, Fatal, "builds its page map from mem_section"))
 }
 

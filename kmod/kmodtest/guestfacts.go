@@ -3,8 +3,8 @@ package kmodtest
 import (
 	"fmt"
 
+	"ldx/elfcore"
 	"ldx/kmod/kmodtest/guest"
-	"ldx/kmod/manifest"
 )
 
 // ApplyFacts fills in what a QEMU dump does not say about the guest's
@@ -17,7 +17,7 @@ func (k *Kernel) ApplyFacts(f *guest.Facts) error {
 	var err error
 	k.RAM = nil
 	for _, r := range f.SystemRAM {
-		k.RAM = append(k.RAM, manifest.Range{Start: uint64(r.Start), End: uint64(r.End) + 1})
+		k.RAM = append(k.RAM, elfcore.Range{Start: uint64(r.Start), End: uint64(r.End) + 1})
 	}
 	if f.VMCOREINFO.Addr != 0 {
 		k.VMCOREINFONote = uint64(f.VMCOREINFO.Addr)

@@ -259,12 +259,12 @@ func TestNeverWritten(t *testing.T) {
 	newKernel := func() *Kernel {
 		k := NewSynthetic(SyntheticOptions{Seed: 7})
 		// A 8 MiB hole (reserved/MMIO) inside the RAM PT_LOAD.
-		k.RAM = []manifest.Range{{Start: 0x1000, End: 0x9fc00}, {Start: RAMStart, End: 32 * mib}, {Start: 40 * mib, End: 62 * mib}}
+		k.RAM = []elfcore.Range{{Start: 0x1000, End: 0x9fc00}, {Start: RAMStart, End: 32 * mib}, {Start: 40 * mib, End: 62 * mib}}
 		k.MaxPFN = 62 * mib / PageSize
 		return k
 	}
-	bufs := manifest.Range{Start: 20 * mib, End: 21 * mib} // the module's own pages
-	lost := manifest.Range{Start: 50 * mib, End: 50*mib + 3*PageSize}
+	bufs := elfcore.Range{Start: 20 * mib, End: 21 * mib} // the module's own pages
+	lost := elfcore.Range{Start: 50 * mib, End: 50*mib + 3*PageSize}
 	never := map[string]uint64{
 		"BIOS window":  0xA5,
 		"hole":         36 * mib / PageSize,
@@ -277,7 +277,7 @@ func TestNeverWritten(t *testing.T) {
 		t.Run(string(prep)+"_", func(t *testing.T) {
 			k := newKernel()
 			r := &Run{Start: testStart, Prepared: prep, Nonce: nonce, StaleSeed: 99,
-				Unwritten: []manifest.Range{bufs}, Lost: []manifest.Range{lost}}
+				Unwritten: []elfcore.Range{bufs}, Lost: []elfcore.Range{lost}}
 			f, rep := image(t, k, r)
 			for what, pfn := range never {
 				p := page(t, f, pfn)
@@ -378,7 +378,7 @@ func TestCrashTimeCapped(t *testing.T) {
 // package kmod: the kernel interface, on abandoning a run), and an earlier run's header left on the
 // device (K-2).
 func TestStopBefore(t *testing.T) {
-	early := manifest.Range{Start: 0x200000, End: 0x204000}
+	early := elfcore.Range{Start: 0x200000, End: 0x204000}
 	tests := []struct {
 		name     string
 		run      Run
@@ -392,10 +392,10 @@ func TestStopBefore(t *testing.T) {
 		{"finish unprepared", Run{StopBefore: Finish}, "stale", "new", 0x300, true, 0, 0x200},
 		{"finish zeroed", Run{StopBefore: Finish, Prepared: manifest.Zeroed}, "zero", "new", 0x300, true, 0, 0x200},
 		{"finish old header", Run{StopBefore: Finish, OldHeader: &OldRun{CPUs: 1}}, "old", "new", 0x300, true, 1, 0x200},
-		{"sweep unprepared", Run{StopBefore: Sweep, Early: []manifest.Range{early}}, "stale", "stale", 0x300, false, 0, 0x200},
-		{"sweep old header", Run{StopBefore: Sweep, Early: []manifest.Range{early}, OldHeader: &OldRun{Start: testStart.Add(-time.Minute)}}, "old", "old", 0x300, false, 0, 0x202},
+		{"sweep unprepared", Run{StopBefore: Sweep, Early: []elfcore.Range{early}}, "stale", "stale", 0x300, false, 0, 0x200},
+		{"sweep old header", Run{StopBefore: Sweep, Early: []elfcore.Range{early}, OldHeader: &OldRun{Start: testStart.Add(-time.Minute)}}, "old", "old", 0x300, false, 0, 0x202},
 		{"finish marked", Run{StopBefore: Finish, Prepared: manifest.Marked}, "zero", "new", 0x300, true, 0, 0x200},
-		{"complete, header lost (K-4)", Run{Lost: []manifest.Range{{Start: 0, End: PageSize}}, OldHeader: &OldRun{}}, "old", "new", 0x300, true, 0, 0x200},
+		{"complete, header lost (K-4)", Run{Lost: []elfcore.Range{{Start: 0, End: PageSize}}, OldHeader: &OldRun{}}, "old", "new", 0x300, true, 0, 0x200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -470,7 +470,7 @@ func TestManifest(t *testing.T) {
 	}
 	if got.Nonce != nonce || rep.Nonce != nonce || got.Prepared != manifest.Marked || got.MaxPFN != k.MaxPFN ||
 		len(got.RAM) != len(k.RAM) || got.PresentCPUs != 4 || got.Release != m.Release ||
-		got.VMCOREINFONote != (manifest.Range{Start: k.VMCOREINFONote, End: k.VMCOREINFONote + 0x1024}) ||
+		got.VMCOREINFONote != (elfcore.Range{Start: k.VMCOREINFONote, End: k.VMCOREINFONote + 0x1024}) ||
 		len(got.CrashNotes) != 4 || !got.Time.Equal(testStart) || got.Device.Size != uint64(rep.DeviceSize) {
 		t.Errorf("manifest %+v", got)
 	}
@@ -632,7 +632,7 @@ func TestFromELFDump(t *testing.T) {
 }
 
 func TestPfnSet(t *testing.T) {
-	a := pagesOf([]manifest.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 0x100000, End: 0x200001}})
+	a := pagesOf([]elfcore.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 0x100000, End: 0x200001}})
 	if fmt.Sprint(a) != "[{1 160} {256 513}]" {
 		t.Errorf("pagesOf: %v", a)
 	}
@@ -717,9 +717,9 @@ func TestFreeRunZeroMem(t *testing.T) {
 	}
 	clear(mem[2<<20 : 5<<20]) // zero MiBs 2, 3, 4
 	clear(mem[6<<20 : 7<<20]) // and 6: too short a run for 2 MiB
-	k := &Kernel{Mem: bytes.NewReader(mem), RAM: []manifest.Range{{Start: 0x1000, End: 8 << 20}}}
+	k := &Kernel{Mem: bytes.NewReader(mem), RAM: []elfcore.Range{{Start: 0x1000, End: 8 << 20}}}
 	r, err := k.FreeRun(2 << 20)
-	if err != nil || r != (manifest.Range{Start: 3 << 20, End: 5 << 20}) {
+	if err != nil || r != (elfcore.Range{Start: 3 << 20, End: 5 << 20}) {
 		t.Fatalf("FreeRun(2M) = %#x, %v; want [3M, 5M)", r, err)
 	}
 	if r, err := k.FreeRun(1 << 20); err != nil || r.Start != 6<<20 {
@@ -728,7 +728,7 @@ func TestFreeRunZeroMem(t *testing.T) {
 	if _, err := k.FreeRun(4 << 20); err == nil {
 		t.Fatal("FreeRun(4M) found a run that is not there")
 	}
-	z := ZeroMem(bytes.NewReader(mem), []manifest.Range{{Start: 0x10, End: 0x20}})
+	z := ZeroMem(bytes.NewReader(mem), []elfcore.Range{{Start: 0x10, End: 0x20}})
 	b := make([]byte, 0x30)
 	if _, err := z.ReadAt(b, 8); err != nil {
 		t.Fatal(err)

@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"ldx/elfcore"
 	"ldx/kmod"
-	"ldx/kmod/manifest"
 )
 
 // MachineConfig shapes a Machine: the running kernel as user space sees
@@ -66,13 +66,13 @@ type MachineConfig struct {
 	BufferPages int
 
 	// Unwritten are RAM ranges the module never dumps (its buffers, package livedump, "Placement").
-	Unwritten []manifest.Range
+	Unwritten []elfcore.Range
 	// Early are the pages START dumps (sensitive pages).
-	Early []manifest.Range
+	Early []elfcore.Range
 	// Late are pages whose copies are still queued at FINISH, written
 	// with the header and notes FinishLatency after FINISH; UNINIT before
 	// then loses them all (package kmod: setups that crash the machine).
-	Late []manifest.Range
+	Late []elfcore.Range
 	// SweepTime is how long SWEEP's write blocks; FinishLatency how long
 	// FINISH's pages take to reach the device.
 	SweepTime, FinishLatency time.Duration
@@ -416,7 +416,7 @@ func kcore(k *Kernel) []byte {
 	type seg struct{ vaddr, paddr, size uint64 }
 	segs := []seg{{k.TextVirt, k.TextPhys, k.TextSize}}
 	for _, r := range k.RAM {
-		segs = append(segs, seg{k.PageOffsetBase + r.Start, r.Start, r.End - r.Start})
+		segs = append(segs, seg{k.PageOffsetBase + r.Start, r.Start, r.Len()})
 	}
 	segs = append(segs, seg{0xffffc90000000000, ^uint64(0), 32 << 40})
 	phnum := 1 + len(segs)

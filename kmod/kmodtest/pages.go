@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"slices"
 
-	"ldx/kmod/manifest"
+	"ldx/elfcore"
 )
 
 // PageSize is the only page size livedump v1 knows: it is x86_64-only and
@@ -22,7 +22,7 @@ type pfnRange struct{ lo, hi uint64 }
 type pfnSet []pfnRange
 
 // pagesOf returns the pages overlapping the byte ranges rs.
-func pagesOf(rs []manifest.Range) pfnSet {
+func pagesOf(rs []elfcore.Range) pfnSet {
 	var s pfnSet
 	for _, r := range rs {
 		if r.End <= r.Start {
@@ -126,10 +126,10 @@ func (s pfnSet) count() uint64 {
 }
 
 // byteRanges converts the set to physical byte ranges.
-func (s pfnSet) byteRanges() []manifest.Range {
-	out := make([]manifest.Range, 0, len(s))
+func (s pfnSet) byteRanges() []elfcore.Range {
+	out := make([]elfcore.Range, 0, len(s))
 	for _, r := range s {
-		out = append(out, manifest.Range{Start: r.lo * PageSize, End: r.hi * PageSize})
+		out = append(out, elfcore.Range{Start: r.lo * PageSize, End: r.hi * PageSize})
 	}
 	return out
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"ldx/kmod/manifest"
+	"ldx/elfcore"
 )
 
 // SyntheticOptions shapes a synthetic kernel (NewSynthetic).
@@ -48,12 +48,12 @@ func NewSynthetic(o SyntheticOptions) *Kernel {
 	if o.Release == "" {
 		o.Release = "6.1.0-ldx-synthetic"
 	}
-	ram := []manifest.Range{{Start: 0x1000, End: 0x9fc00}}
+	ram := []elfcore.Range{{Start: 0x1000, End: 0x9fc00}}
 	if o.MemSize <= 3<<30 {
-		ram = append(ram, manifest.Range{Start: RAMStart, End: o.MemSize - 0x20000})
+		ram = append(ram, elfcore.Range{Start: RAMStart, End: o.MemSize - 0x20000})
 	} else {
-		ram = append(ram, manifest.Range{Start: RAMStart, End: 0xbffe0000},
-			manifest.Range{Start: 1 << 32, End: 1<<32 + o.MemSize - 3<<30})
+		ram = append(ram, elfcore.Range{Start: RAMStart, End: 0xbffe0000},
+			elfcore.Range{Start: 1 << 32, End: 1<<32 + o.MemSize - 3<<30})
 	}
 	k := &Kernel{
 		RAM:            ram,

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"ldx/elfcore"
 	"ldx/vmcoreinfo"
 )
 
@@ -314,14 +315,14 @@ func TestRuntimeFromDump(t *testing.T) {
 	// Without KERNELOFFSET and phys_base the image is searched for, and
 	// the vmlinux must say where its banner and tables are.
 	partial, _ := vmcoreinfo.New(info.Lines()[:20]...)
-	_, _, err = RuntimeFromDump(context.Background(), f, fakeMem{}, [][2]uint64{{0, 1 << 20}}, partial)
+	_, _, err = RuntimeFromDump(context.Background(), f, fakeMem{}, []elfcore.Range{{Start: 0, End: 1 << 20}}, partial)
 	if err == nil || !strings.Contains(err.Error(), "linux_banner") {
 		t.Errorf("partial VMCOREINFO, no banner symbol: err = %v", err)
 	}
 	f.symbols["linux_banner"] = 0xffffffff82000000
 	f.symbols["level3_kernel_pgt"] = 0xffffffff82a15000
 	f.data[0xffffffff82000000] = append([]byte("Linux version 6.12.117+deb12-cloud-amd64 (debian-kernel@lists.debian.org)\n"), make([]byte, 64)...) // .rodata goes on
-	_, _, err = RuntimeFromDump(context.Background(), f, fakeMem{}, [][2]uint64{{0, 1 << 20}}, partial)
+	_, _, err = RuntimeFromDump(context.Background(), f, fakeMem{}, []elfcore.Range{{Start: 0, End: 1 << 20}}, partial)
 	if err == nil || !strings.Contains(err.Error(), "lacks KERNELOFFSET") || !strings.Contains(err.Error(), "nowhere in the dump's RAM") {
 		t.Errorf("banner not in RAM: err = %v", err)
 	}

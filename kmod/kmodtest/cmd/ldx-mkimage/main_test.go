@@ -92,7 +92,7 @@ func TestRun(t *testing.T) {
 	want := filepath.Join(dir, "want.img")
 	if _, err := kmodtest.WriteFile(want, src, &kmodtest.Run{Prepared: manifest.Marked, Nonce: m.Nonce,
 		Manifest: &manifest.Manifest{Tool: "ldx-mkimage"}, Start: m.Time, StopBefore: kmodtest.Finish, StaleSeed: 3,
-		Unwritten: []manifest.Range{{Start: 0x1000000, End: 0x1100000}}}); err != nil {
+		Unwritten: []elfcore.Range{{Start: 0x1000000, End: 0x1100000}}}); err != nil {
 		t.Fatal(err)
 	}
 	wb, _ := os.ReadFile(want)
