@@ -14,11 +14,11 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"ldx/elfcore"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
-
-	"golang.org/x/sys/unix"
 )
 
 // Options configure an extraction.
@@ -155,7 +155,7 @@ func write(ctx context.Context, out *output, p *dump.Dump, opt *Options, sum *Su
 				var page []byte
 				if chunk != nil {
 					page = chunk[off:min(n, off+pageSize)]
-					if dump.IsZero(page) {
+					if elfcore.IsZero(page) {
 						page = nil
 					} else if p.Unwritten != nil && p.Unwritten((pa+off)/pageSize, page) {
 						sum.Unwritten++

@@ -247,7 +247,7 @@ func checkIncomplete(t *testing.T, m *kmodtest.Machine, err error, phase kmod.Ph
 	f, _ := os.Open(m.Device)
 	f.ReadAt(b, 0)
 	f.Close()
-	if !isZero(b) {
+	if !elfcore.IsZero(b) {
 		t.Error("pages 0–1 not cleared")
 	}
 	_, xerr := extract.Run(context.Background(), extract.Options{Input: m.Device, Output: filepath.Join(t.TempDir(), "vmcore")})
@@ -256,15 +256,6 @@ func checkIncomplete(t *testing.T, m *kmodtest.Machine, err error, phase kmod.Ph
 		t.Errorf("extract of the incomplete device: %v, want a refusal", xerr)
 	}
 	return ce
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // TestCaptureWriteFails: a write the kernel refuses at every state; the

@@ -5,11 +5,11 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"ldx/elfcore/kernel/x86"
 	"strconv"
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
 )
@@ -45,7 +45,7 @@ func checkReadback(path string, m *manifest.Manifest, pageOffset uint64) (*Readb
 	if err != nil {
 		return nil, err
 	}
-	if isZero(pages[:pageSize]) {
+	if elfcore.IsZero(pages[:pageSize]) {
 		return nil, ErrNoHeader
 	}
 	f, err := elfcore.NewFile(bytes.NewReader(pages), int64(len(pages)))

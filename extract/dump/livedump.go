@@ -60,10 +60,10 @@ func checkLivedumpHeader(src *Source, f *elfcore.File) (*livedumpHeader, error) 
 func noHeaderError(src *Source, page0 []byte, man *manifest.Manifest) error {
 	e := &InputError{Path: src.Path, Off: 0}
 	switch {
-	case IsZero(page0) && man != nil:
+	case elfcore.IsZero(page0) && man != nil:
 		e.What = "no ELF header in page 0: ldx capture cleared it before the run and the kernel never wrote it, so the capture did not reach FINISH"
 		e.Hint = "the memory on the device is incomplete; run the capture again (ldx capture reports which step failed)"
-	case IsZero(page0):
+	case elfcore.IsZero(page0):
 		e.What = "no ELF header in page 0 (the page is all zeros): the livedump kernel writes the header only at FINISH"
 		e.Hint = "either the capture did not reach FINISH, or this is not a livedump device; check the capture's output, and that you named the right device"
 	default:

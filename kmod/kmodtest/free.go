@@ -28,7 +28,7 @@ func (k *Kernel) FreeRun(size uint64) (elfcore.Range, error) {
 		var run uint64
 		// Walk down from the top so that the range is the highest one.
 		for pa := top - mib; pa >= r.Start; pa -= mib {
-			if _, err := k.Mem.ReadAt(buf, int64(pa)); err != nil || !isZero(buf) {
+			if _, err := k.Mem.ReadAt(buf, int64(pa)); err != nil || !elfcore.IsZero(buf) {
 				run = 0
 			} else if run += mib; run >= size {
 				return elfcore.Range{Start: pa, End: pa + size}, nil

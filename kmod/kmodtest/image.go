@@ -551,12 +551,12 @@ func writeChunk(dst io.WriterAt, b []byte, off, size uint64, dense bool) error {
 		return write(0, len(b))
 	}
 	for i := 0; i < len(b); {
-		if isZero(b[i:min(i+PageSize, len(b))]) {
+		if elfcore.IsZero(b[i:min(i+PageSize, len(b))]) {
 			i += PageSize
 			continue
 		}
 		j := i
-		for j < len(b) && !isZero(b[j:min(j+PageSize, len(b))]) {
+		for j < len(b) && !elfcore.IsZero(b[j:min(j+PageSize, len(b))]) {
 			j += PageSize
 		}
 		if err := write(i, min(j, len(b))); err != nil {

@@ -107,7 +107,7 @@ func TestHeaderBytes(t *testing.T) {
 	if !bytes.Equal(got[:ELFHeaderSize], want) {
 		t.Errorf("header:\n got %x\nwant %x", got[:ELFHeaderSize], want)
 	}
-	if !isZero(got[ELFHeaderSize:]) {
+	if !elfcore.IsZero(got[ELFHeaderSize:]) {
 		t.Error("page 0 not zero after the program headers")
 	}
 	if rep.NotesSize != 4048 || rep.NotesCut { // the notes size for N = 2 (package livedump, "Page 1: the notes")
@@ -181,7 +181,7 @@ func TestNotesCut(t *testing.T) {
 				t.Errorf("PT_NOTE p_filesz %d, want the full %d", cf.Progs[0].Filesz, wantSize)
 			}
 			p1 := page(t, f, 1)
-			if !bytes.Equal(p1[:min(wantSize, PageSize)], rep.Notes[:min(wantSize, PageSize)]) || !isZero(p1[min(wantSize, PageSize):]) {
+			if !bytes.Equal(p1[:min(wantSize, PageSize)], rep.Notes[:min(wantSize, PageSize)]) || !elfcore.IsZero(p1[min(wantSize, PageSize):]) {
 				t.Error("page 1 is not the first page of the notes, zero-padded")
 			}
 			for c := range tc.cpus {
@@ -196,7 +196,7 @@ func TestNotesCut(t *testing.T) {
 				}
 				desc[32], desc[33], desc[34], desc[35] = 0, 0, 0, 0
 				clear(desc[240:248])
-				if !isZero(desc) {
+				if !elfcore.IsZero(desc) {
 					t.Errorf("CORE note %d: more than pid and ip set", c)
 				}
 			}
@@ -288,7 +288,7 @@ func TestNeverWritten(t *testing.T) {
 				case prep == manifest.Marked && pfn <= k.MaxPFN:
 					ok = manifest.IsMarker(p, nonce, pfn)
 				default:
-					ok = isZero(p)
+					ok = elfcore.IsZero(p)
 				}
 				if !ok {
 					t.Errorf("%s (pfn %#x) holds % x…", what, pfn, p[:32])
@@ -425,7 +425,7 @@ func TestStopBefore(t *testing.T) {
 				case "stale":
 					ok = IsStalePage(p, 5, pfn)
 				case "zero":
-					ok = isZero(p)
+					ok = elfcore.IsZero(p)
 				case "new":
 					ok = bytes.Equal(p, [][]byte{rep.Header, rep.Notes[:PageSize]}[pfn])
 				case "old":
@@ -508,7 +508,7 @@ func TestSparseAndPastEnd(t *testing.T) {
 		if st, _ := f.Stat(); st.Size() != 4<<30 {
 			t.Errorf("file is %d bytes", st.Size())
 		}
-		if !isZero(page(t, f, 0xA0)) || !IsSyntheticPage(page(t, f, 0x1000), 0, 0x1000) {
+		if !elfcore.IsZero(page(t, f, 0xA0)) || !IsSyntheticPage(page(t, f, 0x1000), 0, 0x1000) {
 			t.Error("file content wrong")
 		}
 		var st syscall.Stat_t
@@ -518,7 +518,7 @@ func TestSparseAndPastEnd(t *testing.T) {
 		if used := st.Blocks * 512; used > 100<<20 {
 			t.Errorf("a 4 GiB image of 64 MiB of memory uses %d bytes of disk", used)
 		}
-		if p := page(t, f, (4<<30)/PageSize-1); !isZero(p) || rep.DeviceSize != 4<<30 {
+		if p := page(t, f, (4<<30)/PageSize-1); !elfcore.IsZero(p) || rep.DeviceSize != 4<<30 {
 			t.Error("tail of the device not zero")
 		}
 	})
@@ -531,7 +531,7 @@ func TestSparseAndPastEnd(t *testing.T) {
 		// A bio crossing the end of the device fails as a whole.
 		last := make([]byte, 100)
 		f.ReadAt(last, size-100)
-		if !isZero(last) || rep.WasWritten(k.MaxPFN-16) {
+		if !elfcore.IsZero(last) || rep.WasWritten(k.MaxPFN-16) {
 			t.Error("the partial last page was written")
 		}
 		if !rep.WasWritten(k.MaxPFN-17) || !IsSyntheticPage(page(t, f, k.MaxPFN-17), 0, k.MaxPFN-17) {

@@ -190,18 +190,6 @@ func IsStalePage(page []byte, seed, pfn uint64) bool { return isStamp(page, stal
 // (the 8-byte stale tag), e.g. in a note segment that ran into stale data.
 func HasStaleBytes(b []byte) bool { return bytes.Contains(b, staleTag[:]) }
 
-var zeroPage [PageSize]byte
-
-func isZero(b []byte) bool {
-	for len(b) > PageSize {
-		if !bytes.Equal(b[:PageSize], zeroPage[:]) {
-			return false
-		}
-		b = b[PageSize:]
-	}
-	return bytes.Equal(b, zeroPage[:len(b)])
-}
-
 // splitAt cuts s after its first n pages.
 func (s pfnSet) splitAt(n uint64) (head, tail pfnSet) {
 	for i, r := range s {
