@@ -2,7 +2,6 @@ package guest
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -138,31 +137,14 @@ func BuildScriptInitramfs(ctx context.Context, dst, script string, files map[str
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	zw, err := gzip.NewWriterLevel(f, gzip.BestSpeed)
-	if err != nil {
-		return err
-	}
-	cw := NewCPIOWriter(zw)
-	bb.write(cw)
-	cw.File("init", 0o755, []byte(script))
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		cw.File(n, 0o755, files[n])
-	}
-	if err := cw.Close(); err != nil {
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	return f.Close()
+	return writeInitramfs(dst, bb, []byte(script), func(cw *CPIOWriter) {
+		names := make([]string, 0, len(files))
+		for n := range files {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			cw.File(n, 0o755, files[n])
+		}
+	})
 }
