@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// sample is a real VMCOREINFO text (kernel 6.2.15-100.fc36.x86_64, from
-// /proc/kcore, quoted in d-e-s-o/blazesym src/normalize/kernel.rs), 3289
-// bytes, 109 lines, no CRASHTIME (kcore never has one).
+// sample is a real VMCOREINFO text (kernel 6.2.15-100.fc36.x86_64, read
+// from /proc/kcore), 3289 bytes, 109 lines, no CRASHTIME (kcore never has
+// one).
 func sample(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile("testdata/fedora-6.2.15-kcore.txt")
