@@ -87,7 +87,7 @@ type noteInfo struct {
 	survived    int            // bytes of VMCOREINFO text that reached page 1
 	prefix      []byte         // that text
 	damage      error          // the notes page is damaged, not just cut
-	crashTimeP1 string         // CRASHTIME seen in page 1, if it survived
+	crashTimeP1 time.Time      // CRASHTIME seen in page 1, zero if it did not survive
 	descsz      int            // n_descsz of the kernel's VMCOREINFO note, -1 if its header was cut
 	rebuilt     *rebuilt       // the text was rebuilt from the vmlinux
 }
@@ -139,11 +139,7 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 		prefix = text
 		ni.survived = len(text)
 		ni.prefix = text
-		if i := bytes.Index(text, []byte("\nCRASHTIME=")); i >= 0 {
-			if j := bytes.IndexByte(text[i+1:], '\n'); j >= 0 {
-				ni.crashTimeP1 = string(text[i+11 : i+1+j])
-			}
-		}
+		ni.crashTimeP1, _ = crashTime(text)
 		if int(descsz) <= len(written)-vOff-24 {
 			ni.vmcoreinfo = bytes.Clone(text)
 			ni.vmciSource = "the notes page (complete)"
@@ -388,10 +384,8 @@ func openLivedump(ctx context.Context, in *Input) (*Dump, error) {
 	}
 	if t, ok := crashTime(vmci); ok {
 		sum.CrashTime = &t
-		if ni.crashTimeP1 != "" {
-			if t1, _ := crashTime([]byte("CRASHTIME=" + ni.crashTimeP1 + "\n")); !t1.Equal(t) {
-				sum.warn("the notes page says CRASHTIME %s but the kernel's note in memory %s: the header and notes pages are from another run than the memory", t1.Format(time.RFC3339), t.Format(time.RFC3339))
-			}
+		if t1 := ni.crashTimeP1; !t1.IsZero() && !t1.Equal(t) {
+			sum.warn("the notes page says CRASHTIME %s but the kernel's note in memory %s: the header and notes pages are from another run than the memory", t1.Format(time.RFC3339), t.Format(time.RFC3339))
 		}
 		if man != nil && t.Before(man.Time.Add(-time.Minute)) {
 			return nil, &InputError{Path: src.Path, Off: -1, What: fmt.Sprintf("the dump's CRASHTIME %s is before the capture was prepared (%s): the memory is from an older run", t.Format(time.RFC3339), man.Time.Format(time.RFC3339))}
