@@ -2,7 +2,6 @@ package kmodtest
 
 import (
 	"encoding/binary"
-	"ldx/elfcore/kernel/x86"
 	"strconv"
 
 	"ldx/elfcore/livedump"
@@ -38,9 +37,6 @@ const (
 	ELFHeaderSize = 64 + 3*56
 	// RAMStart is SZ_1M, the start of the single cmem range.
 	RAMStart = livedump.RAMStart
-	// StartKernelMap is __START_KERNEL_map: kernel-image virtual addresses
-	// are phys + this - phys_base.
-	StartKernelMap = x86.KernelTextBase
 
 	prPidOff = 32         // pr_pid in elf_prstatus (after pr_info, pr_cursig, pr_sigpend, pr_sighold)
 	prIPOff  = 112 + 16*8 // pr_reg[16] = ip (ELF_CORE_COPY_REGS order)

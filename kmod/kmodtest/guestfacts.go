@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/kmod/kmodtest/guest"
 )
 
@@ -42,7 +43,7 @@ func (k *Kernel) ApplyFacts(f *guest.Facts) error {
 			// kallsyms, keep phys_base.
 			pb := k.PhysBase()
 			k.TextVirt = t
-			k.TextPhys = t - StartKernelMap + pb
+			k.TextPhys = x86.ImagePhys(t, pb)
 		}
 		if e := sym("_end"); e > t {
 			k.TextSize = e - t

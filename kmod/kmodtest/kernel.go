@@ -87,18 +87,18 @@ func (k *Kernel) check() error {
 }
 
 // PhysBase returns phys_base as the kernel computes __pa_symbol: the
-// physical address of kernel-image virtual address StartKernelMap.
-func (k *Kernel) PhysBase() uint64 { return k.TextPhys - (k.TextVirt - StartKernelMap) }
+// physical address of kernel-image virtual address __START_KERNEL_map.
+func (k *Kernel) PhysBase() uint64 { return x86.PhysBase(k.TextPhys, k.TextVirt) }
 
 // ReadImageUint64 reads the 8-byte kernel variable at kernel-image virtual
 // address va (a kallsyms address) from Mem, e.g. max_pfn or
 // page_offset_base. It needs TextPhys and TextVirt.
 func (k *Kernel) ReadImageUint64(va uint64) (uint64, error) {
-	if va < StartKernelMap {
+	if !x86.IsImageAddr(va) {
 		return 0, fmt.Errorf("kmodtest: %#x is not a kernel-image address", va)
 	}
 	var b [8]byte
-	pa := va - StartKernelMap + k.PhysBase()
+	pa := x86.ImagePhys(va, k.PhysBase())
 	if _, err := k.Mem.ReadAt(b[:], int64(pa)); err != nil {
 		return 0, fmt.Errorf("kmodtest: reading %#x (physical %#x): %w", va, pa, err)
 	}
@@ -159,7 +159,7 @@ func kernelFromCore(f *elfcore.File) (*Kernel, error) {
 		return nil, errors.New("VMCOREINFO lacks SYMBOL(_stext) or NUMBER(phys_base)")
 	}
 	k.TextVirt = stext
-	k.TextPhys = stext - StartKernelMap + uint64(physBase)
+	k.TextPhys = x86.ImagePhys(stext, uint64(physBase))
 	k.PageOffsetBase = PageOffset4Level
 	if keys["NUMBER(pgtable_l5_enabled)"] == "1" {
 		k.PageOffsetBase = PageOffset5Level

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/kmod/manifest"
 )
 
@@ -599,9 +600,9 @@ func TestFromELFDump(t *testing.T) {
 		f.WriteAt(buf, int64(off+a))
 	}
 	var pob [8]byte
-	binary.LittleEndian.PutUint64(pob[:], 0xffff888000000000)
+	binary.LittleEndian.PutUint64(pob[:], x86.PageOffset4Level)
 	pobVirt := src.TextVirt + 0x123450
-	f.WriteAt(pob[:], int64(off+pobVirt-StartKernelMap+src.PhysBase()))
+	f.WriteAt(pob[:], int64(off+x86.ImagePhys(pobVirt, src.PhysBase())))
 	if err := w.Finish(); err != nil {
 		t.Fatal(err)
 	}
@@ -616,14 +617,14 @@ func TestFromELFDump(t *testing.T) {
 		!bytes.Equal(k.VMCOREINFO, src.VMCOREINFO) || k.PageOffsetBase != PageOffset4Level {
 		t.Errorf("got %+v", k)
 	}
-	if v, err := k.ReadImageUint64(pobVirt); err != nil || v != 0xffff888000000000 {
+	if v, err := k.ReadImageUint64(pobVirt); err != nil || v != x86.PageOffset4Level {
 		t.Errorf("ReadImageUint64: %#x, %v", v, err)
 	}
 	// The kernel made from the dump yields the same image as the source.
 	k.RAM, k.MaxPFN, k.TextSize, k.CrashNotes, k.LeaderPid, k.IP = src.RAM, src.MaxPFN, src.TextSize, src.CrashNotes, src.LeaderPid, src.IP
 	a, _ := image(t, src, &Run{Start: testStart, Prepared: manifest.Zeroed})
 	b, _ := image(t, k, &Run{Start: testStart, Prepared: manifest.Zeroed})
-	pobPfn := (pobVirt - StartKernelMap + src.PhysBase()) / PageSize // the only page changed in the dump
+	pobPfn := x86.ImagePhys(pobVirt, src.PhysBase()) / PageSize // the only page changed in the dump
 	for pfn := uint64(0); pfn < src.MaxPFN+1; pfn++ {
 		if pfn != pobPfn && !bytes.Equal(page(t, a, pfn), page(t, b, pfn)) {
 			t.Fatalf("pfn %#x differs", pfn)

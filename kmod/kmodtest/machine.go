@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/kmod"
 )
 
@@ -418,7 +419,7 @@ func kcore(k *Kernel) []byte {
 	for _, r := range k.RAM {
 		segs = append(segs, seg{k.PageOffsetBase + r.Start, r.Start, r.Len()})
 	}
-	segs = append(segs, seg{0xffffc90000000000, ^uint64(0), 32 << 40})
+	segs = append(segs, seg{x86.VmallocBase4Level, ^uint64(0), 32 << 40})
 	phnum := 1 + len(segs)
 	var b bytes.Buffer
 	h := elf.Header64{Type: uint16(elf.ET_CORE), Machine: uint16(elf.EM_X86_64), Version: 1, Phoff: 64, Ehsize: 64, Phentsize: 56, Phnum: uint16(phnum)}

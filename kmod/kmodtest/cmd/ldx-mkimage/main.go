@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/kmodtest/guest"
 	"ldx/kmod/manifest"
@@ -108,7 +109,7 @@ func run(args []string, stdout io.Writer) error {
 			if t0 < k.TextVirt || t1 <= t0 {
 				return fmt.Errorf("-zero-text: the facts have no _stext/_etext symbols")
 			}
-			pa := func(va uint64) uint64 { return va - kmodtest.StartKernelMap + k.PhysBase() }
+			pa := func(va uint64) uint64 { return x86.ImagePhys(va, k.PhysBase()) }
 			text := elfcore.Range{Start: pa(t0) &^ (kmodtest.PageSize - 1), End: (pa(t1) + kmodtest.PageSize - 1) &^ (kmodtest.PageSize - 1)}
 			k.Mem = kmodtest.ZeroMem(k.Mem, []elfcore.Range{text})
 			fmt.Fprintf(os.Stderr, "ldx-mkimage: kernel text [%#x, %#x) reads as zeros\n", text.Start, text.End)
