@@ -115,7 +115,7 @@ func gatherFacts(h *Host) *Facts {
 			}
 		}
 	}
-	f.BootLog, _ = ReadKmsg(p.Kmsg)
+	f.BootLog, _ = readKmsg(p.Kmsg)
 	f.Cmdline, _ = readString(p.Cmdline)
 	f.Config, f.ConfigFrom = readConfig(p.Config, f.Release)
 	if base, err := kcorePageOffset(p.Kcore); err == nil {

@@ -99,7 +99,7 @@ type Run struct {
 	// StopBefore is the phase the run never reached; Complete (zero) for
 	// a run that went through FINISH.
 	StopBefore Phase
-	// StaleSeed selects the stale bytes (StalePage) of never-written
+	// StaleSeed selects the stale bytes (stalePage) of never-written
 	// pages when the device was not cleared.
 	StaleSeed uint64
 	// OldHeader, if non-nil, means pages 0 and 1 already hold an earlier
@@ -296,7 +296,7 @@ func newPlan(k *Kernel, r *Run) (*plan, error) {
 	notes, size := mergedNotes(k.CPUs, k.LeaderPid, k.IP, rep.VMCOREINFO)
 	rep.Notes, rep.NotesSize = notes[:size], size
 	rep.NotesCut = size > PageSize
-	rep.TextKept = TextKept(k.CPUs, len(rep.VMCOREINFO))
+	rep.TextKept = livedump.TextKept(k.CPUs, len(rep.VMCOREINFO))
 	rep.Header = headerPage(k, size)
 
 	// START rewrites the global vmcoreinfo_note
@@ -435,7 +435,7 @@ func (p *plan) preRun(page []byte, pfn uint64) {
 	case pfn < 2 && p.prepared != "":
 		// ldx capture clears pages 0 and 1 whatever else it does.
 	case p.prepared == "" || p.prepared == manifest.Unprepared:
-		StalePage(page, p.r.StaleSeed, pfn)
+		stalePage(page, p.r.StaleSeed, pfn)
 	case p.prepared == manifest.Marked && pfn < p.dumpPages:
 		m := manifest.Marker(p.rep.Nonce, pfn)
 		copy(page, m[:])

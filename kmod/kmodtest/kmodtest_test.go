@@ -17,6 +17,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/x86"
+	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
 )
 
@@ -234,7 +235,7 @@ func TestNotesCut(t *testing.T) {
 				}
 			}
 			// Past the page, the "notes" are pfn 2's real memory (package livedump, "Page 1: the notes").
-			if kept < s && !IsSyntheticPage(page(t, f, 2), 0, 2) {
+			if kept < s && !isSyntheticPage(page(t, f, 2), 0, 2) {
 				t.Error("pfn 2 does not hold memory")
 			}
 		})
@@ -285,7 +286,7 @@ func TestNeverWritten(t *testing.T) {
 				var ok bool
 				switch {
 				case prep == "" || prep == manifest.Unprepared:
-					ok = IsStalePage(p, 99, pfn)
+					ok = isStalePage(p, 99, pfn)
 				case prep == manifest.Marked && pfn <= k.MaxPFN:
 					ok = manifest.IsMarker(p, nonce, pfn)
 				default:
@@ -299,7 +300,7 @@ func TestNeverWritten(t *testing.T) {
 				}
 			}
 			for _, pfn := range []uint64{2, 0x9f, 0x100, 0x1234, 40 * mib / PageSize, k.MaxPFN - 1} {
-				if !IsSyntheticPage(page(t, f, pfn), 7, pfn) || !rep.WasWritten(pfn) {
+				if !isSyntheticPage(page(t, f, pfn), 7, pfn) || !rep.WasWritten(pfn) {
 					t.Errorf("pfn %#x does not hold memory", pfn)
 				}
 			}
@@ -346,8 +347,8 @@ func TestVMCOREINFONotePage(t *testing.T) {
 			if !bytes.Equal(notes[0].Desc, rep.VMCOREINFO) {
 				t.Error("report's text differs from the note page")
 			}
-			if rep.NotesSize != NotesSize(4, len(want)) {
-				t.Errorf("notes size %d, want %d", rep.NotesSize, NotesSize(4, len(want)))
+			if rep.NotesSize != livedump.NotesSize(4, len(want)) {
+				t.Errorf("notes size %d, want %d", rep.NotesSize, livedump.NotesSize(4, len(want)))
 			}
 			// The crash_notes buffers were rewritten by START too.
 			for cpu, a := range k.CrashNotes {
@@ -424,7 +425,7 @@ func TestStopBefore(t *testing.T) {
 				var ok bool
 				switch want {
 				case "stale":
-					ok = IsStalePage(p, 5, pfn)
+					ok = isStalePage(p, 5, pfn)
 				case "zero":
 					ok = elfcore.IsZero(p)
 				case "new":
@@ -441,18 +442,18 @@ func TestStopBefore(t *testing.T) {
 			if rep.HeaderWritten != (tc.page0 == "new") || rep.NotesWritten != (tc.page1 == "new") {
 				t.Errorf("report: header %v notes %v", rep.HeaderWritten, rep.NotesWritten)
 			}
-			if got := IsSyntheticPage(page(t, f, tc.written), 0, tc.written); got != tc.wantMem {
+			if got := isSyntheticPage(page(t, f, tc.written), 0, tc.written); got != tc.wantMem {
 				t.Errorf("pfn %#x holds memory: %v, want %v", tc.written, got, tc.wantMem)
 			}
-			if !tc.wantMem && !IsStalePage(page(t, f, tc.written), 5, tc.written) {
+			if !tc.wantMem && !isStalePage(page(t, f, tc.written), 5, tc.written) {
 				t.Errorf("pfn %#x is not stale", tc.written)
 			}
-			if !IsSyntheticPage(page(t, f, tc.earlyPfn), 0, tc.earlyPfn) {
+			if !isSyntheticPage(page(t, f, tc.earlyPfn), 0, tc.earlyPfn) {
 				t.Errorf("START page %#x does not hold memory", tc.earlyPfn)
 			}
 			if tc.oldCPUs == 1 {
 				hdr, _ := elfcore.NewFile(f, rep.DeviceSize)
-				if hdr.Progs[0].Filesz != uint64(NotesSize(1, len(k.VMCOREINFO)+21)) {
+				if hdr.Progs[0].Filesz != uint64(livedump.NotesSize(1, len(k.VMCOREINFO)+21)) {
 					t.Errorf("old header's PT_NOTE %d: not the 1-CPU run's", hdr.Progs[0].Filesz)
 				}
 			}
@@ -509,7 +510,7 @@ func TestSparseAndPastEnd(t *testing.T) {
 		if st, _ := f.Stat(); st.Size() != 4<<30 {
 			t.Errorf("file is %d bytes", st.Size())
 		}
-		if !elfcore.IsZero(page(t, f, 0xA0)) || !IsSyntheticPage(page(t, f, 0x1000), 0, 0x1000) {
+		if !elfcore.IsZero(page(t, f, 0xA0)) || !isSyntheticPage(page(t, f, 0x1000), 0, 0x1000) {
 			t.Error("file content wrong")
 		}
 		var st syscall.Stat_t
@@ -535,7 +536,7 @@ func TestSparseAndPastEnd(t *testing.T) {
 		if !elfcore.IsZero(last) || rep.WasWritten(k.MaxPFN-16) {
 			t.Error("the partial last page was written")
 		}
-		if !rep.WasWritten(k.MaxPFN-17) || !IsSyntheticPage(page(t, f, k.MaxPFN-17), 0, k.MaxPFN-17) {
+		if !rep.WasWritten(k.MaxPFN-17) || !isSyntheticPage(page(t, f, k.MaxPFN-17), 0, k.MaxPFN-17) {
 			t.Error("the last whole page was not written")
 		}
 	})

@@ -52,7 +52,7 @@ type MachineConfig struct {
 	Major, Minor uint32
 	DeviceSize   int64
 	// DeviceFill fills the device at creation (stale bytes); default
-	// StalePage pattern for every page, so that never-written pages that
+	// stalePage pattern for every page, so that never-written pages that
 	// were not prepared are visible.
 	NoStaleFill bool
 
@@ -375,7 +375,7 @@ func (m *Machine) build() error {
 		for base := uint64(0); base < pages; base += chunkPages {
 			n := min(chunkPages, pages-base)
 			for i := range n {
-				StalePage(buf[i*PageSize:(i+1)*PageSize], 99, base+i)
+				stalePage(buf[i*PageSize:(i+1)*PageSize], 99, base+i)
 			}
 			if _, err := f.WriteAt(buf[:n*PageSize], int64(base*PageSize)); err != nil {
 				return err

@@ -176,15 +176,15 @@ func isStamp(page []byte, tag [8]byte, seed, pfn uint64) bool {
 	return bytes.Equal(page, want[:])
 }
 
-// StalePage fills dst (one page) with the stale bytes the emulator leaves
+// stalePage fills dst (one page) with the stale bytes the emulator leaves
 // at device page pfn when nothing prepared the device: what an earlier use
 // of the disk left there (package livedump, "Placement", and
 // defect K-2). The bytes are non-zero
 // everywhere, so a reader cannot mistake them for a never-written zero page.
-func StalePage(dst []byte, seed, pfn uint64) { stamp(dst, staleTag, seed, pfn) }
+func stalePage(dst []byte, seed, pfn uint64) { stamp(dst, staleTag, seed, pfn) }
 
-// IsStalePage reports whether page is exactly StalePage(seed, pfn).
-func IsStalePage(page []byte, seed, pfn uint64) bool { return isStamp(page, staleTag, seed, pfn) }
+// isStalePage reports whether page is exactly stalePage(seed, pfn).
+func isStalePage(page []byte, seed, pfn uint64) bool { return isStamp(page, staleTag, seed, pfn) }
 
 // HasStaleBytes reports whether b contains a fragment of any stale page
 // (the 8-byte stale tag), e.g. in a note segment that ran into stale data.

@@ -23,7 +23,7 @@ type SyntheticOptions struct {
 	KASLROffset uint64
 	// Release is OSRELEASE; default "6.1.0-ldx-synthetic".
 	Release string
-	// Seed varies the memory pattern (SyntheticPage).
+	// Seed varies the memory pattern (syntheticPage).
 	Seed uint64
 }
 
@@ -32,7 +32,7 @@ type SyntheticOptions struct {
 // (hole and high RAM above 3 GiB), kernel text at 16 MiB (16 MiB long),
 // the boot-time VMCOREINFO note in a zeroed page at 3/4 of memory, the
 // per-CPU crash_notes in zeroed pages from 1/2 of memory, and every other
-// page holding SyntheticPage (every fourth page zero, as real memory has
+// page holding syntheticPage (every fourth page zero, as real memory has
 // plenty). The VMCOREINFO text has the key order and value formats of a
 // real 6.2 kernel (3.1–3.2 KB), with _stext, phys_base and KERNELOFFSET
 // consistent with the layout, so truncation (K-1) loses the same keys as
@@ -90,16 +90,16 @@ type Patch struct {
 }
 
 // SyntheticMem is physical memory made up on the fly: every page holds
-// SyntheticPage(Seed, pfn), except the pages Patches touch. It is endless,
+// syntheticPage(Seed, pfn), except the pages Patches touch. It is endless,
 // so it costs nothing however large the guest.
 type SyntheticMem struct {
 	Seed    uint64
 	Patches []Patch
 }
 
-// SyntheticPage fills dst (one page) with the synthetic memory of pfn:
+// syntheticPage fills dst (one page) with the synthetic memory of pfn:
 // zeros when pfn%4 == 3, else a pattern naming the pfn in every 32 bytes.
-func SyntheticPage(dst []byte, seed, pfn uint64) {
+func syntheticPage(dst []byte, seed, pfn uint64) {
 	if pfn%4 == 3 {
 		clear(dst)
 		return
@@ -107,10 +107,10 @@ func SyntheticPage(dst []byte, seed, pfn uint64) {
 	stamp(dst, memTag, seed, pfn)
 }
 
-// IsSyntheticPage reports whether page is exactly SyntheticPage(seed, pfn).
-func IsSyntheticPage(page []byte, seed, pfn uint64) bool {
+// isSyntheticPage reports whether page is exactly syntheticPage(seed, pfn).
+func isSyntheticPage(page []byte, seed, pfn uint64) bool {
 	var want [PageSize]byte
-	SyntheticPage(want[:], seed, pfn)
+	syntheticPage(want[:], seed, pfn)
 	return string(page) == string(want[:])
 }
 
@@ -127,7 +127,7 @@ func (m *SyntheticMem) ReadAt(p []byte, off int64) (int, error) {
 		if m.patched(pstart) {
 			clear(page[:])
 		} else {
-			SyntheticPage(page[:], m.Seed, pfn)
+			syntheticPage(page[:], m.Seed, pfn)
 		}
 		end := min(pstart+PageSize, hi)
 		copy(p[a-lo:end-lo], page[a-pstart:end-pstart])

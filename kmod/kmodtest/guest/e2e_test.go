@@ -41,12 +41,12 @@ func TestE2EPrepare(t *testing.T) {
 		t.Errorf("dump mode %v, want 0600", st.Mode().Perm())
 	}
 
-	vmci, err := ReadVMCOREINFO(a.Dump)
+	vmci, err := readVMCOREINFO(a.Dump)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fa := a.Facts
-	if rel, _ := VMCOREINFOValue(vmci, "OSRELEASE"); rel != fa.Release || rel != a.Kernel.Release {
+	if rel, _ := vmcoreinfoValue(vmci, "OSRELEASE"); rel != fa.Release || rel != a.Kernel.Release {
 		t.Errorf("VMCOREINFO OSRELEASE %q, facts %q, kernel %q", rel, fa.Release, a.Kernel.Release)
 	}
 	if !fa.FwCfgVMCOREINFO || fa.VMCOREINFO.Addr == 0 {
@@ -64,11 +64,11 @@ func TestE2EPrepare(t *testing.T) {
 		}
 	}
 	// KERNELOFFSET is the text KASLR shift the guest reported via kallsyms.
-	if off, ok := VMCOREINFOValue(vmci, "KERNELOFFSET"); !ok || off != strings.TrimPrefix(Hex(fa.KASLROffset()).String(), "0x") {
+	if off, ok := vmcoreinfoValue(vmci, "KERNELOFFSET"); !ok || off != strings.TrimPrefix(Hex(fa.KASLROffset()).String(), "0x") {
 		t.Errorf("KERNELOFFSET %q, kallsyms _text gives %#x", off, fa.KASLROffset())
 	}
 
-	want := DefaultMarkers(fa.Nonce)
+	want := defaultMarkers(fa.Nonce)
 	if !slices.Equal(fa.Markers, want) {
 		t.Errorf("markers read back from the guest's printk ring:\n%q\nwant\n%q", fa.Markers, want)
 	}

@@ -30,10 +30,10 @@ var DefaultProcesses = []string{"ldx-sleeper-a", "ldx-sleeper-b", "ldx-worker"}
 // tests grep consumers' dmesg output for it.
 const MarkerPrefix = "ldx-e2e-marker:"
 
-// DefaultMarkers returns the marker lines for a guest with the given nonce:
+// defaultMarkers returns the marker lines for a guest with the given nonce:
 // a short one, one with punctuation, and a 900-byte one (long lines are where
 // printk readers truncate or split records; the kernel accepts up to 1024).
-func DefaultMarkers(nonce string) []string {
+func defaultMarkers(nonce string) []string {
 	long := MarkerPrefix + " long line " + nonce + " "
 	for i := 0; len(long) < 900; i++ {
 		long += fmt.Sprintf("%03d-abcdefghijklmnopqrstuvwxyz ", i)
@@ -60,15 +60,15 @@ type InitramfsOptions struct {
 	CacheDir string
 }
 
-// BuildInitramfs writes a gzip-compressed newc cpio to dst: busybox with its
+// buildInitramfs writes a gzip-compressed newc cpio to dst: busybox with its
 // applet links, /init (guestfiles/init.sh), the modules, the named-process binaries and
 // the /etc/ldx input files.
-func BuildInitramfs(ctx context.Context, dst string, o InitramfsOptions) error {
+func buildInitramfs(ctx context.Context, dst string, o InitramfsOptions) error {
 	if o.Kernel == nil {
 		return fmt.Errorf("BuildInitramfs: no kernel")
 	}
 	if len(o.Markers) == 0 {
-		o.Markers = DefaultMarkers(o.Nonce)
+		o.Markers = defaultMarkers(o.Nonce)
 	}
 	if len(o.Processes) == 0 {
 		o.Processes = DefaultProcesses
@@ -144,7 +144,7 @@ func writeInitramfs(dst string, bb *busyboxImage, init []byte, fill func(cw *CPI
 	if err != nil {
 		return err
 	}
-	cw := NewCPIOWriter(zw)
+	cw := newCPIOWriter(zw)
 	bb.write(cw, dirs...)
 	cw.File("init", 0o755, init)
 	fill(cw)

@@ -81,7 +81,7 @@ func (s Spec) key(k *Kernel, mib int) string {
 	h.Write([]byte(cacheFormat))
 	h.Write(initScript)
 	h.Write(sleeperSource)
-	fmt.Fprintf(h, "\x00%s\x00%s\x00%v\x00%s", s.Cmdline, strings.Join(DefaultMarkers("n"), "\n"), DefaultProcesses, Config{LA57: s.LA57}.withDefaults().CPUModel)
+	fmt.Fprintf(h, "\x00%s\x00%s\x00%v\x00%s", s.Cmdline, strings.Join(defaultMarkers("n"), "\n"), DefaultProcesses, Config{LA57: s.LA57}.withDefaults().CPUModel)
 	parts := []string{k.Release, escapeVersion(k.Version), strconv.Itoa(mib) + "M", strconv.Itoa(s.CPUs) + "cpu"}
 	if s.NoKASLR {
 		parts = append(parts, "nokaslr")
@@ -163,11 +163,11 @@ func Prepare(ctx context.Context, cacheDir string, spec Spec) (*Artefacts, error
 	}
 	g.Close() // the guest is no longer needed; free its memory and CPU now
 
-	vmci, err := ReadVMCOREINFO(filepath.Join(tmp, dumpName))
+	vmci, err := readVMCOREINFO(filepath.Join(tmp, dumpName))
 	if err != nil {
 		return nil, err
 	}
-	if rel, _ := VMCOREINFOValue(vmci, "OSRELEASE"); rel != g.Facts.Release {
+	if rel, _ := vmcoreinfoValue(vmci, "OSRELEASE"); rel != g.Facts.Release {
 		return nil, fmt.Errorf("dump's VMCOREINFO OSRELEASE %q != guest's uname -r %q", rel, g.Facts.Release)
 	}
 	if err := os.WriteFile(filepath.Join(tmp, vmcoreinfoTxt), []byte(vmci), 0o644); err != nil {

@@ -83,7 +83,7 @@ func RunScript(ctx context.Context, cfg ScriptConfig) (*ScriptRun, error) {
 	}
 	defer os.RemoveAll(dir)
 	initrd := filepath.Join(dir, "initramfs.cpio.gz")
-	if err := BuildScriptInitramfs(ctx, initrd, cfg.Script, cfg.Files, cfg.CacheDir); err != nil {
+	if err := buildScriptInitramfs(ctx, initrd, cfg.Script, cfg.Files, cfg.CacheDir); err != nil {
 		return nil, err
 	}
 	serial := filepath.Join(dir, "serial.log")
@@ -127,9 +127,9 @@ func RunScript(ctx context.Context, cfg ScriptConfig) (*ScriptRun, error) {
 	return r, nil
 }
 
-// BuildScriptInitramfs writes a gzip-compressed newc cpio holding a static
+// buildScriptInitramfs writes a gzip-compressed newc cpio holding a static
 // busybox with its applet links, script as /init, and files.
-func BuildScriptInitramfs(ctx context.Context, dst, script string, files map[string][]byte, cacheDir string) error {
+func buildScriptInitramfs(ctx context.Context, dst, script string, files map[string][]byte, cacheDir string) error {
 	if script == "" {
 		return errors.New("BuildScriptInitramfs: no script")
 	}
