@@ -5,9 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
+
+	"ldx/internal/fixtures"
 )
 
 // sample is a real VMCOREINFO text (kernel 6.2.15-100.fc36.x86_64, read
@@ -15,11 +16,7 @@ import (
 // one).
 func sample(t testing.TB) []byte {
 	t.Helper()
-	b, err := os.ReadFile("testdata/fedora-6.2.15-kcore.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return fixtures.VMCOREINFO(t, "fedora-6.2.15-kcore.txt")
 }
 
 // crashtimeLine is what crash_save_vmcoreinfo appends: 21 bytes, the size

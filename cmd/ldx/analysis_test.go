@@ -114,7 +114,7 @@ NUMBER(phys_base)=%d
 KERNELOFFSET=%x
 `, tRelease, uint64(tUts), uint64(tPgt), uint64(tTextVirt), uint64(tVmapList), uint64(tPrb), uint64(tRing),
 		kmodtest.TemplateLines("SIZE(printk_ringbuffer)", "OFFSET(atomic_long_t.counter)", 0), uint64(tPgt),
-		tPhysBase, uint64(tTextVirt-0xffffffff81000000))
+		tPhysBase, uint64(tTextVirt-x86.DefaultText))
 }
 
 // tKernel builds the synthetic kernel's memory.

@@ -18,6 +18,7 @@ import (
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/x86"
 	"ldx/elfcore/livedump"
+	"ldx/internal/fixtures"
 	"ldx/kmod/manifest"
 )
 
@@ -143,7 +144,7 @@ func TestHeaderBytes(t *testing.T) {
 // TestNotesCut checks K-1: one page of notes, a PT_NOTE claiming all of
 // them, and the surviving text length (package vmcoreinfo, "What a cut note keeps").
 func TestNotesCut(t *testing.T) {
-	fedora, ferr := os.ReadFile("../../vmcoreinfo/testdata/fedora-6.2.15-kcore.txt")
+	fedora := fixtures.VMCOREINFO(t, "fedora-6.2.15-kcore.txt")
 	tests := []struct {
 		name     string
 		cpus     int
@@ -164,9 +165,6 @@ func TestNotesCut(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k := NewSynthetic(SyntheticOptions{CPUs: tc.cpus})
 			if strings.HasPrefix(tc.name, "fedora") {
-				if ferr != nil {
-					t.Skip(ferr)
-				}
 				k.VMCOREINFO = tc.text
 			}
 			f, rep := image(t, k, &Run{Start: testStart, Prepared: manifest.Zeroed})

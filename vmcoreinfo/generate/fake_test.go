@@ -6,12 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/bits"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 
 	"ldx/elfcore/vmlinux"
+	"ldx/internal/fixtures"
 	"ldx/vmcoreinfo"
 )
 
@@ -171,13 +171,9 @@ func (m fakeMem) put(va uint64, v uint64, size int) {
 // the kernel keeps them. What the kernel derives (MAX_PHYSMEM_BITS,
 // LENGTH(mem_section), the 6.1 mapcount constants) is left out, so that
 // generation has to derive it too.
-func fakeKernel(t *testing.T, path string) (*fakeVmlinux, *Runtime, *vmcoreinfo.Info) {
+func fakeKernel(t *testing.T, fixture string) (*fakeVmlinux, *Runtime, *vmcoreinfo.Info) {
 	t.Helper()
-	text, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := vmcoreinfo.Parse(text)
+	info, err := vmcoreinfo.Parse(fixtures.VMCOREINFO(t, fixture))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +253,7 @@ func fakeKernel(t *testing.T, path string) (*fakeVmlinux, *Runtime, *vmcoreinfo.
 			m.ArrayLen = d
 			f.members[name] = m
 		default:
-			t.Fatalf("%s: key %s not modelled", path, k)
+			t.Fatalf("%s: key %s not modelled", fixture, k)
 		}
 	}
 	// OSRELEASE is read from init_uts_ns.name.release in the image.

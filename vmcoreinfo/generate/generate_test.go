@@ -16,9 +16,9 @@ var kernels = []struct {
 	// unknownWithoutDump are the keys only the running kernel knew.
 	unknownWithoutDump []string
 }{
-	{"6.1 4-level", "testdata/debian-6.1.192-4level.txt", []string{"SYMBOL(mem_section)", "LENGTH(mem_section)", "NUMBER(MAX_PHYSMEM_BITS)",
+	{"6.1 4-level", "debian-6.1.192-4level.txt", []string{"SYMBOL(mem_section)", "LENGTH(mem_section)", "NUMBER(MAX_PHYSMEM_BITS)",
 		"NUMBER(phys_base)", "NUMBER(pgtable_l5_enabled)", "NUMBER(sme_mask)", "CRASHTIME"}},
-	{"6.12 5-level", "testdata/debian-6.12.117-5level.txt", []string{"NUMBER(VMALLOC_START)", "SYMBOL(vmemmap)", "SYMBOL(mem_section)", "LENGTH(mem_section)",
+	{"6.12 5-level", "debian-6.12.117-5level.txt", []string{"NUMBER(VMALLOC_START)", "SYMBOL(vmemmap)", "SYMBOL(mem_section)", "LENGTH(mem_section)",
 		"NUMBER(MAX_PHYSMEM_BITS)", "NUMBER(phys_base)", "NUMBER(pgtable_l5_enabled)", "NUMBER(sme_mask)", "CRASHTIME"}},
 }
 
@@ -99,7 +99,7 @@ func TestGenerateWithoutDump(t *testing.T) {
 // Configuration and version conditions decide the key set from the
 // vmlinux alone.
 func TestGenerateConditions(t *testing.T) {
-	const k61, k612 = "testdata/debian-6.1.192-4level.txt", "testdata/debian-6.12.117-5level.txt"
+	const k61, k612 = "debian-6.1.192-4level.txt", "debian-6.12.117-5level.txt"
 	tests := []struct {
 		name    string
 		kernel  string
@@ -222,7 +222,7 @@ func TestGenerateConditions(t *testing.T) {
 // Values the running kernel printed are read from its memory; when the
 // addressing values given disagree, the memory wins and it is said.
 func TestGenerateRuntimeDisagreement(t *testing.T) {
-	f, rt, _ := fakeKernel(t, "testdata/debian-6.1.192-4level.txt")
+	f, rt, _ := fakeKernel(t, "debian-6.1.192-4level.txt")
 	given := rt.PhysBase
 	rt.PhysBase += 0x200000
 	res, err := Generate(f, rt)
@@ -264,17 +264,17 @@ func TestGenerateRuntimeDisagreement(t *testing.T) {
 }
 
 func TestGenerateErrors(t *testing.T) {
-	f, rt, _ := fakeKernel(t, "testdata/debian-6.1.192-4level.txt")
+	f, rt, _ := fakeKernel(t, "debian-6.1.192-4level.txt")
 	f.buildID = nil
 	if _, err := Generate(f, rt); err == nil || !strings.Contains(err.Error(), "build-id") {
 		t.Errorf("no build-id: err = %v", err)
 	}
-	f, rt, _ = fakeKernel(t, "testdata/debian-6.1.192-4level.txt")
+	f, rt, _ = fakeKernel(t, "debian-6.1.192-4level.txt")
 	f.release = ""
 	if _, err := Generate(f, rt); err == nil || !strings.Contains(err.Error(), "release") {
 		t.Errorf("no release: err = %v", err)
 	}
-	f, rt, _ = fakeKernel(t, "testdata/debian-6.1.192-4level.txt")
+	f, rt, _ = fakeKernel(t, "debian-6.1.192-4level.txt")
 	f.release = "5.15.0-91-generic"
 	res, err := Generate(f, rt)
 	if err != nil {
@@ -304,7 +304,7 @@ func TestText(t *testing.T) {
 }
 
 func TestRuntimeFromDump(t *testing.T) {
-	f, _, info := fakeKernel(t, "testdata/debian-6.12.117-5level.txt")
+	f, _, info := fakeKernel(t, "debian-6.12.117-5level.txt")
 	rt, src, err := RuntimeFromDump(context.Background(), f, fakeMem{}, nil, info)
 	if err != nil || src != FromVMCOREINFO {
 		t.Fatalf("src %s err %v", src, err)
