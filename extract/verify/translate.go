@@ -262,8 +262,8 @@ func (c *checker) checkWalk() {
 				fails = append(fails, fmt.Sprintf("%s%s %#x: the page-table page at physical %#x (level %d of the walk) is not in any PT_LOAD (missing from the dump)", who, t.name, t.va, um.Paddr&^(pageSize-1), len(w.Levels)+1))
 			case err != nil:
 				fails = append(fails, fmt.Sprintf("%s%s %#x: %v", who, t.name, t.va, err))
-			case t.va >= ktext && w.Paddr != t.va-ktext+pb:
-				fails = append(fails, fmt.Sprintf("%s%s %#x: the walk gives physical %#x, the linear kernel-image mapping %#x", who, t.name, t.va, w.Paddr, t.va-ktext+pb))
+			case x86.IsImageAddr(t.va) && w.Paddr != x86.ImagePhys(t.va, pb):
+				fails = append(fails, fmt.Sprintf("%s%s %#x: the walk gives physical %#x, the linear kernel-image mapping %#x", who, t.name, t.va, w.Paddr, x86.ImagePhys(t.va, pb)))
 			default:
 				continue
 			}
@@ -416,10 +416,10 @@ type linearImage struct {
 
 func (l *linearImage) ReadAt(p []byte, off int64) (int, error) {
 	va := uint64(off)
-	if va < ktext {
+	if !x86.IsImageAddr(va) {
 		return 0, fmt.Errorf("%#x is not a kernel-image address", va)
 	}
-	return l.phys.ReadAt(p, int64(va-ktext+l.physBase))
+	return l.phys.ReadAt(p, int64(x86.ImagePhys(va, l.physBase)))
 }
 
 // lastVaddrSeg returns the last PT_LOAD whose [p_vaddr, p_vaddr+p_memsz)

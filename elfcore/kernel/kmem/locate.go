@@ -219,7 +219,7 @@ func scanBanner(ctx context.Context, phys io.ReaderAt, ram []elfcore.Range, bann
 // locateAt proves or refutes a banner copy at physical address pa.
 func locateAt(phys io.ReaderAt, sym ImageSymbols, banner []byte, pa uint64) (*Location, error) {
 	// sum = KERNELOFFSET + phys_base; image link address a is at a − __START_KERNEL_map + sum.
-	sum := pa - (sym.BannerAddr - x86.KernelTextBase)
+	sum := x86.PhysBase(pa, sym.BannerAddr)
 	img := func(link uint64) uint64 { return x86.ImagePhys(link, sum) }
 	read := func(what string, addr uint64) (uint64, error) {
 		var b [8]byte
