@@ -161,7 +161,7 @@ func TestCountCPUList(t *testing.T) {
 	for _, tt := range tests {
 		got, err := countCPUList(tt.in)
 		if (err != nil) != tt.err || got != tt.want {
-			t.Errorf("CountCPUList(%q) = %d, %v; want %d, err %v", tt.in, got, err, tt.want, tt.err)
+			t.Errorf("countCPUList(%q) = %d, %v; want %d, err %v", tt.in, got, err, tt.want, tt.err)
 		}
 	}
 }

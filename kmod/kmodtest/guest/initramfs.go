@@ -65,7 +65,7 @@ type InitramfsOptions struct {
 // the /etc/ldx input files.
 func buildInitramfs(ctx context.Context, dst string, o InitramfsOptions) error {
 	if o.Kernel == nil {
-		return fmt.Errorf("BuildInitramfs: no kernel")
+		return fmt.Errorf("buildInitramfs: no kernel")
 	}
 	if len(o.Markers) == 0 {
 		o.Markers = defaultMarkers(o.Nonce)

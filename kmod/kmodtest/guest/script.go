@@ -131,7 +131,7 @@ func RunScript(ctx context.Context, cfg ScriptConfig) (*ScriptRun, error) {
 // busybox with its applet links, script as /init, and files.
 func buildScriptInitramfs(ctx context.Context, dst, script string, files map[string][]byte, cacheDir string) error {
 	if script == "" {
-		return errors.New("BuildScriptInitramfs: no script")
+		return errors.New("buildScriptInitramfs: no script")
 	}
 	bb, err := loadBusybox(ctx, cacheDir)
 	if err != nil {
