@@ -14,6 +14,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/x86"
+	"ldx/elfcore/livedump"
 	"ldx/extract"
 	"ldx/extract/dump"
 	"ldx/kmod"
@@ -199,7 +200,17 @@ func TestCapture(t *testing.T) {
 				t.Errorf("failed pages %v, manifest %v", res.FailedPages, man.FailedPages)
 			}
 			if res.Readback == nil || res.Readback.CPUNotes < min(m.Kernel.CPUs, 11) {
-				t.Errorf("read-back %+v", res.Readback)
+				t.Fatalf("read-back %+v", res.Readback)
+			}
+			// The notes page's VMCOREINFO gives the release while its
+			// header survives (up to 11 CPUs) and CRASHTIME when the whole
+			// text, CRASHTIME line (21 bytes) included, fits (K-1).
+			if rb := res.Readback; m.Kernel.CPUs < 12 && rb.Release != man.Release {
+				t.Errorf("read-back release %q, manifest %q", rb.Release, man.Release)
+			}
+			full := len(m.Kernel.VMCOREINFO) + len("CRASHTIME=1700000000\n")
+			if rb := res.Readback; livedump.TextKept(m.Kernel.CPUs, full) == full && (rb.CrashTime == nil || rb.CrashTime.Before(man.Time.Add(-time.Minute))) {
+				t.Errorf("read-back CRASHTIME %v, want one from this run (manifest time %v)", rb.CrashTime, man.Time)
 			}
 			sum := extractAndCheck(t, m)
 			if sum.Unwritten != tt.unwritten {
