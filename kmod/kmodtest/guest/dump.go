@@ -73,7 +73,7 @@ func (g *Guest) Dump(ctx context.Context, path string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	vmci, err := readVMCOREINFO(abs)
+	vmci, err := ReadVMCOREINFO(abs)
 	if err != nil {
 		return err
 	}
@@ -85,12 +85,12 @@ func (g *Guest) Dump(ctx context.Context, path string) error {
 	return nil
 }
 
-// readVMCOREINFO returns the text of the VMCOREINFO note of an ELF64
+// ReadVMCOREINFO returns the text of the VMCOREINFO note of an ELF64
 // little-endian core file. It reads only the headers and the PT_NOTE
 // segments, with a parser of its own: QEMU 7.2's output has a wrong
 // e_ehsize and PN_XNUM section headers that general ELF readers may reject,
 // and this is the one fact tests need before anything else.
-func readVMCOREINFO(path string) (string, error) {
+func ReadVMCOREINFO(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -144,9 +144,9 @@ func readVMCOREINFO(path string) (string, error) {
 	return "", fmt.Errorf("%s: no VMCOREINFO note (was qemu_fw_cfg loaded in the guest?)", path)
 }
 
-// vmcoreinfoValue returns the value of key (e.g. "OSRELEASE") in a
+// VMCOREINFOValue returns the value of key (e.g. "OSRELEASE") in a
 // VMCOREINFO text, and whether it was present.
-func vmcoreinfoValue(vmcoreinfo, key string) (string, bool) {
+func VMCOREINFOValue(vmcoreinfo, key string) (string, bool) {
 	for _, l := range strings.Split(vmcoreinfo, "\n") {
 		if v, ok := strings.CutPrefix(l, key+"="); ok {
 			return v, true

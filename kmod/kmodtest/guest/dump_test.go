@@ -71,7 +71,7 @@ func TestReadVMCOREINFO(t *testing.T) {
 			if err := os.WriteFile(p, tt.file, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			got, err := readVMCOREINFO(p)
+			got, err := ReadVMCOREINFO(p)
 			if want, isErr := strings.CutPrefix(tt.want, "!"); isErr {
 				if err == nil || !strings.Contains(err.Error(), want) {
 					t.Fatalf("err %v, want %q", err, want)
@@ -81,7 +81,7 @@ func TestReadVMCOREINFO(t *testing.T) {
 			if err != nil || got != tt.want {
 				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
 			}
-			if v, ok := vmcoreinfoValue(got, "OSRELEASE"); !ok || v != "6.1.0-56-cloud-amd64" {
+			if v, ok := VMCOREINFOValue(got, "OSRELEASE"); !ok || v != "6.1.0-56-cloud-amd64" {
 				t.Fatalf("OSRELEASE %q %v", v, ok)
 			}
 		})

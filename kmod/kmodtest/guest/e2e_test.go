@@ -41,12 +41,12 @@ func TestE2EPrepare(t *testing.T) {
 		t.Errorf("dump mode %v, want 0600", st.Mode().Perm())
 	}
 
-	vmci, err := readVMCOREINFO(a.Dump)
+	vmci, err := ReadVMCOREINFO(a.Dump)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fa := a.Facts
-	if rel, _ := vmcoreinfoValue(vmci, "OSRELEASE"); rel != fa.Release || rel != a.Kernel.Release {
+	if rel, _ := VMCOREINFOValue(vmci, "OSRELEASE"); rel != fa.Release || rel != a.Kernel.Release {
 		t.Errorf("VMCOREINFO OSRELEASE %q, facts %q, kernel %q", rel, fa.Release, a.Kernel.Release)
 	}
 	if !fa.FwCfgVMCOREINFO || fa.VMCOREINFO.Addr == 0 {
@@ -64,7 +64,7 @@ func TestE2EPrepare(t *testing.T) {
 		}
 	}
 	// KERNELOFFSET is the text KASLR shift the guest reported via kallsyms.
-	if off, ok := vmcoreinfoValue(vmci, "KERNELOFFSET"); !ok || off != strings.TrimPrefix(Hex(fa.KASLROffset()).String(), "0x") {
+	if off, ok := VMCOREINFOValue(vmci, "KERNELOFFSET"); !ok || off != strings.TrimPrefix(Hex(fa.KASLROffset()).String(), "0x") {
 		t.Errorf("KERNELOFFSET %q, kallsyms _text gives %#x", off, fa.KASLROffset())
 	}
 

@@ -163,11 +163,11 @@ func Prepare(ctx context.Context, cacheDir string, spec Spec) (*Artefacts, error
 	}
 	g.Close() // the guest is no longer needed; free its memory and CPU now
 
-	vmci, err := readVMCOREINFO(filepath.Join(tmp, dumpName))
+	vmci, err := ReadVMCOREINFO(filepath.Join(tmp, dumpName))
 	if err != nil {
 		return nil, err
 	}
-	if rel, _ := vmcoreinfoValue(vmci, "OSRELEASE"); rel != g.Facts.Release {
+	if rel, _ := VMCOREINFOValue(vmci, "OSRELEASE"); rel != g.Facts.Release {
 		return nil, fmt.Errorf("dump's VMCOREINFO OSRELEASE %q != guest's uname -r %q", rel, g.Facts.Release)
 	}
 	if err := os.WriteFile(filepath.Join(tmp, vmcoreinfoTxt), []byte(vmci), 0o644); err != nil {
