@@ -12,6 +12,7 @@ import (
 
 	"ldx/elfcore/vmlinux"
 	"ldx/internal/fixtures"
+	"ldx/internal/memtest"
 	"ldx/vmcoreinfo"
 )
 
@@ -146,25 +147,6 @@ func (f *fakeVmlinux) member(key string) vmlinux.Member {
 	return m
 }
 
-// fakeMem is kernel virtual memory: byte blocks at virtual addresses.
-type fakeMem map[uint64][]byte
-
-func (m fakeMem) ReadAt(p []byte, off int64) (int, error) {
-	va := uint64(off)
-	for a, b := range m {
-		if va >= a && va+uint64(len(p)) <= a+uint64(len(b)) {
-			return copy(p, b[va-a:]), nil
-		}
-	}
-	return 0, fmt.Errorf("fake memory: %#x not mapped", va)
-}
-
-func (m fakeMem) put(va uint64, v uint64, size int) {
-	b := make([]byte, 8)
-	binary.LittleEndian.PutUint64(b, v)
-	m[va] = b[:size]
-}
-
 // fakeKernel builds a vmlinux and a dump from a real kernel's VMCOREINFO
 // text: the link-time facts (symbols less KERNELOFFSET, sizes, offsets,
 // enumerators) go into the vmlinux, the runtime values into memory, where
@@ -179,12 +161,12 @@ func fakeKernel(t *testing.T, fixture string) (*fakeVmlinux, *Runtime, *vmcorein
 	}
 	ko, _ := info.KernelOffset()
 	f := newFake()
-	mem := fakeMem{}
+	mem := &memtest.Mem{}
 	rt := &Runtime{KernelOffset: ko, Mem: mem}
 	next := uint64(0xffffffff83a00000) // link addresses for runtime variables
 	variable := func(name string, v uint64, size int) {
 		f.symbols[name] = next
-		mem.put(next+ko, v, size)
+		mem.Map(next+ko, binary.LittleEndian.AppendUint64(nil, v)[:size])
 		next += 0x40
 	}
 	for _, l := range info.Lines() {

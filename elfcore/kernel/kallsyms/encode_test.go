@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"ldx/elfcore/kernel/internal/memtest"
+	"ldx/internal/memtest"
 	"ldx/vmcoreinfo"
 )
 

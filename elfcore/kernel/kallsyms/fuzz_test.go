@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"ldx/elfcore/kernel/internal/memtest"
+	"ldx/internal/memtest"
 	"ldx/vmcoreinfo"
 )
 

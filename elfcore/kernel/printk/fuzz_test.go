@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"ldx/elfcore/kernel/internal/memtest"
+	"ldx/internal/memtest"
 	"ldx/vmcoreinfo"
 )
 

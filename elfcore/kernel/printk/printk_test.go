@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"ldx/elfcore/kernel/internal/memtest"
+	"ldx/internal/memtest"
 	"ldx/vmcoreinfo"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"ldx/elfcore/kernel/internal/memtest"
+	"ldx/internal/memtest"
 	"ldx/kmod/kmodtest"
 	"ldx/vmcoreinfo"
 )

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"ldx/elfcore/kernel/internal/memtest"
 	"ldx/elfcore/vmlinux"
+	"ldx/internal/memtest"
 )
 
 var errNotFound = errors.New("not found")

@@ -31,6 +31,20 @@ func TestMem(t *testing.T) {
 			t.Errorf("ReadAt(%#x, %d): error %v, want %q", tc.at, tc.n, err, tc.wantErr)
 		}
 	}
+	m.Map(0x1002, []byte("XY"))
+	m.Map(0x3000, []byte{7})
+	p := make([]byte, 2)
+	if n, err := m.ReadAt(p, 0x1002); err != nil || string(p[:n]) != "XY" {
+		t.Errorf("after Map: ReadAt(0x1002) = %q, %v; want the new region's \"XY\"", p[:n], err)
+	}
+	m.Unmap(0x1002)
+	if n, err := m.ReadAt(p, 0x1002); err != nil || string(p[:n]) != "cd" {
+		t.Errorf("after Unmap: ReadAt(0x1002) = %q, %v; want the old region's \"cd\"", p[:n], err)
+	}
+	m.Unmap(0x3000)
+	if _, err := m.ReadAt(p[:1], 0x3000); err == nil {
+		t.Error("ReadAt(0x3000) after Unmap succeeded")
+	}
 	defer func() {
 		if recover() == nil {
 			t.Error("Put across a region's end did not panic")

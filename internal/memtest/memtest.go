@@ -1,6 +1,6 @@
 // Package memtest is the test double of dumped memory shared by the kernel
-// readers' tests (kallsyms, printk, tasks): a sparse memory of byte regions
-// at addresses, virtual or physical alike. Reads outside every region fail,
+// readers' tests (kallsyms, printk, tasks, vmcoreinfo/generate): a sparse
+// memory of byte regions at addresses, virtual or physical alike. Reads outside every region fail,
 // naming the address, as a page-table walk or a hole in the dump would, so
 // tests can cut or drop a region to exercise the readers' bounds.
 package memtest
@@ -8,6 +8,7 @@ package memtest
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // Region is Data mapped at Base.
@@ -48,6 +49,17 @@ func (m Mem) Put(addr uint64, b []byte) {
 		}
 	}
 	panic(fmt.Sprintf("memtest: test writes %d bytes outside memory at %#x", len(b), addr))
+}
+
+// Map maps data at base in front of the regions already there, so that it
+// shadows what they held at the same addresses.
+func (m *Mem) Map(base uint64, data []byte) {
+	*m = append(Mem{{Base: base, Data: data}}, *m...)
+}
+
+// Unmap removes the regions starting at base: reads there fail again.
+func (m *Mem) Unmap(base uint64) {
+	*m = slices.DeleteFunc(*m, func(r Region) bool { return r.Base == base })
 }
 
 // PutU64 writes v little-endian at addr.
