@@ -141,7 +141,7 @@ func TestPhysMemFirstMatchAndZeroFill(t *testing.T) {
 	if _, err := pm.ReadAt(make([]byte, 0x10), 0x5ff8); !errors.As(err, &ue) || ue.Paddr != 0x6000 {
 		t.Errorf("read across end: %v", err)
 	}
-	if r := pm.Ranges(); len(r) != 1 || r[0] != [2]uint64{0x1000, 0x6000} {
+	if r := pm.Ranges(); len(r) != 1 || r[0] != (Range{Start: 0x1000, End: 0x6000}) {
 		t.Errorf("ranges = %x", r)
 	}
 }
@@ -266,7 +266,7 @@ func FuzzNewFile(f *testing.F) {
 			pm := ef.Phys()
 			buf := make([]byte, 64)
 			for _, r := range pm.Ranges() {
-				pm.ReadAt(buf, int64(r[0]))
+				pm.ReadAt(buf, int64(r.Start))
 			}
 		}
 	})

@@ -84,14 +84,14 @@ func NewPhysMem(r io.ReaderAt, loads []ProgHeader) *PhysMem {
 }
 
 // Ranges returns the physical ranges the core covers, merged where adjacent.
-func (m *PhysMem) Ranges() [][2]uint64 {
-	var out [][2]uint64
+func (m *PhysMem) Ranges() []Range {
+	var out []Range
 	for _, p := range m.pieces {
-		if n := len(out); n > 0 && out[n-1][1] == p.start {
-			out[n-1][1] = p.end
+		if n := len(out); n > 0 && out[n-1].End == p.start {
+			out[n-1].End = p.end
 			continue
 		}
-		out = append(out, [2]uint64{p.start, p.end})
+		out = append(out, Range{Start: p.start, End: p.end})
 	}
 	return out
 }

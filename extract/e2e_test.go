@@ -9,7 +9,6 @@ package extract
 import (
 	"bytes"
 	"context"
-	"ldx/elfcore/kernel/x86"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/extract/dump"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/kmodtest/guest"
@@ -56,19 +56,19 @@ var e2eScenarios = []e2eScenario{
 // e2eVariant is one way the device came to be.
 type e2eVariant struct {
 	name      string
-	run       func(unwritten manifest.Range) kmodtest.Run
+	run       func(unwritten elfcore.Range) kmodtest.Run
 	noStale   bool // the output must hold no stale device bytes
 	consumers []string
 }
 
 var e2eVariants = []e2eVariant{
-	{"capture-zeroed", func(u manifest.Range) kmodtest.Run {
-		return kmodtest.Run{Prepared: manifest.Zeroed, Manifest: &manifest.Manifest{}, Unwritten: []manifest.Range{u}}
+	{"capture-zeroed", func(u elfcore.Range) kmodtest.Run {
+		return kmodtest.Run{Prepared: manifest.Zeroed, Manifest: &manifest.Manifest{}, Unwritten: []elfcore.Range{u}}
 	}, true, []string{"crash", "makedumpfile", "drgn"}},
-	{"capture-marked", func(u manifest.Range) kmodtest.Run {
-		return kmodtest.Run{Prepared: manifest.Marked, Manifest: &manifest.Manifest{}, Unwritten: []manifest.Range{u}, PreviousRuns: 1}
+	{"capture-marked", func(u elfcore.Range) kmodtest.Run {
+		return kmodtest.Run{Prepared: manifest.Marked, Manifest: &manifest.Manifest{}, Unwritten: []elfcore.Range{u}, PreviousRuns: 1}
 	}, true, []string{"makedumpfile", "drgn"}},
-	{"livedump.sh-stale-device", func(u manifest.Range) kmodtest.Run {
+	{"livedump.sh-stale-device", func(u elfcore.Range) kmodtest.Run {
 		return kmodtest.Run{StaleSeed: 99}
 	}, false, []string{"crash", "makedumpfile", "drgn"}},
 }
@@ -253,7 +253,7 @@ func kernelFromGuest(art *guest.Artefacts) (*kmodtest.Kernel, interface{ Close()
 // zeroRun finds size bytes of RAM that are all zero in the guest: free
 // memory, which is where the module's request buffers come from, so
 // making them never-written is realistic and harmless.
-func zeroRun(t *testing.T, k *kmodtest.Kernel, size uint64) manifest.Range {
+func zeroRun(t *testing.T, k *kmodtest.Kernel, size uint64) elfcore.Range {
 	r, err := k.FreeRun(size)
 	if err != nil {
 		t.Fatal(err)
@@ -301,9 +301,9 @@ func checkE2ELayout(t *testing.T, vmcore string, art *guest.Artefacts) {
 	// kernel's own e820 table in the dump), every RAM PT_LOAD lies inside
 	// the guest's System RAM, however small the hole or reserved range
 	// beside it.
-	var allowed []manifest.Range
+	var allowed []elfcore.Range
 	for _, r := range art.Facts.SystemRAM {
-		allowed = append(allowed, manifest.Range{Start: uint64(r.Start), End: uint64(r.End) + 1})
+		allowed = append(allowed, elfcore.Range{Start: uint64(r.Start), End: uint64(r.End) + 1})
 	}
 	var covered uint64
 	for _, p := range f.Loads() {
@@ -369,8 +369,8 @@ func checkE2EOutput(t *testing.T, out string, art *guest.Artefacts, rep *kmodtes
 	pm := f.Phys()
 	buf := make([]byte, 1<<20)
 	for _, r := range pm.Ranges() {
-		for pa := r[0]; pa < r[1]; pa += uint64(len(buf)) {
-			n := min(uint64(len(buf)), r[1]-pa)
+		for pa := r.Start; pa < r.End; pa += uint64(len(buf)) {
+			n := min(uint64(len(buf)), r.End-pa)
 			if _, err := pm.ReadAt(buf[:n], int64(pa)); err != nil {
 				t.Fatalf("reading the vmcore at %#x: %v", pa, err)
 			}

@@ -36,7 +36,6 @@ import (
 	"ldx/elfcore/kernel/pageclass"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
-	"ldx/kmod/manifest"
 )
 
 // Options configure an extraction.
@@ -306,7 +305,7 @@ func write(ctx context.Context, out sink, p *dump.Dump, opt *Options, sum *Summa
 	var last time.Time
 	for _, r := range p.RAM {
 		seg.beginRange(r)
-		err := p.Walk(ctx, []manifest.Range{r}, func(pa, n uint64, chunk []byte) error {
+		err := p.Walk(ctx, []elfcore.Range{r}, func(pa, n uint64, chunk []byte) error {
 			if chunk != nil {
 				sum.Read += n
 			}
@@ -314,7 +313,7 @@ func write(ctx context.Context, out sink, p *dump.Dump, opt *Options, sum *Summa
 				var page []byte
 				if chunk != nil {
 					page = chunk[off:min(n, off+pageSize)]
-					if dump.IsZero(page) {
+					if elfcore.IsZero(page) {
 						page = nil
 					} else if p.Unwritten != nil && p.Unwritten((pa+off)/pageSize, page) {
 						sum.Unwritten++
@@ -405,11 +404,7 @@ func classify(ctx context.Context, p *dump.Dump, lvl pageclass.Level, progress f
 	if err != nil {
 		return nil, fmt.Errorf("dump level %d: %w", lvl, err)
 	}
-	ram := make([]pageclass.Range, len(p.RAM))
-	for i, r := range p.RAM {
-		ram[i] = pageclass.Range{Start: r.Start, End: r.End}
-	}
-	res, err := pageclass.ClassifyProgress(ctx, mem, p.VMCOREINFO, lvl, ram, func(done, total int64) { progress("classify", done, total) })
+	res, err := pageclass.ClassifyProgress(ctx, mem, p.VMCOREINFO, lvl, p.RAM, func(done, total int64) { progress("classify", done, total) })
 	if err != nil {
 		return nil, fmt.Errorf("dump level %d: %w", lvl, err)
 	}

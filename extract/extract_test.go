@@ -5,16 +5,17 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
-	"ldx/elfcore/kernel/x86"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/elfcore/livedump"
 	"ldx/extract/dump"
 	"ldx/kmod/kmodtest"
@@ -49,14 +50,14 @@ func (fx *fixture) extract(t *testing.T, opt Options) (*Summary, string, error) 
 	return sum, out, err
 }
 
-func withManifest(p manifest.Preparation, unwritten ...manifest.Range) kmodtest.Run {
+func withManifest(p manifest.Preparation, unwritten ...elfcore.Range) kmodtest.Run {
 	return kmodtest.Run{Prepared: p, Manifest: &manifest.Manifest{Time: time.Date(2026, 11, 26, 5, 59, 0, 0, time.UTC)}, Unwritten: unwritten}
 }
 
 // checkVMCore opens an extracted vmcore and checks it against what the
 // emulated kernel wrote: consumer layout rules, the complete notes, and
 // every page of memory.
-func (fx *fixture) checkVMCore(t *testing.T, path string, wantRAM []manifest.Range, exactMemory bool) *elfcore.File {
+func (fx *fixture) checkVMCore(t *testing.T, path string, wantRAM []elfcore.Range, exactMemory bool) *elfcore.File {
 	t.Helper()
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -114,14 +115,14 @@ func (fx *fixture) checkVMCore(t *testing.T, path string, wantRAM []manifest.Ran
 	// Memory: RAM exactly as wanted; written pages as on the device,
 	// never-written pages zero, no stale bytes anywhere.
 	pm := f.Phys()
-	var got []manifest.Range
+	var got []elfcore.Range
 	for _, r := range pm.Ranges() {
-		if r[0] >= x86.KernelTextBase {
+		if r.Start >= x86.KernelTextBase {
 			continue
 		}
-		got = append(got, manifest.Range{Start: r[0], End: r[1]})
+		got = append(got, r)
 	}
-	if wantRAM != nil && !equalRanges(got, wantRAM) {
+	if wantRAM != nil && !slices.Equal(got, wantRAM) {
 		t.Errorf("memory ranges %x, want %x", got, wantRAM)
 	}
 	dev, err := os.Open(fx.image)
@@ -166,30 +167,18 @@ func (fx *fixture) checkVMCore(t *testing.T, path string, wantRAM []manifest.Ran
 	return f
 }
 
-func equalRanges(a, b []manifest.Range) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestExtract(t *testing.T) {
 	// RAM of the synthetic 64 MiB guest as ldx should present it: [1 MiB,
 	// end of RAM), without low memory (see dump.openLivedump) and the page past
 	// RAM.
 	const mem = 64 << 20
-	lowAndHigh := []manifest.Range{{Start: 0x100000, End: mem - 0x20000}}
-	unwritten := manifest.Range{Start: 40 << 20, End: 44 << 20}
+	lowAndHigh := []elfcore.Range{{Start: 0x100000, End: mem - 0x20000}}
+	unwritten := elfcore.Range{Start: 40 << 20, End: 44 << 20}
 	tests := []struct {
 		name      string
 		opts      kmodtest.SyntheticOptions
 		run       kmodtest.Run
-		wantRAM   []manifest.Range
+		wantRAM   []elfcore.Range
 		exact     bool
 		repairs   []string // substrings each expected in some repair
 		warnings  []string
@@ -205,7 +194,7 @@ func TestExtract(t *testing.T) {
 		{"16 cpus, zeroed, CORE notes cut", kmodtest.SyntheticOptions{CPUs: 16}, withManifest(manifest.Zeroed),
 			lowAndHigh, true, []string{"rebuilt 5 of 16 CPU notes"}, nil, 0, "vmcoreinfo_note page"},
 		{"8 cpus, livedump.sh, stale device", kmodtest.SyntheticOptions{CPUs: 8}, kmodtest.Run{StaleSeed: 7},
-			[]manifest.Range{{Start: 0x100000, End: mem - 0x20000 + 0x0}}, false, []string{"K-1"}, []string{"no ldx capture manifest", "not cleared"}, 0, "vmcoreinfo_note page"},
+			[]elfcore.Range{{Start: 0x100000, End: mem - 0x20000 + 0x0}}, false, []string{"K-1"}, []string{"no ldx capture manifest", "not cleared"}, 0, "vmcoreinfo_note page"},
 		{"3 cpus, third run in the boot", kmodtest.SyntheticOptions{CPUs: 3}, func() kmodtest.Run { r := withManifest(manifest.Zeroed); r.PreviousRuns = 2; return r }(),
 			lowAndHigh, true, []string{"NUL bytes", "K-6"}, nil, 0, "vmcoreinfo_note page"},
 	}
@@ -220,7 +209,7 @@ func TestExtract(t *testing.T) {
 			if tt.run.Manifest == nil {
 				// Without a map the kernel's range stays, minus the page
 				// past max_pfn: the synthetic RAM ends at max_pfn.
-				want = []manifest.Range{{Start: 0x100000, End: fx.kernel.MaxPFN * pageSize}}
+				want = []elfcore.Range{{Start: 0x100000, End: fx.kernel.MaxPFN * pageSize}}
 			}
 			fx.checkVMCore(t, out, want, tt.exact)
 			if sum.CPUs != tt.opts.CPUs || !strings.Contains(sum.VMCOREINFO, tt.vmciFrom) {
@@ -499,8 +488,8 @@ func TestExtractNormaliseXNUM(t *testing.T) {
 	a, b := make([]byte, 1<<20), make([]byte, 1<<20)
 	sp, dp := src.Phys(), dst.Phys()
 	for _, r := range sp.Ranges() {
-		for pa := r[0]; pa < r[1]; pa += uint64(len(a)) {
-			n := min(uint64(len(a)), r[1]-pa)
+		for pa := r.Start; pa < r.End; pa += uint64(len(a)) {
+			n := min(uint64(len(a)), r.End-pa)
 			sp.ReadAt(a[:n], int64(pa))
 			if _, err := dp.ReadAt(b[:n], int64(pa)); err != nil || !bytes.Equal(a[:n], b[:n]) {
 				t.Fatalf("memory at %#x differs (%v)", pa, err)

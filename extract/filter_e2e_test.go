@@ -114,10 +114,7 @@ func compareMakedumpfile(t *testing.T, ctx context.Context, name, full string, e
 	if err != nil {
 		t.Fatal(err)
 	}
-	ram := make([]pageclass.Range, len(d.RAM))
-	for i, r := range d.RAM {
-		ram[i] = pageclass.Range{Start: r.Start, End: r.End}
-	}
+	ram := d.RAM
 	res, err := pageclass.Classify(ctx, mem, d.VMCOREINFO, 30, ram)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"ldx/elfcore"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
 )
@@ -30,22 +31,22 @@ func TestSegmentFilter(t *testing.T) {
 	const P = pageSize
 	for _, tc := range []struct {
 		name     string
-		ram      []manifest.Range
-		image    manifest.Range
+		ram      []elfcore.Range
+		image    elfcore.Range
 		excluded [][2]uint64 // pfn ranges
 		segs     [][2]uint64 // [paddr, end) of the PT_LOADs, pfns
 		leftOut  uint64
 	}{
-		{"nothing excluded", []manifest.Range{{Start: 0x100 * P, End: 0x1000 * P}}, manifest.Range{Start: 0x200 * P, End: 0x300 * P}, nil,
+		{"nothing excluded", []elfcore.Range{{Start: 0x100 * P, End: 0x1000 * P}}, elfcore.Range{Start: 0x200 * P, End: 0x300 * P}, nil,
 			[][2]uint64{{0x100, 0x200}, {0x200, 0x300}, {0x300, 0x1000}}, 0},
-		{"short run kept", []manifest.Range{{Start: 0x100 * P, End: 0x1000 * P}}, manifest.Range{}, [][2]uint64{{0x400, 0x4ff}},
+		{"short run kept", []elfcore.Range{{Start: 0x100 * P, End: 0x1000 * P}}, elfcore.Range{}, [][2]uint64{{0x400, 0x4ff}},
 			[][2]uint64{{0x100, 0x1000}}, 0},
-		{"long run cut", []manifest.Range{{Start: 0x100 * P, End: 0x1000 * P}}, manifest.Range{}, [][2]uint64{{0x400, 0x500}},
+		{"long run cut", []elfcore.Range{{Start: 0x100 * P, End: 0x1000 * P}}, elfcore.Range{}, [][2]uint64{{0x400, 0x500}},
 			[][2]uint64{{0x100, 0x400}, {0x500, 0x1000}}, 0x100},
-		{"range starts and ends excluded", []manifest.Range{{Start: 0x100 * P, End: 0x1000 * P}, {Start: 0x2000 * P, End: 0x2100 * P}}, manifest.Range{},
+		{"range starts and ends excluded", []elfcore.Range{{Start: 0x100 * P, End: 0x1000 * P}, {Start: 0x2000 * P, End: 0x2100 * P}}, elfcore.Range{},
 			[][2]uint64{{0x100, 0x300}, {0xff0, 0x1000}, {0x2000, 0x2100}},
 			[][2]uint64{{0x300, 0xff0}}, 0x200 + 0x10 + 0x100},
-		{"image never excluded", []manifest.Range{{Start: 0x100 * P, End: 0x1000 * P}}, manifest.Range{Start: 0x400 * P, End: 0x600 * P}, [][2]uint64{{0x200, 0x800}},
+		{"image never excluded", []elfcore.Range{{Start: 0x100 * P, End: 0x1000 * P}}, elfcore.Range{Start: 0x400 * P, End: 0x600 * P}, [][2]uint64{{0x200, 0x800}},
 			[][2]uint64{{0x100, 0x200}, {0x400, 0x600}, {0x800, 0x1000}}, 0x400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"ldx/elfcore/kdump"
 	"ldx/elfcore/kernel/pageclass"
 	"ldx/extract/dump"
-	"ldx/kmod/manifest"
 )
 
 // Output formats.
@@ -57,7 +56,7 @@ func writeKdump(ctx context.Context, out sink, p *dump.Dump, opt *Options, sum *
 				// Never-written pages read as zeros, as in the ELF
 				// output. chunk is the walk's buffer, refilled next call.
 				for off := uint64(0); off+pageSize <= n; off += pageSize {
-					if pa%pageSize == 0 && !dump.IsZero(chunk[off:off+pageSize]) && p.Unwritten((pa+off)/pageSize, chunk[off:off+pageSize]) {
+					if pa%pageSize == 0 && !elfcore.IsZero(chunk[off:off+pageSize]) && p.Unwritten((pa+off)/pageSize, chunk[off:off+pageSize]) {
 						sum.Unwritten++
 						clear(chunk[off : off+pageSize])
 					}
@@ -79,7 +78,7 @@ func writeKdump(ctx context.Context, out sink, p *dump.Dump, opt *Options, sum *
 	// free pages).
 	for _, sp := range readSpans(p.RAM, cfg.Exclude) {
 		if sp.read {
-			err = p.Walk(ctx, []manifest.Range{sp.Range}, copyChunk)
+			err = p.Walk(ctx, []elfcore.Range{sp.Range}, copyChunk)
 		} else {
 			err = copyChunk(sp.Start, sp.End-sp.Start, nil)
 		}
@@ -242,7 +241,7 @@ func (g *pager) flush() error {
 
 // span is a part of RAM, to read or not.
 type span struct {
-	manifest.Range
+	elfcore.Range
 	read bool
 }
 
@@ -252,7 +251,7 @@ const minSkip = 64
 
 // readSpans splits ram into the spans to read and the runs of at least
 // minSkip pages excluded says are left out.
-func readSpans(ram []manifest.Range, excluded func(pfn uint64) bool) []span {
+func readSpans(ram []elfcore.Range, excluded func(pfn uint64) bool) []span {
 	var out []span
 	add := func(start, end uint64, read bool) {
 		if start == end {
@@ -262,7 +261,7 @@ func readSpans(ram []manifest.Range, excluded func(pfn uint64) bool) []span {
 			out[k].End = end
 			return
 		}
-		out = append(out, span{manifest.Range{Start: start, End: end}, read})
+		out = append(out, span{elfcore.Range{Start: start, End: end}, read})
 	}
 	for _, r := range ram {
 		if excluded == nil {

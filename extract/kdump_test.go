@@ -106,7 +106,7 @@ func (f *kdumpFile) pages(t *testing.T, fn func(pfn uint64, page []byte, shared 
 }
 
 func TestExtractKdump(t *testing.T) {
-	unwritten := manifest.Range{Start: 40 << 20, End: 44 << 20}
+	unwritten := elfcore.Range{Start: 40 << 20, End: 44 << 20}
 	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 4, KASLROffset: 0x1c000000}, withManifest(manifest.Marked, unwritten))
 	// The reference: the ELF vmcore of the same input.
 	refSum, refPath, err := fx.extract(t, Options{})
@@ -159,7 +159,7 @@ func TestExtractKdump(t *testing.T) {
 					if !bytes.Equal(page, want) {
 						t.Fatalf("pfn %#x differs from the ELF output", pfn)
 					}
-					if dump.IsZero(page) && level == 1 {
+					if elfcore.IsZero(page) && level == 1 {
 						zeros++
 						if zeros > 1 && !shared {
 							t.Fatalf("zero pfn %#x does not share the zero page", pfn)
@@ -191,7 +191,7 @@ func TestExtractKdump(t *testing.T) {
 	}
 }
 
-func inRAM(ram []manifest.Range, pfn uint64) bool {
+func inRAM(ram []elfcore.Range, pfn uint64) bool {
 	for _, r := range ram {
 		if pfn*pageSize >= r.Start && pfn*pageSize < r.End {
 			return true
@@ -276,17 +276,17 @@ func TestReadSpans(t *testing.T) {
 			return false
 		}
 	}
-	rng := func(a, b uint64) manifest.Range { return manifest.Range{Start: a, End: b} }
+	rng := func(a, b uint64) elfcore.Range { return elfcore.Range{Start: a, End: b} }
 	for _, c := range []struct {
 		name string
-		ram  []manifest.Range
+		ram  []elfcore.Range
 		ex   func(uint64) bool
 		want []span
 	}{
-		{"no filter", []manifest.Range{rng(0, 100*P)}, nil, []span{{rng(0, 100*P), true}}},
-		{"short run read", []manifest.Range{rng(0, 200*P)}, ex([2]uint64{10, 10 + minSkip - 1}), []span{{rng(0, 200*P), true}}},
-		{"long run skipped", []manifest.Range{rng(0, 200*P)}, ex([2]uint64{10, 10 + minSkip}), []span{{rng(0, 10*P), true}, {rng(10*P, (10+minSkip)*P), false}, {rng((10+minSkip)*P, 200*P), true}}},
-		{"run to the end, two ranges", []manifest.Range{rng(P/2, 100*P), rng(300*P, 400*P)}, ex([2]uint64{20, 100}, [2]uint64{300, 400}), []span{{rng(P/2, 20*P), true}, {rng(20*P, 100*P), false}, {rng(300*P, 400*P), false}}},
+		{"no filter", []elfcore.Range{rng(0, 100*P)}, nil, []span{{rng(0, 100*P), true}}},
+		{"short run read", []elfcore.Range{rng(0, 200*P)}, ex([2]uint64{10, 10 + minSkip - 1}), []span{{rng(0, 200*P), true}}},
+		{"long run skipped", []elfcore.Range{rng(0, 200*P)}, ex([2]uint64{10, 10 + minSkip}), []span{{rng(0, 10*P), true}, {rng(10*P, (10+minSkip)*P), false}, {rng((10+minSkip)*P, 200*P), true}}},
+		{"run to the end, two ranges", []elfcore.Range{rng(P/2, 100*P), rng(300*P, 400*P)}, ex([2]uint64{20, 100}, [2]uint64{300, 400}), []span{{rng(P/2, 20*P), true}, {rng(20*P, 100*P), false}, {rng(300*P, 400*P), false}}},
 	} {
 		if got := readSpans(c.ram, c.ex); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)

@@ -31,7 +31,7 @@ func TestRebuildRefusals(t *testing.T) {
 	w := elfcore.NewWriter(f, elf.EM_X86_64, len(k.RAM), elfcore.EncodeNotes(notes))
 	off := uint64(w.DataOffset())
 	for _, r := range k.RAM {
-		n := r.End - r.Start
+		n := r.Len()
 		buf := make([]byte, n)
 		k.Mem.ReadAt(buf, int64(r.Start))
 		f.WriteAt(buf, int64(off))

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"ldx/elfcore"
-	"ldx/kmod/manifest"
 )
 
 // segmenter turns a stream of pages into PT_LOAD segments and their file
@@ -24,7 +23,7 @@ import (
 type segmenter struct {
 	out        writerAt
 	pageOffset uint64 // p_vaddr = pageOffset + p_paddr for RAM segments
-	image      manifest.Range
+	image      elfcore.Range
 
 	fileOff uint64 // next free file offset
 	segs    []elfcore.ProgHeader
@@ -60,7 +59,7 @@ type writerAt interface {
 	WriteAt(p []byte, off int64) (int, error)
 }
 
-func newSegmenter(out writerAt, dataOff, pageOffset uint64, image manifest.Range) *segmenter {
+func newSegmenter(out writerAt, dataOff, pageOffset uint64, image elfcore.Range) *segmenter {
 	return &segmenter{out: out, fileOff: dataOff, pageOffset: pageOffset, image: image, cur: -1}
 }
 
@@ -80,11 +79,11 @@ func (s *segmenter) close() {
 }
 
 // beginRange starts a RAM range: segments never span two ranges.
-func (s *segmenter) beginRange(r manifest.Range) { s.open(r.Start) }
+func (s *segmenter) beginRange(r elfcore.Range) { s.open(r.Start) }
 
 // endRange closes the range's last segment at the range's end; left-out
 // pages ending the range stay out, however few.
-func (s *segmenter) endRange(r manifest.Range) {
+func (s *segmenter) endRange(r elfcore.Range) {
 	if len(s.pend) > 0 && !s.cut {
 		s.cutAt(s.pend[0].pa)
 		s.leftOut += uint64(len(s.pend))
@@ -189,6 +188,6 @@ func (s *segmenter) imageSegment(vaddr uint64) (elfcore.ProgHeader, bool) {
 	if !s.imgSeen {
 		return elfcore.ProgHeader{}, false
 	}
-	size := s.image.End - s.image.Start
+	size := s.image.Len()
 	return elfcore.ProgHeader{Paddr: s.image.Start, Vaddr: vaddr, Off: s.imgOff, Filesz: size, Memsz: size}, true
 }

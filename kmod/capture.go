@@ -200,7 +200,7 @@ func Capture(ctx context.Context, opt Options) (*Result, error) {
 		opt.Prepare = manifest.Zeroed
 	}
 	c := &capture{h: h, opt: opt, res: &Result{Device: opt.Device}}
-	if k, err := OpenKmsg(h.Paths.Kmsg); err == nil {
+	if k, err := openKmsg(h.Paths.Kmsg); err == nil {
 		c.kmsg = k
 		defer k.Close()
 	}
@@ -661,7 +661,7 @@ func (c *capture) plan() []string {
 func Reset(h *Host) (State, error) {
 	h = h.withDefaults()
 	var kmsg *Kmsg
-	if k, err := OpenKmsg(h.Paths.Kmsg); err == nil {
+	if k, err := openKmsg(h.Paths.Kmsg); err == nil {
 		kmsg = k
 		defer k.Close()
 	}

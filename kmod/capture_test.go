@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"ldx/elfcore/kernel/x86"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
+	"ldx/elfcore/livedump"
 	"ldx/extract"
 	"ldx/extract/dump"
 	"ldx/kmod"
@@ -107,10 +108,10 @@ func extractAndCheck(t *testing.T, m *kmodtest.Machine) *extract.Summary {
 	got, want := make([]byte, 4096), make([]byte, 4096)
 	bad := 0
 	for _, r := range pm.Ranges() {
-		if r[0] >= x86.KernelTextBase {
+		if r.Start >= x86.KernelTextBase {
 			continue
 		}
-		for pa := r[0]; pa < r[1] && bad < 5; pa += 4096 {
+		for pa := r.Start; pa < r.End && bad < 5; pa += 4096 {
 			if _, err := pm.ReadAt(got, int64(pa)); err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +143,7 @@ func readManifest(t *testing.T, m *kmodtest.Machine) *manifest.Manifest {
 }
 
 func TestCapture(t *testing.T) {
-	unwritten := []manifest.Range{{Start: 40 << 20, End: 44 << 20}}
+	unwritten := []elfcore.Range{{Start: 40 << 20, End: 44 << 20}}
 	tests := []struct {
 		name      string
 		cfg       kmodtest.MachineConfig
@@ -151,7 +152,7 @@ func TestCapture(t *testing.T) {
 	}{
 		{"2 cpus, zeroed", kmodtest.MachineConfig{}, "", 0},
 		{"4 cpus, marked, notes cut, buffers unwritten", kmodtest.MachineConfig{Kernel: kmodtest.NewSynthetic(kmodtest.SyntheticOptions{CPUs: 4}), Unwritten: unwritten}, manifest.Marked, 1024},
-		{"3 cpus, zeroed, later tree with failed counter", kmodtest.MachineConfig{Kernel: kmodtest.NewSynthetic(kmodtest.SyntheticOptions{CPUs: 3}), Attributes: []string{"type", "buffer_size", "failed"}, FailedPages: 7, Unwritten: unwritten, Early: []manifest.Range{{Start: 16 << 20, End: 20 << 20}}, Late: []manifest.Range{{Start: 30 << 20, End: 30<<20 + 40*4096}}}, manifest.Zeroed, 0},
+		{"3 cpus, zeroed, later tree with failed counter", kmodtest.MachineConfig{Kernel: kmodtest.NewSynthetic(kmodtest.SyntheticOptions{CPUs: 3}), Attributes: []string{"type", "buffer_size", "failed"}, FailedPages: 7, Unwritten: unwritten, Early: []elfcore.Range{{Start: 16 << 20, End: 20 << 20}}, Late: []elfcore.Range{{Start: 30 << 20, End: 30<<20 + 40*4096}}}, manifest.Zeroed, 0},
 		{"8 cpus, 5-level direct map from kcore", kmodtest.MachineConfig{Kernel: func() *kmodtest.Kernel {
 			k := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{CPUs: 8})
 			k.PageOffsetBase = kmodtest.PageOffset5Level
@@ -199,7 +200,17 @@ func TestCapture(t *testing.T) {
 				t.Errorf("failed pages %v, manifest %v", res.FailedPages, man.FailedPages)
 			}
 			if res.Readback == nil || res.Readback.CPUNotes < min(m.Kernel.CPUs, 11) {
-				t.Errorf("read-back %+v", res.Readback)
+				t.Fatalf("read-back %+v", res.Readback)
+			}
+			// The notes page's VMCOREINFO gives the release while its
+			// header survives (up to 11 CPUs) and CRASHTIME when the whole
+			// text, CRASHTIME line (21 bytes) included, fits (K-1).
+			if rb := res.Readback; m.Kernel.CPUs < 12 && rb.Release != man.Release {
+				t.Errorf("read-back release %q, manifest %q", rb.Release, man.Release)
+			}
+			full := len(m.Kernel.VMCOREINFO) + len("CRASHTIME=1700000000\n")
+			if rb := res.Readback; livedump.TextKept(m.Kernel.CPUs, full) == full && (rb.CrashTime == nil || rb.CrashTime.Before(man.Time.Add(-time.Minute))) {
+				t.Errorf("read-back CRASHTIME %v, want one from this run (manifest time %v)", rb.CrashTime, man.Time)
 			}
 			sum := extractAndCheck(t, m)
 			if sum.Unwritten != tt.unwritten {
@@ -247,7 +258,7 @@ func checkIncomplete(t *testing.T, m *kmodtest.Machine, err error, phase kmod.Ph
 	f, _ := os.Open(m.Device)
 	f.ReadAt(b, 0)
 	f.Close()
-	if !isZero(b) {
+	if !elfcore.IsZero(b) {
 		t.Error("pages 0–1 not cleared")
 	}
 	_, xerr := extract.Run(context.Background(), extract.Options{Input: m.Device, Output: filepath.Join(t.TempDir(), "vmcore")})
@@ -256,15 +267,6 @@ func checkIncomplete(t *testing.T, m *kmodtest.Machine, err error, phase kmod.Ph
 		t.Errorf("extract of the incomplete device: %v, want a refusal", xerr)
 	}
 	return ce
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // TestCaptureWriteFails: a write the kernel refuses at every state; the
@@ -372,7 +374,7 @@ func TestCaptureInterrupt(t *testing.T) {
 // shorter than the kernel's latency, as livedump.sh does) the pages are
 // lost — and ldx's read-back notices and marks the dump incomplete.
 func TestCaptureLatePages(t *testing.T) {
-	late := []manifest.Range{{Start: 20 << 20, End: 20<<20 + 100*4096}}
+	late := []elfcore.Range{{Start: 20 << 20, End: 20<<20 + 100*4096}}
 	t.Run("waited", func(t *testing.T) {
 		m := newMachine(t, kmodtest.MachineConfig{FinishLatency: 300 * time.Millisecond, Late: late})
 		if _, err := capture(m, kmod.Options{Quiesce: kmod.QuiesceOptions{MinWait: 500 * time.Millisecond, QuietFor: 100 * time.Millisecond, Poll: 10 * time.Millisecond}}); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ldx/elfcore"
 	"ldx/kmod/manifest"
 )
 
@@ -175,7 +176,7 @@ func (d *devFile) readsZero(off, n int64) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if !isZero(b) {
+		if !elfcore.IsZero(b) {
 			return false, nil
 		}
 	}
@@ -262,13 +263,4 @@ func dropCache(path string, block bool) {
 		unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKFLSBUF, 0)
 	}
 	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"ldx/elfcore"
-	"ldx/elfcore/kernel/x86"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
 )
@@ -27,7 +27,7 @@ type Facts struct {
 	Release, Hostname, BuildID string
 
 	// RAM is the System RAM map from /proc/iomem, half-open, sorted.
-	RAM []manifest.Range
+	RAM []elfcore.Range
 	// MaxPFN is one past the last RAM page (e820__end_of_ram_pfn): the
 	// kernel dumps [0, (MaxPFN+1)·4096) (livedump.RAMEnd).
 	MaxPFN uint64
@@ -44,7 +44,7 @@ type Facts struct {
 
 	// VMCOREINFONote is the kernel's VMCOREINFO note buffer (see package
 	// livedump, "Page 1: the notes").
-	VMCOREINFONote manifest.Range
+	VMCOREINFONote elfcore.Range
 
 	// PageOffsetBase is the direct map's base; PageOffsetFrom says how it
 	// was learnt ("" when it could not be).
@@ -71,13 +71,7 @@ type Facts struct {
 func (f *Facts) DumpEnd() uint64 { return livedump.RAMEnd(f.MaxPFN) }
 
 // RAMBytes is the amount of System RAM.
-func (f *Facts) RAMBytes() uint64 {
-	var n uint64
-	for _, r := range f.RAM {
-		n += r.End - r.Start
-	}
-	return n
-}
+func (f *Facts) RAMBytes() uint64 { return elfcore.Covered(f.RAM) }
 
 const pageSize = 4096
 
@@ -117,11 +111,11 @@ func gatherFacts(h *Host) *Facts {
 			a, e1 := strconv.ParseUint(strings.TrimPrefix(fs[0], "0x"), 16, 64)
 			n, e2 := strconv.ParseUint(strings.TrimPrefix(fs[1], "0x"), 16, 64)
 			if e1 == nil && e2 == nil && a != 0 {
-				f.VMCOREINFONote = manifest.Range{Start: a, End: a + n}
+				f.VMCOREINFONote = elfcore.Range{Start: a, End: a + n}
 			}
 		}
 	}
-	f.BootLog, _ = ReadKmsg(p.Kmsg)
+	f.BootLog, _ = readKmsg(p.Kmsg)
 	f.Cmdline, _ = readString(p.Cmdline)
 	f.Config, f.ConfigFrom = readConfig(p.Config, f.Release)
 	if base, err := kcorePageOffset(p.Kcore); err == nil {
@@ -137,12 +131,12 @@ func gatherFacts(h *Host) *Facts {
 
 // readIomem returns the top-level System RAM ranges of /proc/iomem.
 // Non-root readers see all addresses as zero, which is refused.
-func readIomem(path string) ([]manifest.Range, error) {
+func readIomem(path string) ([]elfcore.Range, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var ram []manifest.Range
+	var ram []elfcore.Range
 	for _, line := range strings.Split(string(b), "\n") {
 		if line == "" || line[0] == ' ' {
 			continue
@@ -157,7 +151,7 @@ func readIomem(path string) ([]manifest.Range, error) {
 		if !ok || e1 != nil || e2 != nil || z < a {
 			return nil, fmt.Errorf("%s: bad line %q", path, line)
 		}
-		ram = append(ram, manifest.Range{Start: a, End: z + 1})
+		ram = append(ram, elfcore.Range{Start: a, End: z + 1})
 	}
 	if len(ram) == 0 {
 		return nil, fmt.Errorf("%s lists no System RAM", path)
@@ -165,18 +159,8 @@ func readIomem(path string) ([]manifest.Range, error) {
 	if ram[len(ram)-1].End <= 1 {
 		return nil, fmt.Errorf("%s shows every address as 0: it needs root to read", path)
 	}
-	slices.SortFunc(ram, func(a, b manifest.Range) int { return cmpU64(a.Start, b.Start) })
+	elfcore.SortRanges(ram)
 	return ram, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func readMeminfo(path string) (total, avail uint64, err error) {

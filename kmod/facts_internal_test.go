@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"ldx/kmod/manifest"
+	"ldx/elfcore"
 )
 
 func TestParsers(t *testing.T) {
@@ -24,9 +24,6 @@ func TestParsers(t *testing.T) {
 	}
 	if s := unescapeMount(`/mnt/a\040b\011c`); s != "/mnt/a b\tc" {
 		t.Errorf("unescapeMount: %q", s)
-	}
-	if v := keyValue([]byte("OSRELEASE=6.1\n\x00\x00\x00CRASHTIME=1700000000\n"), "CRASHTIME"); v != "1700000000" {
-		t.Errorf("keyValue after K-6 NULs: %q", v)
 	}
 	if u, _ := percpuUnit([]string{"percpu: Embedded 53 pages/cpu s185496 r0 d31592 u1048576"}, nil); u != 1<<20 {
 		t.Errorf("percpu unit %d", u)
@@ -52,7 +49,7 @@ bffe0000-bfffffff : Reserved
 100000000-13fffffff : System RAM
 `), 0o644)
 	ram, err := readIomem(p)
-	want := []manifest.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 0x100000, End: 0xbffe0000}, {Start: 0x100000000, End: 0x140000000}}
+	want := []elfcore.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 0x100000, End: 0xbffe0000}, {Start: 0x100000000, End: 0x140000000}}
 	if err != nil || !reflect.DeepEqual(ram, want) {
 		t.Errorf("readIomem: %x %v", ram, err)
 	}

@@ -154,7 +154,7 @@ func (i *Interface) State() (State, error) {
 	if err != nil {
 		return 0, fmt.Errorf("reading %s: %w", i.path("state"), err)
 	}
-	return ParseState(b)
+	return parseState(b)
 }
 
 // Output reads the output path back.

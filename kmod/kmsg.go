@@ -24,8 +24,8 @@ type Kmsg struct {
 	fd int
 }
 
-// OpenKmsg opens the kernel log at path for reading.
-func OpenKmsg(path string) (*Kmsg, error) {
+// openKmsg opens the kernel log at path for reading.
+func openKmsg(path string) (*Kmsg, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
@@ -93,9 +93,9 @@ func parseKmsg(b []byte) []string {
 	return out
 }
 
-// ReadKmsg returns every message still in the kernel log at path.
-func ReadKmsg(path string) ([]string, error) {
-	k, err := OpenKmsg(path)
+// readKmsg returns every message still in the kernel log at path.
+func readKmsg(path string) ([]string, error) {
+	k, err := openKmsg(path)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ldx/elfcore"
 	"ldx/kmod"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
@@ -39,7 +40,7 @@ func loopDevice(t *testing.T, file string) string {
 func TestCaptureLoopDevice(t *testing.T) {
 	for _, prep := range []manifest.Preparation{manifest.Zeroed, manifest.Marked} {
 		t.Run(string(prep), func(t *testing.T) {
-			m := newMachine(t, kmodtest.MachineConfig{Unwritten: []manifest.Range{{Start: 40 << 20, End: 41 << 20}}})
+			m := newMachine(t, kmodtest.MachineConfig{Unwritten: []elfcore.Range{{Start: 40 << 20, End: 41 << 20}}})
 			dev := loopDevice(t, m.Device)
 			m.UseBlockDevice(dev)
 			res, err := capture(m, kmod.Options{Device: dev, Prepare: prep})

@@ -5,13 +5,13 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"ldx/elfcore/kernel/x86"
-	"strconv"
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
+	"ldx/vmcoreinfo"
 )
 
 // Readback is what the header and notes pages held after the run.
@@ -45,7 +45,7 @@ func checkReadback(path string, m *manifest.Manifest, pageOffset uint64) (*Readb
 	if err != nil {
 		return nil, err
 	}
-	if isZero(pages[:pageSize]) {
+	if elfcore.IsZero(pages[:pageSize]) {
 		return nil, ErrNoHeader
 	}
 	f, err := elfcore.NewFile(bytes.NewReader(pages), int64(len(pages)))
@@ -103,17 +103,15 @@ func checkReadback(path string, m *manifest.Manifest, pageOffset uint64) (*Readb
 		}
 	}
 	if vmci != nil {
-		rb.Release = keyValue(vmci, "OSRELEASE")
+		info, _ := vmcoreinfo.ParseLenient(vmci)
+		rb.Release, _ = info.OSRelease()
 		if m.Release != "" && rb.Release != "" && rb.Release != m.Release {
 			return nil, fmt.Errorf("page 1: the notes say OSRELEASE=%s, the running kernel is %s", rb.Release, m.Release)
 		}
-		if s := keyValue(vmci, "CRASHTIME"); s != "" {
-			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-				t := time.Unix(n, 0)
-				rb.CrashTime = &t
-				if t.Before(m.Time.Add(-time.Minute)) {
-					return nil, fmt.Errorf("page 1: CRASHTIME %s is before this capture began (%s): the notes are an older run's", t.Format(time.RFC3339), m.Time.Format(time.RFC3339))
-				}
+		if t, ok := info.CrashTime(); ok {
+			rb.CrashTime = &t
+			if t.Before(m.Time.Add(-time.Minute)) {
+				return nil, fmt.Errorf("page 1: CRASHTIME %s is before this capture began (%s): the notes are an older run's", t.Format(time.RFC3339), m.Time.Format(time.RFC3339))
 			}
 		}
 	}
@@ -125,25 +123,6 @@ func checkReadback(path string, m *manifest.Manifest, pageOffset uint64) (*Readb
 		return nil, fmt.Errorf("the capture manifest on the device is run %s, not this run (%s)", back.Nonce, m.Nonce)
 	}
 	return rb, nil
-}
-
-// keyValue returns the value of a KEY= line at a line start in text.
-func keyValue(text []byte, key string) string {
-	k := []byte(key + "=")
-	for off := 0; off < len(text); {
-		line := text[off:]
-		if i := bytes.IndexByte(line, '\n'); i >= 0 {
-			line = line[:i]
-			off += i + 1
-		} else {
-			off = len(text)
-		}
-		line = bytes.TrimLeft(line, "\x00")
-		if v, ok := bytes.CutPrefix(line, k); ok {
-			return string(v)
-		}
-	}
-	return ""
 }
 
 // directReaderAt reads a path around the page cache.

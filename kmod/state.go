@@ -86,9 +86,9 @@ func CheckTransition(from, to State, outputSet bool) error {
 	return nil
 }
 
-// ParseState parses what reading `state` gives: the number on the first
+// parseState parses what reading `state` gives: the number on the first
 // line, then an empty line and six legend lines (package documentation: "The kernel interface").
-func ParseState(b []byte) (State, error) {
+func parseState(b []byte) (State, error) {
 	line, _, _ := bytes.Cut(b, []byte("\n"))
 	n, err := strconv.Atoi(string(bytes.TrimSpace(line)))
 	if err != nil {

@@ -39,8 +39,7 @@ const (
 
 // x86 constants used by the cross-key checks.
 const (
-	startKernelMap = x86.KernelTextBase
-	defaultStext   = x86.DefaultText
+	defaultStext = x86.DefaultText
 )
 
 // knownFamilies are the FAMILY(name) key forms: the five the kernel
@@ -300,10 +299,10 @@ func (in *Info) lintX86(add addFunc) {
 		add(line(KeyKernelOffset), KeyKernelOffset, "D8", Degraded, "KERNELOFFSET=%x is not 2 MiB-aligned, as x86_64 KASLR always is", off)
 	}
 	if st, ok := in.Symbol("_stext"); ok && off%4096 == 0 {
-		if link := st - off; link != defaultStext && link >= startKernelMap {
+		if link := st - off; link != defaultStext && x86.IsImageAddr(link) {
 			add(max(line(KeyStext), line(KeyKernelOffset)), KeyStext, "D8", Cosmetic,
 				"SYMBOL(_stext) - KERNELOFFSET = %#x, not the usual %#x (non-default CONFIG_PHYSICAL_START?): check it equals the vmlinux's _stext", link, uint64(defaultStext))
-		} else if link < startKernelMap {
+		} else if !x86.IsImageAddr(link) {
 			add(max(line(KeyStext), line(KeyKernelOffset)), KeyStext, "D8", Fatal,
 				"SYMBOL(_stext) - KERNELOFFSET = %#x is below __START_KERNEL_map: the two disagree", link)
 		}

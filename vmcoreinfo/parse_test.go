@@ -5,21 +5,18 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
+
+	"ldx/vmcoreinfo/vmcoreinfotest"
 )
 
-// sample is a real VMCOREINFO text (kernel 6.2.15-100.fc36.x86_64, from
-// /proc/kcore, quoted in d-e-s-o/blazesym src/normalize/kernel.rs), 3289
-// bytes, 109 lines, no CRASHTIME (kcore never has one).
+// sample is a real VMCOREINFO text (kernel 6.2.15-100.fc36.x86_64, read
+// from /proc/kcore), 3289 bytes, 109 lines, no CRASHTIME (kcore never has
+// one).
 func sample(t testing.TB) []byte {
 	t.Helper()
-	b, err := os.ReadFile("testdata/fedora-6.2.15-kcore.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return vmcoreinfotest.Text(t, "fedora-6.2.15-kcore.txt")
 }
 
 // crashtimeLine is what crash_save_vmcoreinfo appends: 21 bytes, the size

@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"ldx/elfcore/kernel/x86"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/kmodtest/guest"
 	"ldx/kmod/manifest"
@@ -189,7 +190,7 @@ func checkDmesg(t *testing.T, sc analysisScenario, names []string, inputs map[st
 			js, _, _ := ldx("dmesg", "--json", inputs[in])
 			var j struct{ Ring struct{ Descs string } }
 			json.Unmarshal([]byte(js), &j)
-			if v, _ := strconv.ParseUint(strings.TrimPrefix(j.Ring.Descs, "0x"), 16, 64); v >= 0xffffffff80000000 {
+			if v, _ := strconv.ParseUint(strings.TrimPrefix(j.Ring.Descs, "0x"), 16, 64); x86.IsImageAddr(v) {
 				t.Errorf("%s: log_buf_len=1M, but the descriptors are at %s, in the kernel image", in, j.Ring.Descs)
 			}
 		}

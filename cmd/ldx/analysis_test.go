@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"ldx/elfcore/kernel/x86"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
 )
@@ -114,7 +114,7 @@ NUMBER(phys_base)=%d
 KERNELOFFSET=%x
 `, tRelease, uint64(tUts), uint64(tPgt), uint64(tTextVirt), uint64(tVmapList), uint64(tPrb), uint64(tRing),
 		kmodtest.TemplateLines("SIZE(printk_ringbuffer)", "OFFSET(atomic_long_t.counter)", 0), uint64(tPgt),
-		tPhysBase, uint64(tTextVirt-0xffffffff81000000))
+		tPhysBase, uint64(tTextVirt-x86.DefaultText))
 }
 
 // tKernel builds the synthetic kernel's memory.
@@ -211,7 +211,7 @@ func makeInputs(dir string) error {
 	mem := tKernel()
 	vmci := tVMCOREINFO()
 	k := &kmodtest.Kernel{
-		Mem: mem, RAM: []manifest.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 1 << 20, End: tMem - 0x20000}},
+		Mem: mem, RAM: []elfcore.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 1 << 20, End: tMem - 0x20000}},
 		MaxPFN: (tMem - 0x20000) / 4096, TextPhys: tTextPhys, TextVirt: tTextVirt, TextSize: 4 << 20,
 		PageOffsetBase: tPOB, CPUs: 2, VMCOREINFO: []byte(vmci), VMCOREINFONote: 0x1c00000,
 		LeaderPid: 15, IP: tTextVirt + 0x1000,

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"ldx/elfcore"
 	"ldx/extract/verify/verifytest"
 	"ldx/kmod"
 	"ldx/kmod/kmodtest"
@@ -64,7 +65,7 @@ func TestCaptureExtractVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := captureMachine(t, kmodtest.MachineConfig{Kernel: k, Unwritten: []manifest.Range{{Start: 60 << 20, End: 62 << 20}}})
+	m := captureMachine(t, kmodtest.MachineConfig{Kernel: k, Unwritten: []elfcore.Range{{Start: 60 << 20, End: 62 << 20}}})
 	vmcore := filepath.Join(t.TempDir(), "vmcore")
 	out, errs, code := captureCLI(t, m, "capture", m.Device, "--extract", "-o", vmcore, "-q")
 	if code != 0 {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/kernel/x86"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/kmem"
+	"ldx/elfcore/kernel/x86"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
 	"ldx/kmod/manifest"
@@ -201,7 +201,7 @@ func buildInfo(d *dump.Dump) *infoReport {
 		}
 	}
 	for _, x := range d.RAM {
-		r.Memory += x.End - x.Start
+		r.Memory += x.Len()
 		r.RAM = append(r.RAM, rangeJSON{hexU64(x.Start), hexU64(x.End)})
 	}
 	if d.Image.End > d.Image.Start {

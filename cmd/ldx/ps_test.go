@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"ldx/elfcore"
 	"ldx/elfcore/vmlinux"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
@@ -144,7 +145,7 @@ func psDump(t *testing.T, v *vmlinux.File, vmci func(string) string, damage func
 		text = vmci(text)
 	}
 	k := &kmodtest.Kernel{
-		Mem: p, RAM: []manifest.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 1 << 20, End: tMem - 0x20000}},
+		Mem: p, RAM: []elfcore.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 1 << 20, End: tMem - 0x20000}},
 		MaxPFN: (tMem - 0x20000) / 4096, TextPhys: tTextPhys, TextVirt: tTextVirt, TextSize: 4 << 20,
 		PageOffsetBase: tPOB, CPUs: 2, VMCOREINFO: []byte(text), VMCOREINFONote: 0x1c00000,
 		LeaderPid: 15, IP: tTextVirt + 0x1000,

@@ -107,12 +107,8 @@ or the vmlinux cannot be read or is not the dumped kernel's.`,
 						return &exitError{exitBadInput, fmt.Errorf("vmcoreinfo generate: %w", err)}
 					}
 				}
-				ram := make([][2]uint64, len(d.RAM))
-				for i, r := range d.RAM {
-					ram[i] = [2]uint64{r.Start, r.End}
-				}
 				var src generate.RuntimeSource
-				rt, src, err = generate.RuntimeFromDump(cmd.Context(), v, d.Phys, ram, d.VMCOREINFO)
+				rt, src, err = generate.RuntimeFromDump(cmd.Context(), v, d.Phys, d.RAM, d.VMCOREINFO)
 				if err != nil {
 					return fmt.Errorf("vmcoreinfo generate: %s: %w", dumpPath, err)
 				}

@@ -18,11 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/kernel/x86"
 
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/kmem"
-	"ldx/kmod/manifest"
+	"ldx/elfcore/kernel/x86"
 	"ldx/vmcoreinfo"
 )
 
@@ -61,11 +60,11 @@ type Dump struct {
 	Excluded    func(pfn uint64) bool
 	ExcludedWhy string
 	// RAM are the physical ranges that hold memory, sorted.
-	RAM []manifest.Range
+	RAM []elfcore.Range
 	// Image is the kernel image's physical range (page-aligned) and
 	// ImageVirt its virtual address; PageOffset the direct-map base
 	// (page_offset_base).
-	Image      manifest.Range
+	Image      elfcore.Range
 	ImageVirt  uint64
 	PageOffset uint64
 	// Notes are the notes extract writes: one NT_PRSTATUS per CPU, the
@@ -89,13 +88,13 @@ func (d *Dump) finish(in *Input, f Format) {
 }
 
 // RAMBytes is the memory the RAM ranges cover.
-func (d *Dump) RAMBytes() uint64 { return covered(d.RAM) }
+func (d *Dump) RAMBytes() uint64 { return elfcore.Covered(d.RAM) }
 
 // Walk reads the physical ranges of Memory in ascending order in chunks
 // and calls fn for each: fn(pa, n, chunk) with chunk holding the n bytes
 // at physical address pa, or chunk == nil when the n bytes are a hole of
 // a sparse input file, which reads as zeros and is not read at all.
-func (d *Dump) Walk(ctx context.Context, ranges []manifest.Range, fn func(pa, n uint64, chunk []byte) error) error {
+func (d *Dump) Walk(ctx context.Context, ranges []elfcore.Range, fn func(pa, n uint64, chunk []byte) error) error {
 	return walkMemory(ctx, d.Source, d.Memory, d.Raw, ranges, fn)
 }
 
@@ -126,7 +125,7 @@ func (d *Dump) Kmem() (*kmem.Mem, error) {
 // excluded are an *ExcludedError.
 type ramReader struct {
 	r           io.ReaderAt
-	ram         []manifest.Range
+	ram         []elfcore.Range
 	unwritten   func(pfn uint64, page []byte) bool
 	excluded    func(pfn uint64) bool
 	excludedWhy string

@@ -31,12 +31,12 @@ func newFixture(t *testing.T, o kmodtest.SyntheticOptions, run kmodtest.Run) *fi
 	return &fixture{report: rep, image: path}
 }
 
-func withManifest(p manifest.Preparation, unwritten ...manifest.Range) kmodtest.Run {
+func withManifest(p manifest.Preparation, unwritten ...elfcore.Range) kmodtest.Run {
 	return kmodtest.Run{Prepared: p, Manifest: &manifest.Manifest{Time: time.Date(2026, 11, 26, 5, 59, 0, 0, time.UTC)}, Unwritten: unwritten}
 }
 
 func TestOpen(t *testing.T) {
-	unwritten := manifest.Range{Start: 40 << 20, End: 41 << 20}
+	unwritten := elfcore.Range{Start: 40 << 20, End: 41 << 20}
 	fx := newFixture(t, kmodtest.SyntheticOptions{CPUs: 4}, withManifest(manifest.Marked, unwritten))
 	d, err := Open(context.Background(), fx.image, Options{})
 	if err != nil {

@@ -7,13 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/kernel/x86"
 	"strings"
 
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/kmem"
+	"ldx/elfcore/kernel/x86"
 	"ldx/elfcore/livedump"
-	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
 )
 
@@ -92,11 +91,7 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 				Hint: "with the kernel's debug vmlinux, `ldx extract --vmlinux VMLINUX` rebuilds VMCOREINFO from it and the dumped memory; for QEMU dumps, run QEMU with -device vmcoreinfo and load the guest's qemu_fw_cfg module before dumping"}
 		}
 		sum.warn("%v", lostWhy)
-		var ram []manifest.Range
-		for _, r := range core.Phys().Ranges() {
-			ram = append(ram, manifest.Range{Start: r[0], End: r[1]})
-		}
-		rb, err := rebuildVMCOREINFO(ctx, core.Phys(), ram, opt.Vmlinux, nil)
+		rb, err := rebuildVMCOREINFO(ctx, core.Phys(), core.Phys().Ranges(), opt.Vmlinux, nil)
 		if errors.Is(err, context.Canceled) {
 			return nil, err
 		}
@@ -124,10 +119,7 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 
 	pm := core.Phys()
 	p := &Dump{Memory: pm, Notes: kept}
-	for _, r := range pm.Ranges() {
-		p.RAM = append(p.RAM, manifest.Range{Start: r[0], End: r[1]})
-	}
-	p.RAM = clipRanges(p.RAM, 0, ^uint64(0)&^(pageSize-1))
+	p.RAM = clipRanges(pm.Ranges(), 0, ^uint64(0)&^(pageSize-1))
 	sum.RAMRanges = len(p.RAM)
 
 	// Existing virtual addresses: a /proc/vmcore copy has them right.
@@ -178,13 +170,9 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 	// QEMU's RAM blocks include firmware (the BIOS ROM at 0xfffc0000) that
 	// is not kernel memory and that the direct map does not cover: keep
 	// only what the kernel's present memory sections hold.
-	if sections, err := mem.PresentSections(info); err == nil {
-		var present []manifest.Range
-		for _, s := range sections {
-			present = append(present, manifest.Range{Start: s[0], End: s[1]})
-		}
-		if kept := intersectRanges(p.RAM, present); len(kept) > 0 {
-			if gone := covered(p.RAM) - covered(kept); gone > 0 {
+	if present, err := mem.PresentSections(info); err == nil {
+		if kept := elfcore.IntersectRanges(p.RAM, present); len(kept) > 0 {
+			if gone := elfcore.Covered(p.RAM) - elfcore.Covered(kept); gone > 0 {
 				sum.repair("left out %d KiB of the input's segments that no present memory section of the kernel covers (firmware such as the BIOS ROM)", gone>>10)
 			}
 			p.RAM = kept
@@ -192,7 +180,7 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 		}
 	}
 	if imageSeg != nil {
-		p.Image = manifest.Range{Start: pageDown(imageSeg.Paddr), End: pageUp(imageSeg.Paddr + imageSeg.Memsz)}
+		p.Image = elfcore.Range{Start: pageDown(imageSeg.Paddr), End: pageUp(imageSeg.Paddr + imageSeg.Memsz)}
 		p.ImageVirt = imageSeg.Vaddr - (imageSeg.Paddr - p.Image.Start)
 	} else {
 		stext, ok := info.Symbol("_stext")
@@ -205,7 +193,7 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 			}
 			end := mem.ImageEnd(stext, limit)
 			phys := x86.ImagePhys(stext, params.PhysBase)
-			p.Image = manifest.Range{Start: pageDown(phys), End: pageUp(x86.ImagePhys(end, params.PhysBase))}
+			p.Image = elfcore.Range{Start: pageDown(phys), End: pageUp(x86.ImagePhys(end, params.PhysBase))}
 			p.ImageVirt = stext - (phys - p.Image.Start)
 			sum.repair("added the kernel-image PT_LOAD [%#x, %#x) at %#x that the input lacks (drgn and vmcore-dmesg read kernel symbols through it)", p.Image.Start, p.Image.End, p.ImageVirt)
 		}
@@ -222,10 +210,7 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 // that merely look like one are passed over.
 func findVMCOREINFO(ctx context.Context, src *Source, core *elfcore.File, opt *Options) (uint64, []byte, error) {
 	phys := core.Phys()
-	var ram []manifest.Range
-	for _, r := range phys.Ranges() {
-		ram = append(ram, manifest.Range{Start: r[0], End: r[1]})
-	}
+	ram := phys.Ranges()
 	var found uint64
 	var text []byte
 	var rejected []string

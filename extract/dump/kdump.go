@@ -11,7 +11,6 @@ import (
 	"ldx/elfcore/kdump"
 	"ldx/elfcore/kernel/kmem"
 	"ldx/elfcore/kernel/x86"
-	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
 )
 
@@ -99,7 +98,7 @@ func openKdump(ctx context.Context, in *Input) (*Dump, error) {
 	d.Excluded = func(pfn uint64) bool { return !f.Dumpable(pfn) }
 	d.ExcludedWhy = fmt.Sprintf("dump level %d", f.DumpLevel())
 	for _, r := range f.RAMRanges() {
-		d.RAM = append(d.RAM, manifest.Range{Start: r.Start * pageSize, End: r.End * pageSize})
+		d.RAM = append(d.RAM, elfcore.Range{Start: r.Start * pageSize, End: r.End * pageSize})
 	}
 
 	// phys_base: the kernel's own NUMBER(phys_base) when VMCOREINFO has
@@ -143,13 +142,9 @@ func openKdump(ctx context.Context, in *Input) (*Dump, error) {
 		return nil, &InputError{Path: src.Path, Off: -1, What: err.Error()}
 	}
 	d.PageOffset = pob
-	if sections, err := mem.PresentSections(info); err == nil {
-		var present []manifest.Range
-		for _, s := range sections {
-			present = append(present, manifest.Range{Start: s[0], End: s[1]})
-		}
-		if k := intersectRanges(d.RAM, present); len(k) > 0 {
-			if gone := covered(d.RAM) - covered(k); gone > 0 {
+	if present, err := mem.PresentSections(info); err == nil {
+		if k := elfcore.IntersectRanges(d.RAM, present); len(k) > 0 {
+			if gone := elfcore.Covered(d.RAM) - elfcore.Covered(k); gone > 0 {
 				sum.repair("left out %d KiB of the RAM bitmap that no present memory section of the kernel covers (firmware such as the BIOS ROM)", gone>>10)
 			}
 			d.RAM = k
@@ -161,7 +156,7 @@ func openKdump(ctx context.Context, in *Input) (*Dump, error) {
 		limit = x86.KernelTextBase + uint64(sz)
 	}
 	end := mem.ImageEnd(stext, limit)
-	d.Image = manifest.Range{Start: pageDown(pa), End: pageUp(x86.ImagePhys(end, params.PhysBase))}
+	d.Image = elfcore.Range{Start: pageDown(pa), End: pageUp(x86.ImagePhys(end, params.PhysBase))}
 	d.ImageVirt = stext - (pa - d.Image.Start)
 	var excluded uint64
 	for _, r := range d.RAM {

@@ -24,7 +24,7 @@ const pageSize = 4096
 // writeKdump writes d's memory from pfn 0 to the end of its RAM as a
 // kdump-compressed file (pages stored raw), leaving out the pages in
 // excluded, with the given sub-header phys_base.
-func writeKdump(t *testing.T, d *Dump, excluded manifest.Range, physBase uint64) string {
+func writeKdump(t *testing.T, d *Dump, excluded elfcore.Range, physBase uint64) string {
 	t.Helper()
 	maxPFN := d.RAM[len(d.RAM)-1].End / pageSize
 	rel, _ := d.VMCOREINFO.OSRelease()
@@ -144,7 +144,7 @@ func TestKdumpOpener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ref.Close()
-	excl := manifest.Range{Start: 56 << 20, End: 56<<20 + 8*pageSize}
+	excl := elfcore.Range{Start: 56 << 20, End: 56<<20 + 8*pageSize}
 	path := writeKdump(t, ref, excl, 0xfffffffa7aefabf8)
 	d, err := Open(ctx, path, Options{})
 	if err != nil {
@@ -154,7 +154,7 @@ func TestKdumpOpener(t *testing.T) {
 	if d.Format != FormatKdump || d.Report.Format != FormatKdump {
 		t.Errorf("format %q", d.Format)
 	}
-	if wantRAM := []manifest.Range{{Start: 0, End: ref.RAM[len(ref.RAM)-1].End}}; !slices.Equal(d.RAM, wantRAM) || d.Image != ref.Image || d.ImageVirt != ref.ImageVirt || d.PageOffset != ref.PageOffset {
+	if wantRAM := []elfcore.Range{{Start: 0, End: ref.RAM[len(ref.RAM)-1].End}}; !slices.Equal(d.RAM, wantRAM) || d.Image != ref.Image || d.ImageVirt != ref.ImageVirt || d.PageOffset != ref.PageOffset {
 		t.Errorf("model differs: RAM %v image %v at %#x direct map %#x; want [0, %v) %v %#x %#x", d.RAM, d.Image, d.ImageVirt, d.PageOffset, ref.RAM, ref.Image, ref.ImageVirt, ref.PageOffset)
 	}
 	if len(d.Notes) != len(ref.Notes) || d.Report.CPUs != ref.Report.CPUs {
@@ -181,7 +181,7 @@ func TestKdumpOpener(t *testing.T) {
 			t.Errorf("physical %#x: %d bytes, %v; want the excluded page reported", pa, n, err)
 		}
 	}
-	if _, err := d.Memory.ReadAt(got, int64(excl.Start)); err != nil || !IsZero(got) {
-		t.Errorf("Memory of an excluded page: %v, zero %v; want zeros for extract", err, IsZero(got))
+	if _, err := d.Memory.ReadAt(got, int64(excl.Start)); err != nil || !elfcore.IsZero(got) {
+		t.Errorf("Memory of an excluded page: %v, zero %v; want zeros for extract", err, elfcore.IsZero(got))
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/kernel/kallsyms"
 	"strings"
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/kallsyms"
 	"ldx/elfcore/kernel/kmem"
 	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
@@ -60,10 +60,10 @@ func checkLivedumpHeader(src *Source, f *elfcore.File) (*livedumpHeader, error) 
 func noHeaderError(src *Source, page0 []byte, man *manifest.Manifest) error {
 	e := &InputError{Path: src.Path, Off: 0}
 	switch {
-	case IsZero(page0) && man != nil:
+	case elfcore.IsZero(page0) && man != nil:
 		e.What = "no ELF header in page 0: ldx capture cleared it before the run and the kernel never wrote it, so the capture did not reach FINISH"
 		e.Hint = "the memory on the device is incomplete; run the capture again (ldx capture reports which step failed)"
-	case IsZero(page0):
+	case elfcore.IsZero(page0):
 		e.What = "no ELF header in page 0 (the page is all zeros): the livedump kernel writes the header only at FINISH"
 		e.Hint = "either the capture did not reach FINISH, or this is not a livedump device; check the capture's output, and that you named the right device"
 	default:
@@ -87,7 +87,7 @@ type noteInfo struct {
 	survived    int            // bytes of VMCOREINFO text that reached page 1
 	prefix      []byte         // that text
 	damage      error          // the notes page is damaged, not just cut
-	crashTimeP1 string         // CRASHTIME seen in page 1, if it survived
+	crashTimeP1 time.Time      // CRASHTIME seen in page 1, zero if it did not survive
 	descsz      int            // n_descsz of the kernel's VMCOREINFO note, -1 if its header was cut
 	rebuilt     *rebuilt       // the text was rebuilt from the vmlinux
 }
@@ -139,11 +139,7 @@ func readNotes(src *Source, h *livedumpHeader, man *manifest.Manifest, scan func
 		prefix = text
 		ni.survived = len(text)
 		ni.prefix = text
-		if i := bytes.Index(text, []byte("\nCRASHTIME=")); i >= 0 {
-			if j := bytes.IndexByte(text[i+1:], '\n'); j >= 0 {
-				ni.crashTimeP1 = string(text[i+11 : i+1+j])
-			}
-		}
+		ni.crashTimeP1, _ = crashTime(text)
 		if int(descsz) <= len(written)-vOff-24 {
 			ni.vmcoreinfo = bytes.Clone(text)
 			ni.vmciSource = "the notes page (complete)"
@@ -313,7 +309,7 @@ func openLivedump(ctx context.Context, in *Input) (*Dump, error) {
 		return nil, err
 	}
 	p := &Dump{Memory: src, Raw: true, PageOffset: h.PageOffset()}
-	p.Image = manifest.Range{Start: pageDown(h.Text.Paddr), End: pageUp(h.Text.End())}
+	p.Image = elfcore.Range{Start: pageDown(h.Text.Paddr), End: pageUp(h.Text.End())}
 	p.ImageVirt = h.Text.Vaddr - (h.Text.Paddr - p.Image.Start)
 
 	// Where memory is: the capture-time RAM map, or the kernel's range.
@@ -332,12 +328,12 @@ func openLivedump(ctx context.Context, in *Input) (*Dump, error) {
 		if len(p.RAM) == 0 {
 			return nil, &InputError{Path: src.Path, Off: manifest.Offset, What: "the capture manifest's RAM map has no RAM inside the dumped range"}
 		}
-		holes := (kernelEnd - livedump.RAMStart) - covered(clipRanges(p.RAM, livedump.RAMStart, kernelEnd))
+		holes := (kernelEnd - livedump.RAMStart) - elfcore.Covered(clipRanges(p.RAM, livedump.RAMStart, kernelEnd))
 		if holes > 0 {
 			sum.repair("split the kernel's single RAM range into %d RAM ranges from the capture-time memory map; %d MiB of holes and reserved ranges are not presented as memory", len(p.RAM), holes>>20)
 		}
 	} else {
-		p.RAM = []manifest.Range{{Start: livedump.RAMStart, End: kernelEnd}}
+		p.RAM = []elfcore.Range{{Start: livedump.RAMStart, End: kernelEnd}}
 	}
 	sum.RAMRanges = len(p.RAM)
 
@@ -388,10 +384,8 @@ func openLivedump(ctx context.Context, in *Input) (*Dump, error) {
 	}
 	if t, ok := crashTime(vmci); ok {
 		sum.CrashTime = &t
-		if ni.crashTimeP1 != "" {
-			if t1, _ := crashTime([]byte("CRASHTIME=" + ni.crashTimeP1 + "\n")); !t1.Equal(t) {
-				sum.warn("the notes page says CRASHTIME %s but the kernel's note in memory %s: the header and notes pages are from another run than the memory", t1.Format(time.RFC3339), t.Format(time.RFC3339))
-			}
+		if t1 := ni.crashTimeP1; !t1.IsZero() && !t1.Equal(t) {
+			sum.warn("the notes page says CRASHTIME %s but the kernel's note in memory %s: the header and notes pages are from another run than the memory", t1.Format(time.RFC3339), t.Format(time.RFC3339))
 		}
 		if man != nil && t.Before(man.Time.Add(-time.Minute)) {
 			return nil, &InputError{Path: src.Path, Off: -1, What: fmt.Sprintf("the dump's CRASHTIME %s is before the capture was prepared (%s): the memory is from an older run", t.Format(time.RFC3339), man.Time.Format(time.RFC3339))}
@@ -421,7 +415,7 @@ func openLivedump(ctx context.Context, in *Input) (*Dump, error) {
 // SPARSEMEM sections it marks present. That removes holes of a section
 // (128 MiB) or more, like the PCI hole below 4 GiB; smaller holes and
 // reserved ranges inside a present section stay, and are warned about.
-func kernelMemoryModel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info, ram []manifest.Range, sum *Report) []manifest.Range {
+func kernelMemoryModel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info, ram []elfcore.Range, sum *Report) []elfcore.Range {
 	const noMap = "no ldx capture manifest on the input: "
 	params, err := kmem.ParamsFrom(info, nil)
 	var mem *kmem.Mem
@@ -436,28 +430,24 @@ func kernelMemoryModel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info, ra
 	// says where it is.
 	out, e820Err := e820RAM(mem, info, ram)
 	if e820Err == nil {
-		if gone := covered(ram) - covered(out); gone > 0 {
+		if gone := elfcore.Covered(ram) - elfcore.Covered(out); gone > 0 {
 			sum.repair("laid the RAM PT_LOADs over the kernel's own RAM map (e820_table, found through kallsyms): left out %d KiB of holes and reserved ranges inside the kernel's single RAM range", gone>>10)
 		} else {
 			sum.repair("checked the RAM range against the kernel's own RAM map (e820_table, found through kallsyms): no holes")
 		}
 		return out
 	}
-	sections, err := mem.PresentSections(info)
+	present, err := mem.PresentSections(info)
 	if err != nil {
 		sum.warn(noMap+"the RAM range is the kernel's single range [1 MiB, %#x), MMIO holes and reserved ranges included (livedump K-3); neither the kernel's RAM map (%v) nor its memory model could be read: %v", ram[len(ram)-1].End, e820Err, err)
 		return ram
 	}
-	var present []manifest.Range
-	for _, s := range sections {
-		present = append(present, manifest.Range{Start: s[0], End: s[1]})
-	}
-	out = intersectRanges(ram, present)
+	out = elfcore.IntersectRanges(ram, present)
 	if len(out) == 0 {
 		sum.warn(noMap + "the kernel's present memory sections do not overlap its RAM range; kept the kernel's range")
 		return ram
 	}
-	if gone := covered(ram) - covered(out); gone > 0 {
+	if gone := elfcore.Covered(ram) - elfcore.Covered(out); gone > 0 {
 		sum.repair("left out %d MiB of the kernel's RAM range that no present memory section covers (holes such as the PCI hole), from the kernel's SPARSEMEM sections", gone>>20)
 	}
 	bits, _ := info.Number("SECTION_SIZE_BITS") // PresentSections needs it, so it is there
@@ -467,7 +457,7 @@ func kernelMemoryModel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info, ra
 
 // e820RAM narrows ram to the RAM ranges of the kernel's e820 table, each
 // rounded inwards to whole pages.
-func e820RAM(mem *kmem.Mem, info *vmcoreinfo.Info, ram []manifest.Range) ([]manifest.Range, error) {
+func e820RAM(mem *kmem.Mem, info *vmcoreinfo.Info, ram []elfcore.Range) ([]elfcore.Range, error) {
 	syms, err := kallsyms.Read(mem, info)
 	if err != nil {
 		return nil, err
@@ -480,13 +470,13 @@ func e820RAM(mem *kmem.Mem, info *vmcoreinfo.Info, ram []manifest.Range) ([]mani
 	if err != nil {
 		return nil, err
 	}
-	var e820 []manifest.Range
+	var e820 []elfcore.Range
 	for _, e := range entries {
 		if start, end := pageUp(e.Addr), pageDown(e.Addr+e.Size); e.IsRAM() && start < end {
-			e820 = append(e820, manifest.Range{Start: start, End: end})
+			e820 = append(e820, elfcore.Range{Start: start, End: end})
 		}
 	}
-	out := intersectRanges(ram, e820)
+	out := elfcore.IntersectRanges(ram, e820)
 	if len(out) == 0 {
 		return nil, errors.New("the e820 table's RAM does not overlap the kernel's RAM range")
 	}
@@ -582,7 +572,7 @@ func buildCoreNotes(ni *noteInfo, sum *Report) ([]elfcore.Note, NoteCounts) {
 // memory: a page that starts with a VMCOREINFO note header whose text
 // begins with what survived in the notes page. It reads all of RAM, so it
 // runs only when the manifest does not give the address.
-func scanVMCOREINFO(ctx context.Context, src *Source, ram []manifest.Range, prefix []byte, opt *Options) (uint64, []byte, error) {
+func scanVMCOREINFO(ctx context.Context, src *Source, ram []elfcore.Range, prefix []byte, opt *Options) (uint64, []byte, error) {
 	var found uint64
 	var text []byte
 	err := scanNotePages(ctx, src, src, true, ram, opt, func(pa uint64, t []byte) bool {
@@ -608,8 +598,8 @@ func scanVMCOREINFO(ctx context.Context, src *Source, ram []manifest.Range, pref
 // calls visit for each page that starts with a VMCOREINFO note, with the
 // note's text, until visit returns true. The kernel keeps its note in a
 // page of its own (vmcoreinfo_note), so only page starts are looked at.
-func scanNotePages(ctx context.Context, src *Source, phys io.ReaderAt, raw bool, ram []manifest.Range, opt *Options, visit func(pa uint64, text []byte) bool) error {
-	total := int64(covered(ram))
+func scanNotePages(ctx context.Context, src *Source, phys io.ReaderAt, raw bool, ram []elfcore.Range, opt *Options, visit func(pa uint64, text []byte) bool) error {
+	total := int64(elfcore.Covered(ram))
 	var done int64
 	errFound := errors.New("found")
 	err := walkMemory(ctx, src, phys, raw, ram, func(pa, n uint64, chunk []byte) error {

@@ -127,6 +127,39 @@ func Open(ctx context.Context, path string, opt Options) (*Dump, error) {
 // it: the capture manifest and page 0 are checked first, for every
 // format. The Dump owns src: closing it closes src.
 func Analyse(ctx context.Context, src *Source, opt Options) (*Dump, error) {
+	in, err := newInput(src, opt)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range openers {
+		err := o.Probe(in)
+		if errors.Is(err, ErrNotMine) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		in.Report.Format = o.Format
+		d, err := o.Open(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		d.finish(in, o.Format)
+		return d, nil
+	}
+	switch {
+	case in.Core != nil:
+		return nil, &InputError{Path: src.Path, Off: 0, What: "an ELF file in no format ldx reads"}
+	case errors.Is(in.CoreErr, elfcore.ErrNotELF):
+		return nil, noHeaderError(src, in.Page0, in.Manifest)
+	}
+	return nil, &InputError{Path: src.Path, Off: -1, What: in.CoreErr.Error()}
+}
+
+// newInput reads what every format is checked for first: the capture
+// manifest (refusing a capture it says is incomplete), page 0 and the
+// ELF headers.
+func newInput(src *Source, opt Options) (*Input, error) {
 	rep := &Report{Input: src.Path, InputKind: src.Kind, InputSize: src.Size, Repairs: []string{}, Warnings: []string{}}
 	in := &Input{Source: src, Options: &opt, Report: rep}
 	if fl := src.Flattened(); fl != nil && fl.Truncated {
@@ -155,29 +188,7 @@ func Analyse(ctx context.Context, src *Source, opt Options) (*Dump, error) {
 	if in.CoreErr != nil {
 		in.Core = nil
 	}
-	for _, o := range openers {
-		err := o.Probe(in)
-		if errors.Is(err, ErrNotMine) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		rep.Format = o.Format
-		d, err := o.Open(ctx, in)
-		if err != nil {
-			return nil, err
-		}
-		d.finish(in, o.Format)
-		return d, nil
-	}
-	switch {
-	case in.Core != nil:
-		return nil, &InputError{Path: src.Path, Off: 0, What: "an ELF file in no format ldx reads"}
-	case errors.Is(in.CoreErr, elfcore.ErrNotELF):
-		return nil, noHeaderError(src, in.Page0, man)
-	}
-	return nil, &InputError{Path: src.Path, Off: -1, What: in.CoreErr.Error()}
+	return in, nil
 }
 
 // checkCaptureStatus applies what ldx capture recorded about how the run

@@ -12,13 +12,15 @@ import (
 
 	"ldx/elfcore"
 	"ldx/kmod/kmodtest"
-	"ldx/kmod/manifest"
 )
 
-// A test-only input format, to show what adding one takes: its Format
-// and Opener, registered (in a real format, from its own file's init). The
-// format: page 0 is "LDXTEST1" and the VMCOREINFO text up to a NUL; the
-// rest of the file is physical memory at offset = physical address.
+// A test-only input format, to show all that adding one takes: a new file
+// holding its Format, its Opener (a Probe answering ErrNotMine for other
+// inputs, an Open returning the memory, RAM and notes) and
+// `func init() { register(testOpener) }` — nothing else in the package
+// changes. (The test registers it itself, to see Open before and after.)
+// The format: page 0 is "LDXTEST1" and the VMCOREINFO text up to a NUL;
+// the rest of the file is physical memory at offset = physical address.
 const testFormat Format = "ldx test image"
 
 var testMagic = []byte("LDXTEST1")
@@ -38,7 +40,7 @@ var testOpener = Opener{
 		return &Dump{
 			Memory: in.Source,
 			Raw:    true,
-			RAM:    []manifest.Range{{Start: pageSize, End: uint64(in.Source.Size)}},
+			RAM:    []elfcore.Range{{Start: pageSize, End: uint64(in.Source.Size)}},
 			Notes:  []elfcore.Note{{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: bytes.Clone(text)}},
 		}, nil
 	},
@@ -82,10 +84,9 @@ func TestOpenerTable(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer src.Close()
-		in := &Input{Source: src, Page0: make([]byte, pageSize)}
-		src.ReadAt(in.Page0, 0)
-		if in.Core, in.CoreErr = elfcore.NewFile(src, src.Size); in.CoreErr != nil {
-			in.Core = nil
+		in, err := newInput(src, Options{})
+		if err != nil {
+			t.Fatal(err)
 		}
 		return o.Probe(in)
 	}

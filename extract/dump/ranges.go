@@ -3,16 +3,16 @@ package dump
 import (
 	"slices"
 
-	"ldx/kmod/manifest"
+	"ldx/elfcore"
 )
 
 // clipRanges returns the page-aligned parts of ranges inside [lo, hi):
 // starts rounded down and ends rounded up, since the kernel dumps every
 // page a RAM range overlaps (e820__mapped_any).
-func clipRanges(ranges []manifest.Range, lo, hi uint64) []manifest.Range {
-	var out []manifest.Range
+func clipRanges(ranges []elfcore.Range, lo, hi uint64) []elfcore.Range {
+	var out []elfcore.Range
 	sorted := slices.Clone(ranges)
-	slices.SortFunc(sorted, func(a, b manifest.Range) int { return cmpU64(a.Start, b.Start) })
+	elfcore.SortRanges(sorted)
 	for _, r := range sorted {
 		s, e := max(pageDown(r.Start), lo), min(pageUp(r.End), hi)
 		if s >= e {
@@ -22,39 +22,7 @@ func clipRanges(ranges []manifest.Range, lo, hi uint64) []manifest.Range {
 			out[n-1].End = max(out[n-1].End, e)
 			continue
 		}
-		out = append(out, manifest.Range{Start: s, End: e})
-	}
-	return out
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func covered(ranges []manifest.Range) uint64 {
-	var n uint64
-	for _, r := range ranges {
-		n += r.End - r.Start
-	}
-	return n
-}
-
-// intersectRanges returns the parts of a that lie in b (both sorted).
-func intersectRanges(a, b []manifest.Range) []manifest.Range {
-	var out []manifest.Range
-	for _, x := range a {
-		for _, y := range b {
-			s, e := max(x.Start, y.Start), min(x.End, y.End)
-			if s < e {
-				out = append(out, manifest.Range{Start: s, End: e})
-			}
-		}
+		out = append(out, elfcore.Range{Start: s, End: e})
 	}
 	return out
 }

@@ -8,8 +8,8 @@ import (
 	"io"
 	"strings"
 
+	"ldx/elfcore"
 	"ldx/elfcore/vmlinux"
-	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
 	"ldx/vmcoreinfo/generate"
 )
@@ -30,7 +30,7 @@ type rebuilt struct {
 // through the page tables. survived is whatever of the kernel's own text
 // reached the dump (the part of the notes page a livedump kept): it must
 // agree with the vmlinux, and its CRASHTIME is kept.
-func rebuildVMCOREINFO(ctx context.Context, phys io.ReaderAt, ram []manifest.Range, v *vmlinux.File, survived []byte) (*rebuilt, error) {
+func rebuildVMCOREINFO(ctx context.Context, phys io.ReaderAt, ram []elfcore.Range, v *vmlinux.File, survived []byte) (*rebuilt, error) {
 	var old *vmcoreinfo.Info
 	if len(survived) > 0 {
 		// Only complete lines count: the last one may be cut.
@@ -43,11 +43,7 @@ func rebuildVMCOREINFO(ctx context.Context, phys io.ReaderAt, ram []manifest.Ran
 			return nil, fmt.Errorf("the surviving VMCOREINFO says BUILD-ID=%s but the vmlinux %s has %x: it is not this kernel's vmlinux", id, v.Path(), v.BuildID())
 		}
 	}
-	ranges := make([][2]uint64, len(ram))
-	for i, r := range ram {
-		ranges[i] = [2]uint64{r.Start, r.End}
-	}
-	rt, _, err := generate.RuntimeFromDump(ctx, v, phys, ranges, nil)
+	rt, _, err := generate.RuntimeFromDump(ctx, v, phys, ram, nil)
 	if errors.Is(err, context.Canceled) {
 		return nil, err
 	}

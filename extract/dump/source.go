@@ -12,8 +12,9 @@ import (
 	"unsafe"
 
 	"github.com/ulikunitz/xz"
-
 	"golang.org/x/sys/unix"
+
+	"ldx/elfcore"
 	"ldx/elfcore/flattened"
 )
 
@@ -173,7 +174,7 @@ func openXZ(ctx context.Context, s *Source, f *os.File, compressed int64, tmpDir
 		n, rerr := io.ReadFull(zr, buf)
 		for p := 0; p < n; p += pageSize {
 			page := buf[p:min(n, p+pageSize)]
-			if !IsZero(page) {
+			if !elfcore.IsZero(page) {
 				if _, err := tmp.WriteAt(page, off+int64(p)); err != nil {
 					return fail(fmt.Errorf("writing the decompressed image to %s: %w", tmp.Name(), err))
 				}

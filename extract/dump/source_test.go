@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ldx/elfcore"
 	"ldx/elfcore/flattened"
 	"ldx/kmod/kmodtest"
 )
@@ -69,7 +70,7 @@ func TestFlattenedSource(t *testing.T) {
 	const chunk = 64 << 10
 	var offs []int
 	for off := 0; off < len(img); off += chunk {
-		if !IsZero(img[off:min(len(img), off+chunk)]) {
+		if !elfcore.IsZero(img[off:min(len(img), off+chunk)]) {
 			offs = append(offs, off)
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"ldx/kmod/manifest"
+	"ldx/elfcore"
 )
 
 // chunkSize is how much memory extract reads at once: large enough for
@@ -16,7 +16,7 @@ const chunkSize = 4 << 20
 // calls fn for each: fn(pa, n, chunk) with chunk holding the n bytes at
 // physical address pa, or chunk == nil when the n bytes are a hole of a
 // sparse input file, which reads as zeros and is not read at all.
-func walkMemory(ctx context.Context, src *Source, phys io.ReaderAt, raw bool, ranges []manifest.Range, fn func(pa, n uint64, chunk []byte) error) error {
+func walkMemory(ctx context.Context, src *Source, phys io.ReaderAt, raw bool, ranges []elfcore.Range, fn func(pa, n uint64, chunk []byte) error) error {
 	buf := alignedBuffer(chunkSize)
 	for _, r := range ranges {
 		for pa := r.Start; pa < r.End; {

@@ -2,9 +2,10 @@ package verify
 
 import (
 	"fmt"
-	"ldx/extract/dump"
 	"slices"
 	"strings"
+
+	"ldx/elfcore"
 )
 
 // checkDeep is Z1: with Options.Deep, every byte of segment data is read
@@ -62,7 +63,7 @@ func (c *checker) checkDeep() {
 			}
 			for p := uint64(0); p < n; p += pageSize {
 				pages++
-				if dump.IsZero(buf[p:min(n, p+pageSize)]) {
+				if elfcore.IsZero(buf[p:min(n, p+pageSize)]) {
 					zeroPages++
 				}
 			}

@@ -39,15 +39,11 @@ func (c *checker) checkFiltered() {
 		}
 		merged = append(merged, s)
 	}
-	ram := make([]pageclass.Range, len(secs))
-	for i, s := range secs {
-		ram[i] = pageclass.Range{Start: s[0], End: s[1]}
-	}
-	res, cerr := pageclass.Classify(c.ctx, c.mkd, c.info, pageclass.All&^pageclass.Zero, ram)
+	res, cerr := pageclass.Classify(c.ctx, c.mkd, c.info, pageclass.All&^pageclass.Zero, secs)
 	var missing, classed uint64
 	h := 0
 	for _, s := range secs {
-		for pfn := s[0] / pageSize; pfn < s[1]/pageSize; pfn++ {
+		for pfn := s.Start / pageSize; pfn < s.End/pageSize; pfn++ {
 			for h < len(merged) && merged[h].end <= pfn {
 				h++
 			}

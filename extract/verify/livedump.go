@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"ldx/elfcore/kernel/x86"
 	"ldx/elfcore/livedump"
 	"ldx/extract/dump"
 	"ldx/kmod/manifest"
@@ -48,7 +49,7 @@ func (c *checker) checkLivedump() {
 	// K-3: one RAM PT_LOAD [1 MiB, (max_pfn+1)·4096).
 	var ramIdx = -1
 	for i, p := range c.f.Progs[1:] {
-		if p.Vaddr < ktext {
+		if !x86.IsImageAddr(p.Vaddr) {
 			ramIdx = i + 1
 		}
 	}

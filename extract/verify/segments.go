@@ -16,7 +16,6 @@ import (
 )
 
 const (
-	ktext       = x86.KernelTextBase
 	kernelHalf  = 0xff00000000000000 // lowest kernel-half address with 4 or 5 levels
 	pageSize    = 4096
 	phdrTypeOff = 0
@@ -34,7 +33,7 @@ func (c *checker) classify() {
 		if p.Type == elf.PT_LOAD {
 			c.loads = append(c.loads, p)
 			c.loadIdx = append(c.loadIdx, i)
-			if c.image == nil && p.Vaddr >= ktext {
+			if c.image == nil && x86.IsImageAddr(p.Vaddr) {
 				c.image, c.imageIdx = &c.f.Progs[i], i
 			}
 		}
@@ -280,7 +279,7 @@ func (c *checker) checkPaddr() {
 		if p.Paddr != 0 {
 			nonZero++
 		}
-		if p.Paddr == math.MaxUint64 && p.Vaddr < ktext {
+		if p.Paddr == math.MaxUint64 && !x86.IsImageAddr(p.Vaddr) {
 			allOnes = append(allOnes, c.loadIdx[i])
 		}
 	}
@@ -304,7 +303,7 @@ func (c *checker) checkPaddr() {
 // segments) and their program-header indexes.
 func (c *checker) ramLoads() (ram []elfcore.ProgHeader, idx []int) {
 	for i, p := range c.loads {
-		if p.Vaddr < ktext && p.Memsz > 0 {
+		if !x86.IsImageAddr(p.Vaddr) && p.Memsz > 0 {
 			ram = append(ram, p)
 			idx = append(idx, c.loadIdx[i])
 		}
@@ -374,7 +373,7 @@ func (c *checker) checkImageSegment() {
 		default:
 			e = append(e, eff(Drgn, Fatal, what+" (0.0.27 and later read it physically through NUMBER(phys_base))").ver("<0.0.27"))
 		}
-		c.fail(B9, fmt.Sprintf("no PT_LOAD with a kernel-image virtual address (p_vaddr >= %#x)", uint64(ktext)),
+		c.fail(B9, fmt.Sprintf("no PT_LOAD with a kernel-image virtual address (p_vaddr >= %#x)", uint64(x86.KernelTextBase)),
 			"run `ldx extract FILE -o VMCORE`: it adds the kernel-image PT_LOAD (_text to _end) that kexec-tools writes", nowhere, e...)
 		return
 	}

@@ -86,7 +86,7 @@ func (c *checker) kernelSymbol(name string, perCPU bool) (uint64, string, bool) 
 // PAGE_OFFSET, anything else through the page tables.
 func (c *checker) crashVtoP(va uint64) (uint64, error) {
 	switch {
-	case va >= ktext:
+	case x86.IsImageAddr(va):
 		return x86.ImagePhys(va, c.physBase), nil
 	case c.pageOffset != 0 && va >= c.pageOffset && va-c.pageOffset < 1<<46:
 		return va - c.pageOffset, nil

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/kernel/x86"
 	"strings"
 
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/kmem"
+	"ldx/elfcore/kernel/x86"
 )
 
 // utsReleaseOff is the offset of new_utsname.release in struct
@@ -262,8 +262,8 @@ func (c *checker) checkWalk() {
 				fails = append(fails, fmt.Sprintf("%s%s %#x: the page-table page at physical %#x (level %d of the walk) is not in any PT_LOAD (missing from the dump)", who, t.name, t.va, um.Paddr&^(pageSize-1), len(w.Levels)+1))
 			case err != nil:
 				fails = append(fails, fmt.Sprintf("%s%s %#x: %v", who, t.name, t.va, err))
-			case t.va >= ktext && w.Paddr != t.va-ktext+pb:
-				fails = append(fails, fmt.Sprintf("%s%s %#x: the walk gives physical %#x, the linear kernel-image mapping %#x", who, t.name, t.va, w.Paddr, t.va-ktext+pb))
+			case x86.IsImageAddr(t.va) && w.Paddr != x86.ImagePhys(t.va, pb):
+				fails = append(fails, fmt.Sprintf("%s%s %#x: the walk gives physical %#x, the linear kernel-image mapping %#x", who, t.name, t.va, w.Paddr, x86.ImagePhys(t.va, pb)))
 			default:
 				continue
 			}
@@ -416,10 +416,10 @@ type linearImage struct {
 
 func (l *linearImage) ReadAt(p []byte, off int64) (int, error) {
 	va := uint64(off)
-	if va < ktext {
+	if !x86.IsImageAddr(va) {
 		return 0, fmt.Errorf("%#x is not a kernel-image address", va)
 	}
-	return l.phys.ReadAt(p, int64(va-ktext+l.physBase))
+	return l.phys.ReadAt(p, int64(x86.ImagePhys(va, l.physBase)))
 }
 
 // lastVaddrSeg returns the last PT_LOAD whose [p_vaddr, p_vaddr+p_memsz)
@@ -620,20 +620,17 @@ func (c *checker) checkMemSection() {
 			eff(Makedumpfile, Fatal, "get_mem_section: \"Could not validate mem_section.\" — -d 31 and --dump-dmesg fail"))
 		return
 	}
-	var total uint64
-	for _, s := range secs {
-		total += s[1] - s[0]
-	}
+	total := elfcore.Covered(secs)
 	ram := c.first.Ranges()
 	var top uint64
 	if len(ram) > 0 {
-		top = ram[len(ram)-1][1]
+		top = ram[len(ram)-1].End
 	}
-	if c.livedump || top == 0 || secs[0][0] < top {
-		c.pass(E5, fmt.Sprintf("%s of present memory sections, the first at %#x", mib(total), secs[0][0]))
+	if c.livedump || top == 0 || secs[0].Start < top {
+		c.pass(E5, fmt.Sprintf("%s of present memory sections, the first at %#x", mib(total), secs[0].Start))
 		return
 	}
-	c.fail(E5, fmt.Sprintf("the present memory sections start at %#x, above every PT_LOAD (ending at %#x)", secs[0][0], top), "mem_section does not describe this memory", nowhere,
+	c.fail(E5, fmt.Sprintf("the present memory sections start at %#x, above every PT_LOAD (ending at %#x)", secs[0].Start, top), "mem_section does not describe this memory", nowhere,
 		eff(Makedumpfile, Fatal, "builds its page map from mem_section"))
 }
 

@@ -10,7 +10,6 @@ import (
 	"ldx/elfcore"
 	"ldx/extract"
 	"ldx/extract/dump"
-	"ldx/kmod/manifest"
 )
 
 // Options configure a capture through /proc/kcore.
@@ -31,20 +30,20 @@ type Options struct {
 
 // Plan is what a capture will read and write.
 type Plan struct {
-	Kcore          string           `json:"kcore"`
-	Release        string           `json:"release"`
-	CPUs           []int            `json:"online_cpus"`
-	RAM            []manifest.Range `json:"ram"`
-	RAMBytes       uint64           `json:"ram_bytes"`
-	Image          manifest.Range   `json:"image"`
-	ImageVirt      uint64           `json:"image_virt"`
-	PageOffset     uint64           `json:"page_offset"`
-	VMCOREINFOFrom string           `json:"vmcoreinfo_source"`
-	Output         string           `json:"output"`
-	OutputDir      string           `json:"output_dir,omitempty"`
-	Avail          uint64           `json:"output_avail_bytes"`
-	Estimate       uint64           `json:"estimate_bytes"` // upper bound: all of RAM
-	Warnings       []string         `json:"warnings"`
+	Kcore          string          `json:"kcore"`
+	Release        string          `json:"release"`
+	CPUs           []int           `json:"online_cpus"`
+	RAM            []elfcore.Range `json:"ram"`
+	RAMBytes       uint64          `json:"ram_bytes"`
+	Image          elfcore.Range   `json:"image"`
+	ImageVirt      uint64          `json:"image_virt"`
+	PageOffset     uint64          `json:"page_offset"`
+	VMCOREINFOFrom string          `json:"vmcoreinfo_source"`
+	Output         string          `json:"output"`
+	OutputDir      string          `json:"output_dir,omitempty"`
+	Avail          uint64          `json:"output_avail_bytes"`
+	Estimate       uint64          `json:"estimate_bytes"` // upper bound: all of RAM
+	Warnings       []string        `json:"warnings"`
 }
 
 // Result is what a capture did.
@@ -57,7 +56,7 @@ type Result struct {
 	PagesChanged []uint64         `json:"pages_changed"`
 	// Changed says what each changed page holds, by physical address.
 	Changed    map[uint64]string `json:"-"`
-	Unreadable []manifest.Range  `json:"unreadable"`
+	Unreadable []elfcore.Range   `json:"unreadable"`
 }
 
 // headerRoom is what the estimate adds to RAM for headers and notes.

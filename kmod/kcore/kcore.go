@@ -15,7 +15,6 @@ import (
 	"ldx/elfcore/kernel/x86"
 	"ldx/elfcore/livedump"
 	"ldx/extract/dump"
-	"ldx/kmod/manifest"
 	"ldx/vmcoreinfo"
 )
 
@@ -67,18 +66,18 @@ type Source struct {
 	Loads []elfcore.ProgHeader
 	// RAM are their physical ranges, merged, from 1 MiB up (as the
 	// kernel's own vmcore header).
-	RAM []manifest.Range
+	RAM []elfcore.Range
 	// PageOffset is page_offset_base (p_vaddr − p_paddr of the RAM segments).
 	PageOffset uint64
 	// Image is the kernel image's physical range and ImageVirt its
 	// virtual address.
-	Image     manifest.Range
+	Image     elfcore.Range
 	ImageVirt uint64
 	// VMCOREINFO is the kernel's text; VMCOREINFOFrom says where it was
 	// read; VMCOREINFOPhys is its note's physical range when known.
 	VMCOREINFO     []byte
 	VMCOREINFOFrom string
-	VMCOREINFOPhys manifest.Range
+	VMCOREINFOPhys elfcore.Range
 	Info           *vmcoreinfo.Info
 	// CPUs are the online CPUs.
 	CPUs []int
@@ -200,10 +199,10 @@ func (s *Source) load(h *Host) error {
 	}
 	s.Phys = elfcore.NewPhysMem(s.f, s.Loads)
 	for _, r := range s.Phys.Ranges() {
-		start, end := max(r[0], livedump.RAMStart), r[1]&^(pageSize-1)
+		start, end := max(r.Start, livedump.RAMStart), r.End&^(pageSize-1)
 		start = (start + pageSize - 1) &^ (pageSize - 1)
 		if start < end {
-			s.RAM = append(s.RAM, manifest.Range{Start: start, End: end})
+			s.RAM = append(s.RAM, elfcore.Range{Start: start, End: end})
 		}
 	}
 	if err := s.readVMCOREINFO(h); err != nil {
@@ -231,7 +230,7 @@ func (s *Source) warn(format string, a ...any) {
 func (s *Source) readVMCOREINFO(h *Host) error {
 	var noteErr error
 	if pa, size, err := sysVMCOREINFO(h); err == nil {
-		s.VMCOREINFOPhys = manifest.Range{Start: pa, End: pa + size}
+		s.VMCOREINFOPhys = elfcore.Range{Start: pa, End: pa + size}
 		buf := make([]byte, size)
 		if _, err := s.Phys.ReadAt(buf, int64(pa)); err != nil {
 			noteErr = fmt.Errorf("reading its note at physical %#x: %w", pa, err)
@@ -294,7 +293,7 @@ func sysVMCOREINFO(h *Host) (uint64, uint64, error) {
 // SYMBOL(_stext), NUMBER(phys_base) and the page tables.
 func (s *Source) findImage(text *elfcore.ProgHeader) error {
 	if text != nil {
-		s.Image = manifest.Range{Start: text.Paddr &^ (pageSize - 1), End: (text.Paddr + text.Memsz + pageSize - 1) &^ (pageSize - 1)}
+		s.Image = elfcore.Range{Start: text.Paddr &^ (pageSize - 1), End: (text.Paddr + text.Memsz + pageSize - 1) &^ (pageSize - 1)}
 		s.ImageVirt = text.Vaddr - (text.Paddr - s.Image.Start)
 		return nil
 	}
@@ -313,7 +312,7 @@ func (s *Source) findImage(text *elfcore.ProgHeader) error {
 	pb := mem.Params().PhysBase
 	end := mem.ImageEnd(stext, limit)
 	phys := x86.ImagePhys(stext, pb)
-	s.Image = manifest.Range{Start: phys &^ (pageSize - 1), End: (x86.ImagePhys(end, pb) + pageSize - 1) &^ (pageSize - 1)}
+	s.Image = elfcore.Range{Start: phys &^ (pageSize - 1), End: (x86.ImagePhys(end, pb) + pageSize - 1) &^ (pageSize - 1)}
 	s.ImageVirt = stext - (phys - s.Image.Start)
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"ldx/kmod/manifest"
+	"ldx/elfcore"
 )
 
 // liveReader reads live memory for the copy: a range that cannot be read
@@ -23,7 +23,7 @@ type liveReader struct {
 	now   func() time.Time
 
 	mu  sync.Mutex
-	bad []manifest.Range
+	bad []elfcore.Range
 }
 
 func newLiveReader(ctx context.Context, r io.ReaderAt, rate int64) *liveReader {
@@ -75,14 +75,14 @@ func (l *liveReader) record(pa, n uint64) {
 		l.bad[k-1].End += n
 		return
 	}
-	l.bad = append(l.bad, manifest.Range{Start: pa, End: pa + n})
+	l.bad = append(l.bad, elfcore.Range{Start: pa, End: pa + n})
 }
 
 // Unreadable returns the ranges that could not be read (stored as zeros).
-func (l *liveReader) Unreadable() []manifest.Range {
+func (l *liveReader) Unreadable() []elfcore.Range {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]manifest.Range(nil), l.bad...)
+	return append([]elfcore.Range(nil), l.bad...)
 }
 
 // ParseRate parses a byte rate: a number with an optional K, M, G or T

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"ldx/kmod/manifest"
+	"ldx/elfcore"
 )
 
 // faulty reads 0xAA everywhere except in bad, where it fails.
-type faulty struct{ bad []manifest.Range }
+type faulty struct{ bad []elfcore.Range }
 
 func (f faulty) ReadAt(p []byte, off int64) (int, error) {
 	for _, r := range f.bad {
@@ -26,7 +26,7 @@ func (f faulty) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func TestLiveReaderUnreadable(t *testing.T) {
-	bad := []manifest.Range{{Start: 0x3000, End: 0x5000}, {Start: 0x9000, End: 0xa000}}
+	bad := []elfcore.Range{{Start: 0x3000, End: 0x5000}, {Start: 0x9000, End: 0xa000}}
 	l := newLiveReader(context.Background(), faulty{bad}, 0)
 	buf := make([]byte, 0x10000)
 	if n, err := l.ReadAt(buf, 0); n != len(buf) || err != nil {

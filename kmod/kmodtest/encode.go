@@ -2,7 +2,6 @@ package kmodtest
 
 import (
 	"encoding/binary"
-	"ldx/elfcore/kernel/x86"
 	"strconv"
 
 	"ldx/elfcore/livedump"
@@ -38,24 +37,10 @@ const (
 	ELFHeaderSize = 64 + 3*56
 	// RAMStart is SZ_1M, the start of the single cmem range.
 	RAMStart = livedump.RAMStart
-	// StartKernelMap is __START_KERNEL_map: kernel-image virtual addresses
-	// are phys + this - phys_base.
-	StartKernelMap = x86.KernelTextBase
 
 	prPidOff = 32         // pr_pid in elf_prstatus (after pr_info, pr_cursig, pr_sigpend, pr_sighold)
 	prIPOff  = 112 + 16*8 // pr_reg[16] = ip (ELF_CORE_COPY_REGS order)
 )
-
-// NotesSize is the merged note segment size the PT_NOTE claims,
-// livedump.NotesSize: 356·N + 24 + roundup4(S) for N present CPUs and a
-// VMCOREINFO text of S bytes (CRASHTIME and any K-6 NULs included).
-func NotesSize(cpus, textLen int) int { return livedump.NotesSize(cpus, textLen) }
-
-// TextKept is how many bytes of a VMCOREINFO text of textLen bytes lie in
-// the one note page the kernel writes (K-1), livedump.TextKept: a text
-// byte at offset e survives iff 356·N + 24 + e < 4096. It is negative when
-// the note header itself is cut (N ≥ 12).
-func TextKept(cpus, textLen int) int { return livedump.TextKept(cpus, textLen) }
 
 func roundup4(n int) int { return (n + 3) &^ 3 }
 

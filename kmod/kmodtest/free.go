@@ -5,7 +5,7 @@ import (
 	"io"
 	"slices"
 
-	"ldx/kmod/manifest"
+	"ldx/elfcore"
 )
 
 // FreeRun returns the highest size bytes of RAM (whole MiB, MiB-aligned)
@@ -13,10 +13,10 @@ import (
 // module's buffers and bitmaps come from, so declaring them never written
 // (Run.Unwritten) is realistic and loses nothing. The choice depends only
 // on Mem and RAM, so the same dump always gives the same range.
-func (k *Kernel) FreeRun(size uint64) (manifest.Range, error) {
+func (k *Kernel) FreeRun(size uint64) (elfcore.Range, error) {
 	const mib = 1 << 20
 	if size == 0 || size%mib != 0 {
-		return manifest.Range{}, fmt.Errorf("kmodtest: FreeRun(%#x): want a positive whole number of MiB", size)
+		return elfcore.Range{}, fmt.Errorf("kmodtest: FreeRun(%#x): want a positive whole number of MiB", size)
 	}
 	buf := make([]byte, mib)
 	for i := len(k.RAM) - 1; i >= 0; i-- {
@@ -28,29 +28,29 @@ func (k *Kernel) FreeRun(size uint64) (manifest.Range, error) {
 		var run uint64
 		// Walk down from the top so that the range is the highest one.
 		for pa := top - mib; pa >= r.Start; pa -= mib {
-			if _, err := k.Mem.ReadAt(buf, int64(pa)); err != nil || !isZero(buf) {
+			if _, err := k.Mem.ReadAt(buf, int64(pa)); err != nil || !elfcore.IsZero(buf) {
 				run = 0
 			} else if run += mib; run >= size {
-				return manifest.Range{Start: pa, End: pa + size}, nil
+				return elfcore.Range{Start: pa, End: pa + size}, nil
 			}
 			if pa < mib {
 				break
 			}
 		}
 	}
-	return manifest.Range{}, fmt.Errorf("kmodtest: no %d MiB of all-zero RAM", size>>20)
+	return elfcore.Range{}, fmt.Errorf("kmodtest: no %d MiB of all-zero RAM", size>>20)
 }
 
 // ZeroMem returns a view of mem in which the physical ranges zero read as
 // zeros: memory left out of a sample on purpose (kernel text, which the
 // debug vmlinux holds anyway), not memory the kernel lost.
-func ZeroMem(mem io.ReaderAt, zero []manifest.Range) io.ReaderAt {
+func ZeroMem(mem io.ReaderAt, zero []elfcore.Range) io.ReaderAt {
 	return &zeroedMem{mem, slices.Clone(zero)}
 }
 
 type zeroedMem struct {
 	mem  io.ReaderAt
-	zero []manifest.Range
+	zero []elfcore.Range
 }
 
 func (z *zeroedMem) ReadAt(p []byte, off int64) (int, error) {

@@ -3,8 +3,9 @@ package kmodtest
 import (
 	"fmt"
 
+	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/kmod/kmodtest/guest"
-	"ldx/kmod/manifest"
 )
 
 // ApplyFacts fills in what a QEMU dump does not say about the guest's
@@ -17,7 +18,7 @@ func (k *Kernel) ApplyFacts(f *guest.Facts) error {
 	var err error
 	k.RAM = nil
 	for _, r := range f.SystemRAM {
-		k.RAM = append(k.RAM, manifest.Range{Start: uint64(r.Start), End: uint64(r.End) + 1})
+		k.RAM = append(k.RAM, elfcore.Range{Start: uint64(r.Start), End: uint64(r.End) + 1})
 	}
 	if f.VMCOREINFO.Addr != 0 {
 		k.VMCOREINFONote = uint64(f.VMCOREINFO.Addr)
@@ -42,7 +43,7 @@ func (k *Kernel) ApplyFacts(f *guest.Facts) error {
 			// kallsyms, keep phys_base.
 			pb := k.PhysBase()
 			k.TextVirt = t
-			k.TextPhys = t - StartKernelMap + pb
+			k.TextPhys = x86.ImagePhys(t, pb)
 		}
 		if e := sym("_end"); e > t {
 			k.TextSize = e - t

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"ldx/elfcore"
 	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
 )
@@ -84,21 +85,21 @@ type Run struct {
 	// its 2×131072 request-buffer pages (1 GiB in real runs), its
 	// static state and the wrprotect bitmaps (package livedump,
 	// "Placement", "Seen on real runs"). Tests choose them.
-	Unwritten []manifest.Range
+	Unwritten []elfcore.Range
 	// Lost are pages whose queued copy was never submitted because
 	// UNINIT came right after FINISH (package livedump, "Seen on real
 	// runs"). Pages 0 and 1 may be listed to emulate K-4's header loss;
 	// a lost pfn 1 is not written at all.
-	Lost []manifest.Range
+	Lost []elfcore.Range
 	// Early are the pages START dumped (task structs, stacks, page tables,
 	// .data, CPU 0's per-CPU area) and write faults saved before SWEEP.
 	// They matter only with StopBefore == Sweep: in any later phase SWEEP
 	// writes every selected page anyway.
-	Early []manifest.Range
+	Early []elfcore.Range
 	// StopBefore is the phase the run never reached; Complete (zero) for
 	// a run that went through FINISH.
 	StopBefore Phase
-	// StaleSeed selects the stale bytes (StalePage) of never-written
+	// StaleSeed selects the stale bytes (stalePage) of never-written
 	// pages when the device was not cleared.
 	StaleSeed uint64
 	// OldHeader, if non-nil, means pages 0 and 1 already hold an earlier
@@ -119,16 +120,16 @@ type Report struct {
 	DumpEnd uint64
 	// Selected are the pages the kernel's bitmap selects at INIT: every
 	// pfn below max_pfn that overlaps E820 RAM after trim_bios_range.
-	Selected []manifest.Range
+	Selected []elfcore.Range
 	// Written are the pages this run put on the device, pages 0 and 1
 	// included when written. Everything else holds what the device held
 	// before (stale bytes, markers or zeros, per Run.Prepared).
-	Written []manifest.Range
+	Written []elfcore.Range
 	// Unwritten are the selected pages this run did not write (Unwritten,
 	// Lost, or never reached because the run stopped early).
-	Unwritten []manifest.Range
+	Unwritten []elfcore.Range
 	// PastEnd are pages the kernel wrote past the end of the device.
-	PastEnd []manifest.Range
+	PastEnd []elfcore.Range
 	// HeaderWritten and NotesWritten say whether pages 0 and 1 hold this
 	// run's header and notes.
 	HeaderWritten, NotesWritten bool
@@ -295,7 +296,7 @@ func newPlan(k *Kernel, r *Run) (*plan, error) {
 	notes, size := mergedNotes(k.CPUs, k.LeaderPid, k.IP, rep.VMCOREINFO)
 	rep.Notes, rep.NotesSize = notes[:size], size
 	rep.NotesCut = size > PageSize
-	rep.TextKept = TextKept(k.CPUs, len(rep.VMCOREINFO))
+	rep.TextKept = livedump.TextKept(k.CPUs, len(rep.VMCOREINFO))
 	rep.Header = headerPage(k, size)
 
 	// START rewrites the global vmcoreinfo_note
@@ -403,15 +404,15 @@ func fillManifest(m *manifest.Manifest, k *Kernel, p *plan, start time.Time) {
 		m.PresentCPUs = k.CPUs
 	}
 	if m.RAM == nil {
-		m.RAM = append([]manifest.Range(nil), k.RAM...)
+		m.RAM = append([]elfcore.Range(nil), k.RAM...)
 	}
 	if m.MaxPFN == 0 {
 		m.MaxPFN = k.MaxPFN
 	}
-	if m.VMCOREINFONote == (manifest.Range{}) && k.VMCOREINFONote != 0 {
+	if m.VMCOREINFONote == (elfcore.Range{}) && k.VMCOREINFONote != 0 {
 		// /sys/kernel/vmcoreinfo prints VMCOREINFO_NOTE_SIZE, not the
 		// note's current length.
-		m.VMCOREINFONote = manifest.Range{Start: k.VMCOREINFONote, End: k.VMCOREINFONote + VMCOREINFONoteSize}
+		m.VMCOREINFONote = elfcore.Range{Start: k.VMCOREINFONote, End: k.VMCOREINFONote + VMCOREINFONoteSize}
 	}
 	if m.CrashNotes == nil && k.CrashNotes != nil {
 		m.CrashNotes = append([]uint64(nil), k.CrashNotes...)
@@ -434,7 +435,7 @@ func (p *plan) preRun(page []byte, pfn uint64) {
 	case pfn < 2 && p.prepared != "":
 		// ldx capture clears pages 0 and 1 whatever else it does.
 	case p.prepared == "" || p.prepared == manifest.Unprepared:
-		StalePage(page, p.r.StaleSeed, pfn)
+		stalePage(page, p.r.StaleSeed, pfn)
 	case p.prepared == manifest.Marked && pfn < p.dumpPages:
 		m := manifest.Marker(p.rep.Nonce, pfn)
 		copy(page, m[:])
@@ -550,12 +551,12 @@ func writeChunk(dst io.WriterAt, b []byte, off, size uint64, dense bool) error {
 		return write(0, len(b))
 	}
 	for i := 0; i < len(b); {
-		if isZero(b[i:min(i+PageSize, len(b))]) {
+		if elfcore.IsZero(b[i:min(i+PageSize, len(b))]) {
 			i += PageSize
 			continue
 		}
 		j := i
-		for j < len(b) && !isZero(b[j:min(j+PageSize, len(b))]) {
+		for j < len(b) && !elfcore.IsZero(b[j:min(j+PageSize, len(b))]) {
 			j += PageSize
 		}
 		if err := write(i, min(j, len(b))); err != nil {

@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"ldx/elfcore/kernel/x86"
 	"strconv"
 	"strings"
 
 	"ldx/elfcore"
-	"ldx/kmod/manifest"
+	"ldx/elfcore/kernel/x86"
 )
 
 // Default direct-map bases. livedump v1 only works without
@@ -33,7 +32,7 @@ type Kernel struct {
 	// byte ranges). trim_bios_range has usually been applied already
 	// (pfn 0 reserved, 0xA0000-0xFFFFF gone); the emulator applies it
 	// again, which is harmless.
-	RAM []manifest.Range
+	RAM []elfcore.Range
 	// MaxPFN is the kernel's max_pfn: one past the last RAM page frame.
 	MaxPFN uint64
 	// TextPhys and TextVirt are _text's physical and (KASLR-relocated)
@@ -88,18 +87,18 @@ func (k *Kernel) check() error {
 }
 
 // PhysBase returns phys_base as the kernel computes __pa_symbol: the
-// physical address of kernel-image virtual address StartKernelMap.
-func (k *Kernel) PhysBase() uint64 { return k.TextPhys - (k.TextVirt - StartKernelMap) }
+// physical address of kernel-image virtual address __START_KERNEL_map.
+func (k *Kernel) PhysBase() uint64 { return x86.PhysBase(k.TextPhys, k.TextVirt) }
 
 // ReadImageUint64 reads the 8-byte kernel variable at kernel-image virtual
 // address va (a kallsyms address) from Mem, e.g. max_pfn or
 // page_offset_base. It needs TextPhys and TextVirt.
 func (k *Kernel) ReadImageUint64(va uint64) (uint64, error) {
-	if va < StartKernelMap {
+	if !x86.IsImageAddr(va) {
 		return 0, fmt.Errorf("kmodtest: %#x is not a kernel-image address", va)
 	}
 	var b [8]byte
-	pa := va - StartKernelMap + k.PhysBase()
+	pa := x86.ImagePhys(va, k.PhysBase())
 	if _, err := k.Mem.ReadAt(b[:], int64(pa)); err != nil {
 		return 0, fmt.Errorf("kmodtest: reading %#x (physical %#x): %w", va, pa, err)
 	}
@@ -160,7 +159,7 @@ func kernelFromCore(f *elfcore.File) (*Kernel, error) {
 		return nil, errors.New("VMCOREINFO lacks SYMBOL(_stext) or NUMBER(phys_base)")
 	}
 	k.TextVirt = stext
-	k.TextPhys = stext - StartKernelMap + uint64(physBase)
+	k.TextPhys = x86.ImagePhys(stext, uint64(physBase))
 	k.PageOffsetBase = PageOffset4Level
 	if keys["NUMBER(pgtable_l5_enabled)"] == "1" {
 		k.PageOffsetBase = PageOffset5Level
@@ -197,16 +196,16 @@ func parseKeys(text []byte) map[string]string {
 // the kernel's note ("VMCOREINFO", type 0, the text), as package livedump's notes section suggests
 // when /sys/kernel/vmcoreinfo was not recorded. It returns 0 unless exactly
 // one page matches.
-func findVMCOREINFONote(mem io.ReaderAt, ranges [][2]uint64, text []byte) uint64 {
+func findVMCOREINFONote(mem io.ReaderAt, ranges []elfcore.Range, text []byte) uint64 {
 	want := vmcoreinfoNote(text)
 	want = want[:min(len(want), 24+64)] // header, name and the start of the text
 	const chunk = 1 << 20
 	buf := make([]byte, chunk)
 	var found []uint64
 	for _, r := range ranges {
-		start := (r[0] + PageSize - 1) &^ (PageSize - 1)
-		for at := start; at < r[1]; at += chunk {
-			n := min(uint64(chunk), r[1]-at)
+		start := (r.Start + PageSize - 1) &^ (PageSize - 1)
+		for at := start; at < r.End; at += chunk {
+			n := min(uint64(chunk), r.End-at)
 			got, _ := mem.ReadAt(buf[:n], int64(at))
 			for off := 0; off+len(want) <= got; off += PageSize {
 				if bytes.Equal(buf[off:off+len(want)], want) {

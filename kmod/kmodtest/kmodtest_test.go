@@ -16,7 +16,10 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
+	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
+	"ldx/vmcoreinfo/vmcoreinfotest"
 )
 
 var testStart = time.Unix(1700000000, 0) // CRASHTIME line: 21 bytes, as on real runs
@@ -107,7 +110,7 @@ func TestHeaderBytes(t *testing.T) {
 	if !bytes.Equal(got[:ELFHeaderSize], want) {
 		t.Errorf("header:\n got %x\nwant %x", got[:ELFHeaderSize], want)
 	}
-	if !isZero(got[ELFHeaderSize:]) {
+	if !elfcore.IsZero(got[ELFHeaderSize:]) {
 		t.Error("page 0 not zero after the program headers")
 	}
 	if rep.NotesSize != 4048 || rep.NotesCut { // the notes size for N = 2 (package livedump, "Page 1: the notes")
@@ -141,7 +144,7 @@ func TestHeaderBytes(t *testing.T) {
 // TestNotesCut checks K-1: one page of notes, a PT_NOTE claiming all of
 // them, and the surviving text length (package vmcoreinfo, "What a cut note keeps").
 func TestNotesCut(t *testing.T) {
-	fedora, ferr := os.ReadFile("../../vmcoreinfo/testdata/fedora-6.2.15-kcore.txt")
+	fedora := vmcoreinfotest.Text(t, "fedora-6.2.15-kcore.txt")
 	tests := []struct {
 		name     string
 		cpus     int
@@ -162,9 +165,6 @@ func TestNotesCut(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k := NewSynthetic(SyntheticOptions{CPUs: tc.cpus})
 			if strings.HasPrefix(tc.name, "fedora") {
-				if ferr != nil {
-					t.Skip(ferr)
-				}
 				k.VMCOREINFO = tc.text
 			}
 			f, rep := image(t, k, &Run{Start: testStart, Prepared: manifest.Zeroed})
@@ -181,7 +181,7 @@ func TestNotesCut(t *testing.T) {
 				t.Errorf("PT_NOTE p_filesz %d, want the full %d", cf.Progs[0].Filesz, wantSize)
 			}
 			p1 := page(t, f, 1)
-			if !bytes.Equal(p1[:min(wantSize, PageSize)], rep.Notes[:min(wantSize, PageSize)]) || !isZero(p1[min(wantSize, PageSize):]) {
+			if !bytes.Equal(p1[:min(wantSize, PageSize)], rep.Notes[:min(wantSize, PageSize)]) || !elfcore.IsZero(p1[min(wantSize, PageSize):]) {
 				t.Error("page 1 is not the first page of the notes, zero-padded")
 			}
 			for c := range tc.cpus {
@@ -196,7 +196,7 @@ func TestNotesCut(t *testing.T) {
 				}
 				desc[32], desc[33], desc[34], desc[35] = 0, 0, 0, 0
 				clear(desc[240:248])
-				if !isZero(desc) {
+				if !elfcore.IsZero(desc) {
 					t.Errorf("CORE note %d: more than pid and ip set", c)
 				}
 			}
@@ -233,7 +233,7 @@ func TestNotesCut(t *testing.T) {
 				}
 			}
 			// Past the page, the "notes" are pfn 2's real memory (package livedump, "Page 1: the notes").
-			if kept < s && !IsSyntheticPage(page(t, f, 2), 0, 2) {
+			if kept < s && !isSyntheticPage(page(t, f, 2), 0, 2) {
 				t.Error("pfn 2 does not hold memory")
 			}
 		})
@@ -259,12 +259,12 @@ func TestNeverWritten(t *testing.T) {
 	newKernel := func() *Kernel {
 		k := NewSynthetic(SyntheticOptions{Seed: 7})
 		// A 8 MiB hole (reserved/MMIO) inside the RAM PT_LOAD.
-		k.RAM = []manifest.Range{{Start: 0x1000, End: 0x9fc00}, {Start: RAMStart, End: 32 * mib}, {Start: 40 * mib, End: 62 * mib}}
+		k.RAM = []elfcore.Range{{Start: 0x1000, End: 0x9fc00}, {Start: RAMStart, End: 32 * mib}, {Start: 40 * mib, End: 62 * mib}}
 		k.MaxPFN = 62 * mib / PageSize
 		return k
 	}
-	bufs := manifest.Range{Start: 20 * mib, End: 21 * mib} // the module's own pages
-	lost := manifest.Range{Start: 50 * mib, End: 50*mib + 3*PageSize}
+	bufs := elfcore.Range{Start: 20 * mib, End: 21 * mib} // the module's own pages
+	lost := elfcore.Range{Start: 50 * mib, End: 50*mib + 3*PageSize}
 	never := map[string]uint64{
 		"BIOS window":  0xA5,
 		"hole":         36 * mib / PageSize,
@@ -277,18 +277,18 @@ func TestNeverWritten(t *testing.T) {
 		t.Run(string(prep)+"_", func(t *testing.T) {
 			k := newKernel()
 			r := &Run{Start: testStart, Prepared: prep, Nonce: nonce, StaleSeed: 99,
-				Unwritten: []manifest.Range{bufs}, Lost: []manifest.Range{lost}}
+				Unwritten: []elfcore.Range{bufs}, Lost: []elfcore.Range{lost}}
 			f, rep := image(t, k, r)
 			for what, pfn := range never {
 				p := page(t, f, pfn)
 				var ok bool
 				switch {
 				case prep == "" || prep == manifest.Unprepared:
-					ok = IsStalePage(p, 99, pfn)
+					ok = isStalePage(p, 99, pfn)
 				case prep == manifest.Marked && pfn <= k.MaxPFN:
 					ok = manifest.IsMarker(p, nonce, pfn)
 				default:
-					ok = isZero(p)
+					ok = elfcore.IsZero(p)
 				}
 				if !ok {
 					t.Errorf("%s (pfn %#x) holds % x…", what, pfn, p[:32])
@@ -298,7 +298,7 @@ func TestNeverWritten(t *testing.T) {
 				}
 			}
 			for _, pfn := range []uint64{2, 0x9f, 0x100, 0x1234, 40 * mib / PageSize, k.MaxPFN - 1} {
-				if !IsSyntheticPage(page(t, f, pfn), 7, pfn) || !rep.WasWritten(pfn) {
+				if !isSyntheticPage(page(t, f, pfn), 7, pfn) || !rep.WasWritten(pfn) {
 					t.Errorf("pfn %#x does not hold memory", pfn)
 				}
 			}
@@ -345,8 +345,8 @@ func TestVMCOREINFONotePage(t *testing.T) {
 			if !bytes.Equal(notes[0].Desc, rep.VMCOREINFO) {
 				t.Error("report's text differs from the note page")
 			}
-			if rep.NotesSize != NotesSize(4, len(want)) {
-				t.Errorf("notes size %d, want %d", rep.NotesSize, NotesSize(4, len(want)))
+			if rep.NotesSize != livedump.NotesSize(4, len(want)) {
+				t.Errorf("notes size %d, want %d", rep.NotesSize, livedump.NotesSize(4, len(want)))
 			}
 			// The crash_notes buffers were rewritten by START too.
 			for cpu, a := range k.CrashNotes {
@@ -378,7 +378,7 @@ func TestCrashTimeCapped(t *testing.T) {
 // package kmod: the kernel interface, on abandoning a run), and an earlier run's header left on the
 // device (K-2).
 func TestStopBefore(t *testing.T) {
-	early := manifest.Range{Start: 0x200000, End: 0x204000}
+	early := elfcore.Range{Start: 0x200000, End: 0x204000}
 	tests := []struct {
 		name     string
 		run      Run
@@ -392,10 +392,10 @@ func TestStopBefore(t *testing.T) {
 		{"finish unprepared", Run{StopBefore: Finish}, "stale", "new", 0x300, true, 0, 0x200},
 		{"finish zeroed", Run{StopBefore: Finish, Prepared: manifest.Zeroed}, "zero", "new", 0x300, true, 0, 0x200},
 		{"finish old header", Run{StopBefore: Finish, OldHeader: &OldRun{CPUs: 1}}, "old", "new", 0x300, true, 1, 0x200},
-		{"sweep unprepared", Run{StopBefore: Sweep, Early: []manifest.Range{early}}, "stale", "stale", 0x300, false, 0, 0x200},
-		{"sweep old header", Run{StopBefore: Sweep, Early: []manifest.Range{early}, OldHeader: &OldRun{Start: testStart.Add(-time.Minute)}}, "old", "old", 0x300, false, 0, 0x202},
+		{"sweep unprepared", Run{StopBefore: Sweep, Early: []elfcore.Range{early}}, "stale", "stale", 0x300, false, 0, 0x200},
+		{"sweep old header", Run{StopBefore: Sweep, Early: []elfcore.Range{early}, OldHeader: &OldRun{Start: testStart.Add(-time.Minute)}}, "old", "old", 0x300, false, 0, 0x202},
 		{"finish marked", Run{StopBefore: Finish, Prepared: manifest.Marked}, "zero", "new", 0x300, true, 0, 0x200},
-		{"complete, header lost (K-4)", Run{Lost: []manifest.Range{{Start: 0, End: PageSize}}, OldHeader: &OldRun{}}, "old", "new", 0x300, true, 0, 0x200},
+		{"complete, header lost (K-4)", Run{Lost: []elfcore.Range{{Start: 0, End: PageSize}}, OldHeader: &OldRun{}}, "old", "new", 0x300, true, 0, 0x200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -423,9 +423,9 @@ func TestStopBefore(t *testing.T) {
 				var ok bool
 				switch want {
 				case "stale":
-					ok = IsStalePage(p, 5, pfn)
+					ok = isStalePage(p, 5, pfn)
 				case "zero":
-					ok = isZero(p)
+					ok = elfcore.IsZero(p)
 				case "new":
 					ok = bytes.Equal(p, [][]byte{rep.Header, rep.Notes[:PageSize]}[pfn])
 				case "old":
@@ -440,18 +440,18 @@ func TestStopBefore(t *testing.T) {
 			if rep.HeaderWritten != (tc.page0 == "new") || rep.NotesWritten != (tc.page1 == "new") {
 				t.Errorf("report: header %v notes %v", rep.HeaderWritten, rep.NotesWritten)
 			}
-			if got := IsSyntheticPage(page(t, f, tc.written), 0, tc.written); got != tc.wantMem {
+			if got := isSyntheticPage(page(t, f, tc.written), 0, tc.written); got != tc.wantMem {
 				t.Errorf("pfn %#x holds memory: %v, want %v", tc.written, got, tc.wantMem)
 			}
-			if !tc.wantMem && !IsStalePage(page(t, f, tc.written), 5, tc.written) {
+			if !tc.wantMem && !isStalePage(page(t, f, tc.written), 5, tc.written) {
 				t.Errorf("pfn %#x is not stale", tc.written)
 			}
-			if !IsSyntheticPage(page(t, f, tc.earlyPfn), 0, tc.earlyPfn) {
+			if !isSyntheticPage(page(t, f, tc.earlyPfn), 0, tc.earlyPfn) {
 				t.Errorf("START page %#x does not hold memory", tc.earlyPfn)
 			}
 			if tc.oldCPUs == 1 {
 				hdr, _ := elfcore.NewFile(f, rep.DeviceSize)
-				if hdr.Progs[0].Filesz != uint64(NotesSize(1, len(k.VMCOREINFO)+21)) {
+				if hdr.Progs[0].Filesz != uint64(livedump.NotesSize(1, len(k.VMCOREINFO)+21)) {
 					t.Errorf("old header's PT_NOTE %d: not the 1-CPU run's", hdr.Progs[0].Filesz)
 				}
 			}
@@ -470,7 +470,7 @@ func TestManifest(t *testing.T) {
 	}
 	if got.Nonce != nonce || rep.Nonce != nonce || got.Prepared != manifest.Marked || got.MaxPFN != k.MaxPFN ||
 		len(got.RAM) != len(k.RAM) || got.PresentCPUs != 4 || got.Release != m.Release ||
-		got.VMCOREINFONote != (manifest.Range{Start: k.VMCOREINFONote, End: k.VMCOREINFONote + 0x1024}) ||
+		got.VMCOREINFONote != (elfcore.Range{Start: k.VMCOREINFONote, End: k.VMCOREINFONote + 0x1024}) ||
 		len(got.CrashNotes) != 4 || !got.Time.Equal(testStart) || got.Device.Size != uint64(rep.DeviceSize) {
 		t.Errorf("manifest %+v", got)
 	}
@@ -508,7 +508,7 @@ func TestSparseAndPastEnd(t *testing.T) {
 		if st, _ := f.Stat(); st.Size() != 4<<30 {
 			t.Errorf("file is %d bytes", st.Size())
 		}
-		if !isZero(page(t, f, 0xA0)) || !IsSyntheticPage(page(t, f, 0x1000), 0, 0x1000) {
+		if !elfcore.IsZero(page(t, f, 0xA0)) || !isSyntheticPage(page(t, f, 0x1000), 0, 0x1000) {
 			t.Error("file content wrong")
 		}
 		var st syscall.Stat_t
@@ -518,7 +518,7 @@ func TestSparseAndPastEnd(t *testing.T) {
 		if used := st.Blocks * 512; used > 100<<20 {
 			t.Errorf("a 4 GiB image of 64 MiB of memory uses %d bytes of disk", used)
 		}
-		if p := page(t, f, (4<<30)/PageSize-1); !isZero(p) || rep.DeviceSize != 4<<30 {
+		if p := page(t, f, (4<<30)/PageSize-1); !elfcore.IsZero(p) || rep.DeviceSize != 4<<30 {
 			t.Error("tail of the device not zero")
 		}
 	})
@@ -531,10 +531,10 @@ func TestSparseAndPastEnd(t *testing.T) {
 		// A bio crossing the end of the device fails as a whole.
 		last := make([]byte, 100)
 		f.ReadAt(last, size-100)
-		if !isZero(last) || rep.WasWritten(k.MaxPFN-16) {
+		if !elfcore.IsZero(last) || rep.WasWritten(k.MaxPFN-16) {
 			t.Error("the partial last page was written")
 		}
-		if !rep.WasWritten(k.MaxPFN-17) || !IsSyntheticPage(page(t, f, k.MaxPFN-17), 0, k.MaxPFN-17) {
+		if !rep.WasWritten(k.MaxPFN-17) || !isSyntheticPage(page(t, f, k.MaxPFN-17), 0, k.MaxPFN-17) {
 			t.Error("the last whole page was not written")
 		}
 	})
@@ -599,9 +599,9 @@ func TestFromELFDump(t *testing.T) {
 		f.WriteAt(buf, int64(off+a))
 	}
 	var pob [8]byte
-	binary.LittleEndian.PutUint64(pob[:], 0xffff888000000000)
+	binary.LittleEndian.PutUint64(pob[:], x86.PageOffset4Level)
 	pobVirt := src.TextVirt + 0x123450
-	f.WriteAt(pob[:], int64(off+pobVirt-StartKernelMap+src.PhysBase()))
+	f.WriteAt(pob[:], int64(off+x86.ImagePhys(pobVirt, src.PhysBase())))
 	if err := w.Finish(); err != nil {
 		t.Fatal(err)
 	}
@@ -616,14 +616,14 @@ func TestFromELFDump(t *testing.T) {
 		!bytes.Equal(k.VMCOREINFO, src.VMCOREINFO) || k.PageOffsetBase != PageOffset4Level {
 		t.Errorf("got %+v", k)
 	}
-	if v, err := k.ReadImageUint64(pobVirt); err != nil || v != 0xffff888000000000 {
+	if v, err := k.ReadImageUint64(pobVirt); err != nil || v != x86.PageOffset4Level {
 		t.Errorf("ReadImageUint64: %#x, %v", v, err)
 	}
 	// The kernel made from the dump yields the same image as the source.
 	k.RAM, k.MaxPFN, k.TextSize, k.CrashNotes, k.LeaderPid, k.IP = src.RAM, src.MaxPFN, src.TextSize, src.CrashNotes, src.LeaderPid, src.IP
 	a, _ := image(t, src, &Run{Start: testStart, Prepared: manifest.Zeroed})
 	b, _ := image(t, k, &Run{Start: testStart, Prepared: manifest.Zeroed})
-	pobPfn := (pobVirt - StartKernelMap + src.PhysBase()) / PageSize // the only page changed in the dump
+	pobPfn := x86.ImagePhys(pobVirt, src.PhysBase()) / PageSize // the only page changed in the dump
 	for pfn := uint64(0); pfn < src.MaxPFN+1; pfn++ {
 		if pfn != pobPfn && !bytes.Equal(page(t, a, pfn), page(t, b, pfn)) {
 			t.Fatalf("pfn %#x differs", pfn)
@@ -632,7 +632,7 @@ func TestFromELFDump(t *testing.T) {
 }
 
 func TestPfnSet(t *testing.T) {
-	a := pagesOf([]manifest.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 0x100000, End: 0x200001}})
+	a := pagesOf([]elfcore.Range{{Start: 0x1000, End: 0x9fc00}, {Start: 0x100000, End: 0x200001}})
 	if fmt.Sprint(a) != "[{1 160} {256 513}]" {
 		t.Errorf("pagesOf: %v", a)
 	}
@@ -717,9 +717,9 @@ func TestFreeRunZeroMem(t *testing.T) {
 	}
 	clear(mem[2<<20 : 5<<20]) // zero MiBs 2, 3, 4
 	clear(mem[6<<20 : 7<<20]) // and 6: too short a run for 2 MiB
-	k := &Kernel{Mem: bytes.NewReader(mem), RAM: []manifest.Range{{Start: 0x1000, End: 8 << 20}}}
+	k := &Kernel{Mem: bytes.NewReader(mem), RAM: []elfcore.Range{{Start: 0x1000, End: 8 << 20}}}
 	r, err := k.FreeRun(2 << 20)
-	if err != nil || r != (manifest.Range{Start: 3 << 20, End: 5 << 20}) {
+	if err != nil || r != (elfcore.Range{Start: 3 << 20, End: 5 << 20}) {
 		t.Fatalf("FreeRun(2M) = %#x, %v; want [3M, 5M)", r, err)
 	}
 	if r, err := k.FreeRun(1 << 20); err != nil || r.Start != 6<<20 {
@@ -728,7 +728,7 @@ func TestFreeRunZeroMem(t *testing.T) {
 	if _, err := k.FreeRun(4 << 20); err == nil {
 		t.Fatal("FreeRun(4M) found a run that is not there")
 	}
-	z := ZeroMem(bytes.NewReader(mem), []manifest.Range{{Start: 0x10, End: 0x20}})
+	z := ZeroMem(bytes.NewReader(mem), []elfcore.Range{{Start: 0x10, End: 0x20}})
 	b := make([]byte, 0x30)
 	if _, err := z.ReadAt(b, 8); err != nil {
 		t.Fatal(err)

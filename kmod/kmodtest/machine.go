@@ -15,8 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/kmod"
-	"ldx/kmod/manifest"
 )
 
 // MachineConfig shapes a Machine: the running kernel as user space sees
@@ -51,7 +52,7 @@ type MachineConfig struct {
 	Major, Minor uint32
 	DeviceSize   int64
 	// DeviceFill fills the device at creation (stale bytes); default
-	// StalePage pattern for every page, so that never-written pages that
+	// stalePage pattern for every page, so that never-written pages that
 	// were not prepared are visible.
 	NoStaleFill bool
 
@@ -66,13 +67,13 @@ type MachineConfig struct {
 	BufferPages int
 
 	// Unwritten are RAM ranges the module never dumps (its buffers, package livedump, "Placement").
-	Unwritten []manifest.Range
+	Unwritten []elfcore.Range
 	// Early are the pages START dumps (sensitive pages).
-	Early []manifest.Range
+	Early []elfcore.Range
 	// Late are pages whose copies are still queued at FINISH, written
 	// with the header and notes FinishLatency after FINISH; UNINIT before
 	// then loses them all (package kmod: setups that crash the machine).
-	Late []manifest.Range
+	Late []elfcore.Range
 	// SweepTime is how long SWEEP's write blocks; FinishLatency how long
 	// FINISH's pages take to reach the device.
 	SweepTime, FinishLatency time.Duration
@@ -374,7 +375,7 @@ func (m *Machine) build() error {
 		for base := uint64(0); base < pages; base += chunkPages {
 			n := min(chunkPages, pages-base)
 			for i := range n {
-				StalePage(buf[i*PageSize:(i+1)*PageSize], 99, base+i)
+				stalePage(buf[i*PageSize:(i+1)*PageSize], 99, base+i)
 			}
 			if _, err := f.WriteAt(buf[:n*PageSize], int64(base*PageSize)); err != nil {
 				return err
@@ -416,9 +417,9 @@ func kcore(k *Kernel) []byte {
 	type seg struct{ vaddr, paddr, size uint64 }
 	segs := []seg{{k.TextVirt, k.TextPhys, k.TextSize}}
 	for _, r := range k.RAM {
-		segs = append(segs, seg{k.PageOffsetBase + r.Start, r.Start, r.End - r.Start})
+		segs = append(segs, seg{k.PageOffsetBase + r.Start, r.Start, r.Len()})
 	}
-	segs = append(segs, seg{0xffffc90000000000, ^uint64(0), 32 << 40})
+	segs = append(segs, seg{x86.VmallocBase4Level, ^uint64(0), 32 << 40})
 	phnum := 1 + len(segs)
 	var b bytes.Buffer
 	h := elf.Header64{Type: uint16(elf.ET_CORE), Machine: uint16(elf.EM_X86_64), Version: 1, Phoff: 64, Ehsize: 64, Phentsize: 56, Phnum: uint16(phnum)}

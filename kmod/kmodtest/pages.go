@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"slices"
 
-	"ldx/kmod/manifest"
+	"ldx/elfcore"
 )
 
 // PageSize is the only page size livedump v1 knows: it is x86_64-only and
@@ -22,7 +22,7 @@ type pfnRange struct{ lo, hi uint64 }
 type pfnSet []pfnRange
 
 // pagesOf returns the pages overlapping the byte ranges rs.
-func pagesOf(rs []manifest.Range) pfnSet {
+func pagesOf(rs []elfcore.Range) pfnSet {
 	var s pfnSet
 	for _, r := range rs {
 		if r.End <= r.Start {
@@ -126,10 +126,10 @@ func (s pfnSet) count() uint64 {
 }
 
 // byteRanges converts the set to physical byte ranges.
-func (s pfnSet) byteRanges() []manifest.Range {
-	out := make([]manifest.Range, 0, len(s))
+func (s pfnSet) byteRanges() []elfcore.Range {
+	out := make([]elfcore.Range, 0, len(s))
 	for _, r := range s {
-		out = append(out, manifest.Range{Start: r.lo * PageSize, End: r.hi * PageSize})
+		out = append(out, elfcore.Range{Start: r.lo * PageSize, End: r.hi * PageSize})
 	}
 	return out
 }
@@ -176,31 +176,19 @@ func isStamp(page []byte, tag [8]byte, seed, pfn uint64) bool {
 	return bytes.Equal(page, want[:])
 }
 
-// StalePage fills dst (one page) with the stale bytes the emulator leaves
+// stalePage fills dst (one page) with the stale bytes the emulator leaves
 // at device page pfn when nothing prepared the device: what an earlier use
 // of the disk left there (package livedump, "Placement", and
 // defect K-2). The bytes are non-zero
 // everywhere, so a reader cannot mistake them for a never-written zero page.
-func StalePage(dst []byte, seed, pfn uint64) { stamp(dst, staleTag, seed, pfn) }
+func stalePage(dst []byte, seed, pfn uint64) { stamp(dst, staleTag, seed, pfn) }
 
-// IsStalePage reports whether page is exactly StalePage(seed, pfn).
-func IsStalePage(page []byte, seed, pfn uint64) bool { return isStamp(page, staleTag, seed, pfn) }
+// isStalePage reports whether page is exactly stalePage(seed, pfn).
+func isStalePage(page []byte, seed, pfn uint64) bool { return isStamp(page, staleTag, seed, pfn) }
 
 // HasStaleBytes reports whether b contains a fragment of any stale page
 // (the 8-byte stale tag), e.g. in a note segment that ran into stale data.
 func HasStaleBytes(b []byte) bool { return bytes.Contains(b, staleTag[:]) }
-
-var zeroPage [PageSize]byte
-
-func isZero(b []byte) bool {
-	for len(b) > PageSize {
-		if !bytes.Equal(b[:PageSize], zeroPage[:]) {
-			return false
-		}
-		b = b[PageSize:]
-	}
-	return bytes.Equal(b, zeroPage[:len(b)])
-}
 
 // splitAt cuts s after its first n pages.
 func (s pfnSet) splitAt(n uint64) (head, tail pfnSet) {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"ldx/kmod/manifest"
+	"ldx/elfcore"
 )
 
 // SyntheticOptions shapes a synthetic kernel (NewSynthetic).
@@ -23,7 +23,7 @@ type SyntheticOptions struct {
 	KASLROffset uint64
 	// Release is OSRELEASE; default "6.1.0-ldx-synthetic".
 	Release string
-	// Seed varies the memory pattern (SyntheticPage).
+	// Seed varies the memory pattern (syntheticPage).
 	Seed uint64
 }
 
@@ -32,7 +32,7 @@ type SyntheticOptions struct {
 // (hole and high RAM above 3 GiB), kernel text at 16 MiB (16 MiB long),
 // the boot-time VMCOREINFO note in a zeroed page at 3/4 of memory, the
 // per-CPU crash_notes in zeroed pages from 1/2 of memory, and every other
-// page holding SyntheticPage (every fourth page zero, as real memory has
+// page holding syntheticPage (every fourth page zero, as real memory has
 // plenty). The VMCOREINFO text has the key order and value formats of a
 // real 6.2 kernel (3.1–3.2 KB), with _stext, phys_base and KERNELOFFSET
 // consistent with the layout, so truncation (K-1) loses the same keys as
@@ -48,12 +48,12 @@ func NewSynthetic(o SyntheticOptions) *Kernel {
 	if o.Release == "" {
 		o.Release = "6.1.0-ldx-synthetic"
 	}
-	ram := []manifest.Range{{Start: 0x1000, End: 0x9fc00}}
+	ram := []elfcore.Range{{Start: 0x1000, End: 0x9fc00}}
 	if o.MemSize <= 3<<30 {
-		ram = append(ram, manifest.Range{Start: RAMStart, End: o.MemSize - 0x20000})
+		ram = append(ram, elfcore.Range{Start: RAMStart, End: o.MemSize - 0x20000})
 	} else {
-		ram = append(ram, manifest.Range{Start: RAMStart, End: 0xbffe0000},
-			manifest.Range{Start: 1 << 32, End: 1<<32 + o.MemSize - 3<<30})
+		ram = append(ram, elfcore.Range{Start: RAMStart, End: 0xbffe0000},
+			elfcore.Range{Start: 1 << 32, End: 1<<32 + o.MemSize - 3<<30})
 	}
 	k := &Kernel{
 		RAM:            ram,
@@ -107,8 +107,8 @@ func SyntheticPage(dst []byte, seed, pfn uint64) {
 	stamp(dst, memTag, seed, pfn)
 }
 
-// IsSyntheticPage reports whether page is exactly SyntheticPage(seed, pfn).
-func IsSyntheticPage(page []byte, seed, pfn uint64) bool {
+// isSyntheticPage reports whether page is exactly SyntheticPage(seed, pfn).
+func isSyntheticPage(page []byte, seed, pfn uint64) bool {
 	var want [PageSize]byte
 	SyntheticPage(want[:], seed, pfn)
 	return string(page) == string(want[:])

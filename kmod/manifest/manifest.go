@@ -29,6 +29,7 @@ import (
 	"io"
 	"time"
 
+	"ldx/elfcore"
 	"ldx/elfcore/livedump"
 )
 
@@ -60,12 +61,6 @@ const (
 	Unprepared Preparation = "none"
 )
 
-// Range is a physical address range [Start, End).
-type Range struct {
-	Start uint64 `json:"start"`
-	End   uint64 `json:"end"`
-}
-
 // Manifest is the capture-time record. Fields that capture could not
 // determine are left zero.
 type Manifest struct {
@@ -83,12 +78,12 @@ type Manifest struct {
 	OnlineCPUs   int `json:"online_cpus,omitempty"`
 
 	// RAM is the System RAM map (from /proc/iomem), sorted, in bytes.
-	RAM []Range `json:"ram"`
+	RAM []elfcore.Range `json:"ram"`
 	// MaxPFN is one past the last RAM page frame (the kernel's max_pfn).
 	MaxPFN uint64 `json:"max_pfn,omitempty"`
 	// VMCOREINFONote is the physical address and size of the kernel's
 	// VMCOREINFO note buffer (/sys/kernel/vmcoreinfo).
-	VMCOREINFONote Range `json:"vmcoreinfo_note"`
+	VMCOREINFONote elfcore.Range `json:"vmcoreinfo_note"`
 	// CrashNotes holds the physical address of each CPU's crash_notes.
 	CrashNotes []uint64 `json:"crash_notes,omitempty"`
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ldx/elfcore"
 )
 
 type device []byte
@@ -16,8 +18,8 @@ func TestRoundTrip(t *testing.T) {
 	m := &Manifest{
 		Nonce: NewNonce(), Time: time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC),
 		Release: "6.1.0-50-cloud-amd64", PresentCPUs: 4,
-		RAM:            []Range{{0x1000, 0x9f000}, {0x100000, 0x1ffdf000}},
-		VMCOREINFONote: Range{0x1f5e0000, 0x1f5e0000 + 0x1024},
+		RAM:            []elfcore.Range{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 0x1ffdf000}},
+		VMCOREINFONote: elfcore.Range{Start: 0x1f5e0000, End: 0x1f5e0000 + 0x1024},
 		Prepared:       Marked,
 	}
 	enc, err := m.Encode()

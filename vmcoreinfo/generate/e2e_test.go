@@ -54,10 +54,7 @@ func TestGenerateE2E(t *testing.T) {
 			if kern == nil {
 				t.Fatal("the guest's dump has no VMCOREINFO")
 			}
-			ram := make([][2]uint64, len(d.RAM))
-			for i, r := range d.RAM {
-				ram[i] = [2]uint64{r.Start, r.End}
-			}
+			ram := d.RAM
 
 			t.Run("runtime-from-vmcoreinfo", func(t *testing.T) {
 				start := time.Now()

@@ -6,13 +6,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/bits"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 
+	"ldx/elfcore/kernel/kmem/kmemtest"
 	"ldx/elfcore/vmlinux"
 	"ldx/vmcoreinfo"
+	"ldx/vmcoreinfo/vmcoreinfotest"
 )
 
 // fakeVmlinux is a vmlinux held in maps. Names not in a map are
@@ -146,49 +147,26 @@ func (f *fakeVmlinux) member(key string) vmlinux.Member {
 	return m
 }
 
-// fakeMem is kernel virtual memory: byte blocks at virtual addresses.
-type fakeMem map[uint64][]byte
-
-func (m fakeMem) ReadAt(p []byte, off int64) (int, error) {
-	va := uint64(off)
-	for a, b := range m {
-		if va >= a && va+uint64(len(p)) <= a+uint64(len(b)) {
-			return copy(p, b[va-a:]), nil
-		}
-	}
-	return 0, fmt.Errorf("fake memory: %#x not mapped", va)
-}
-
-func (m fakeMem) put(va uint64, v uint64, size int) {
-	b := make([]byte, 8)
-	binary.LittleEndian.PutUint64(b, v)
-	m[va] = b[:size]
-}
-
 // fakeKernel builds a vmlinux and a dump from a real kernel's VMCOREINFO
 // text: the link-time facts (symbols less KERNELOFFSET, sizes, offsets,
 // enumerators) go into the vmlinux, the runtime values into memory, where
 // the kernel keeps them. What the kernel derives (MAX_PHYSMEM_BITS,
 // LENGTH(mem_section), the 6.1 mapcount constants) is left out, so that
 // generation has to derive it too.
-func fakeKernel(t *testing.T, path string) (*fakeVmlinux, *Runtime, *vmcoreinfo.Info) {
+func fakeKernel(t *testing.T, fixture string) (*fakeVmlinux, *Runtime, *vmcoreinfo.Info) {
 	t.Helper()
-	text, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := vmcoreinfo.Parse(text)
+	info, err := vmcoreinfo.Parse(vmcoreinfotest.Text(t, fixture))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ko, _ := info.KernelOffset()
 	f := newFake()
-	mem := fakeMem{}
+	mem := &kmemtest.Mem{}
 	rt := &Runtime{KernelOffset: ko, Mem: mem}
 	next := uint64(0xffffffff83a00000) // link addresses for runtime variables
 	variable := func(name string, v uint64, size int) {
 		f.symbols[name] = next
-		mem.put(next+ko, v, size)
+		mem.Map(next+ko, binary.LittleEndian.AppendUint64(nil, v)[:size])
 		next += 0x40
 	}
 	for _, l := range info.Lines() {
@@ -257,7 +235,7 @@ func fakeKernel(t *testing.T, path string) (*fakeVmlinux, *Runtime, *vmcoreinfo.
 			m.ArrayLen = d
 			f.members[name] = m
 		default:
-			t.Fatalf("%s: key %s not modelled", path, k)
+			t.Fatalf("%s: key %s not modelled", fixture, k)
 		}
 	}
 	// OSRELEASE is read from init_uts_ns.name.release in the image.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"ldx/elfcore"
+	"ldx/elfcore/kernel/kmem/kmemtest"
 	"ldx/vmcoreinfo"
 )
 
@@ -15,9 +17,9 @@ var kernels = []struct {
 	// unknownWithoutDump are the keys only the running kernel knew.
 	unknownWithoutDump []string
 }{
-	{"6.1 4-level", "testdata/debian-6.1.192-4level.txt", []string{"SYMBOL(mem_section)", "LENGTH(mem_section)", "NUMBER(MAX_PHYSMEM_BITS)",
+	{"6.1 4-level", "debian-6.1.192-4level.txt", []string{"SYMBOL(mem_section)", "LENGTH(mem_section)", "NUMBER(MAX_PHYSMEM_BITS)",
 		"NUMBER(phys_base)", "NUMBER(pgtable_l5_enabled)", "NUMBER(sme_mask)", "CRASHTIME"}},
-	{"6.12 5-level", "testdata/debian-6.12.117-5level.txt", []string{"NUMBER(VMALLOC_START)", "SYMBOL(vmemmap)", "SYMBOL(mem_section)", "LENGTH(mem_section)",
+	{"6.12 5-level", "debian-6.12.117-5level.txt", []string{"NUMBER(VMALLOC_START)", "SYMBOL(vmemmap)", "SYMBOL(mem_section)", "LENGTH(mem_section)",
 		"NUMBER(MAX_PHYSMEM_BITS)", "NUMBER(phys_base)", "NUMBER(pgtable_l5_enabled)", "NUMBER(sme_mask)", "CRASHTIME"}},
 }
 
@@ -98,7 +100,7 @@ func TestGenerateWithoutDump(t *testing.T) {
 // Configuration and version conditions decide the key set from the
 // vmlinux alone.
 func TestGenerateConditions(t *testing.T) {
-	const k61, k612 = "testdata/debian-6.1.192-4level.txt", "testdata/debian-6.12.117-5level.txt"
+	const k61, k612 = "debian-6.1.192-4level.txt", "debian-6.12.117-5level.txt"
 	tests := []struct {
 		name    string
 		kernel  string
@@ -145,7 +147,7 @@ func TestGenerateConditions(t *testing.T) {
 			f.arrays["mem_section"] = 524288
 		}, want: map[string]string{"SYMBOL(mem_section)": "ffffffff83a00000", "LENGTH(mem_section)": "524288"}},
 		{name: "5-level from memory", kernel: k61, mutate: func(f *fakeVmlinux, rt *Runtime) {
-			rt.Mem.(fakeMem).put(f.symbols["__pgtable_l5_enabled"]+rt.KernelOffset, 1, 4)
+			rt.Mem.(*kmemtest.Mem).Map(f.symbols["__pgtable_l5_enabled"]+rt.KernelOffset, []byte{1, 0, 0, 0})
 			rt.PgtableL5 = true
 		}, want: map[string]string{"NUMBER(pgtable_l5_enabled)": "1", "NUMBER(MAX_PHYSMEM_BITS)": "52", "LENGTH(mem_section)": "131072"}},
 		{name: "6.9: no vmemmap line", kernel: k612, mutate: func(f *fakeVmlinux, _ *Runtime) { f.release = "6.9.12-amd64" },
@@ -167,7 +169,7 @@ func TestGenerateConditions(t *testing.T) {
 		}, want: map[string]string{"SIZE(page)": "64"}, absent: []string{"OFFSET(page.compound_dtor)", "SIZE(zone)"},
 			unknown: []string{"SIZE(zone)", "OFFSET(page.compound_dtor)", "CRASHTIME"}, kind: NotInVmlinux},
 		{name: "mem_section pointer unreadable", kernel: k61, mutate: func(f *fakeVmlinux, rt *Runtime) {
-			delete(rt.Mem.(fakeMem), f.symbols["mem_section"]+rt.KernelOffset)
+			rt.Mem.(*kmemtest.Mem).Unmap(f.symbols["mem_section"] + rt.KernelOffset)
 		}, unknown: []string{"SYMBOL(mem_section)", "CRASHTIME"}, kind: DumpUnreadable},
 	}
 	for _, tc := range tests {
@@ -221,7 +223,7 @@ func TestGenerateConditions(t *testing.T) {
 // Values the running kernel printed are read from its memory; when the
 // addressing values given disagree, the memory wins and it is said.
 func TestGenerateRuntimeDisagreement(t *testing.T) {
-	f, rt, _ := fakeKernel(t, "testdata/debian-6.1.192-4level.txt")
+	f, rt, _ := fakeKernel(t, "debian-6.1.192-4level.txt")
 	given := rt.PhysBase
 	rt.PhysBase += 0x200000
 	res, err := Generate(f, rt)
@@ -235,7 +237,7 @@ func TestGenerateRuntimeDisagreement(t *testing.T) {
 		t.Errorf("warnings = %v", res.Warnings)
 	}
 	// phys_base unreadable in the dump: the addressing value, said.
-	delete(rt.Mem.(fakeMem), f.symbols["phys_base"]+rt.KernelOffset)
+	rt.Mem.(*kmemtest.Mem).Unmap(f.symbols["phys_base"] + rt.KernelOffset)
 	res, err = Generate(f, rt)
 	if err != nil {
 		t.Fatal(err)
@@ -263,17 +265,17 @@ func TestGenerateRuntimeDisagreement(t *testing.T) {
 }
 
 func TestGenerateErrors(t *testing.T) {
-	f, rt, _ := fakeKernel(t, "testdata/debian-6.1.192-4level.txt")
+	f, rt, _ := fakeKernel(t, "debian-6.1.192-4level.txt")
 	f.buildID = nil
 	if _, err := Generate(f, rt); err == nil || !strings.Contains(err.Error(), "build-id") {
 		t.Errorf("no build-id: err = %v", err)
 	}
-	f, rt, _ = fakeKernel(t, "testdata/debian-6.1.192-4level.txt")
+	f, rt, _ = fakeKernel(t, "debian-6.1.192-4level.txt")
 	f.release = ""
 	if _, err := Generate(f, rt); err == nil || !strings.Contains(err.Error(), "release") {
 		t.Errorf("no release: err = %v", err)
 	}
-	f, rt, _ = fakeKernel(t, "testdata/debian-6.1.192-4level.txt")
+	f, rt, _ = fakeKernel(t, "debian-6.1.192-4level.txt")
 	f.release = "5.15.0-91-generic"
 	res, err := Generate(f, rt)
 	if err != nil {
@@ -303,8 +305,8 @@ func TestText(t *testing.T) {
 }
 
 func TestRuntimeFromDump(t *testing.T) {
-	f, _, info := fakeKernel(t, "testdata/debian-6.12.117-5level.txt")
-	rt, src, err := RuntimeFromDump(context.Background(), f, fakeMem{}, nil, info)
+	f, _, info := fakeKernel(t, "debian-6.12.117-5level.txt")
+	rt, src, err := RuntimeFromDump(context.Background(), f, kmemtest.Mem{}, nil, info)
 	if err != nil || src != FromVMCOREINFO {
 		t.Fatalf("src %s err %v", src, err)
 	}
@@ -314,14 +316,14 @@ func TestRuntimeFromDump(t *testing.T) {
 	// Without KERNELOFFSET and phys_base the image is searched for, and
 	// the vmlinux must say where its banner and tables are.
 	partial, _ := vmcoreinfo.New(info.Lines()[:20]...)
-	_, _, err = RuntimeFromDump(context.Background(), f, fakeMem{}, [][2]uint64{{0, 1 << 20}}, partial)
+	_, _, err = RuntimeFromDump(context.Background(), f, kmemtest.Mem{}, []elfcore.Range{{Start: 0, End: 1 << 20}}, partial)
 	if err == nil || !strings.Contains(err.Error(), "linux_banner") {
 		t.Errorf("partial VMCOREINFO, no banner symbol: err = %v", err)
 	}
 	f.symbols["linux_banner"] = 0xffffffff82000000
 	f.symbols["level3_kernel_pgt"] = 0xffffffff82a15000
 	f.data[0xffffffff82000000] = append([]byte("Linux version 6.12.117+deb12-cloud-amd64 (debian-kernel@lists.debian.org)\n"), make([]byte, 64)...) // .rodata goes on
-	_, _, err = RuntimeFromDump(context.Background(), f, fakeMem{}, [][2]uint64{{0, 1 << 20}}, partial)
+	_, _, err = RuntimeFromDump(context.Background(), f, kmemtest.Mem{}, []elfcore.Range{{Start: 0, End: 1 << 20}}, partial)
 	if err == nil || !strings.Contains(err.Error(), "lacks KERNELOFFSET") || !strings.Contains(err.Error(), "nowhere in the dump's RAM") {
 		t.Errorf("banner not in RAM: err = %v", err)
 	}

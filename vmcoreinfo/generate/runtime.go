@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"ldx/elfcore"
 	"ldx/elfcore/kernel/kmem"
 	"ldx/vmcoreinfo"
 )
@@ -58,7 +59,7 @@ const (
 // VMCOREINFO when it has KERNELOFFSET and NUMBER(phys_base), else found in
 // physical memory (phys, within ram) from the vmlinux's banner and page
 // tables. Mem reads the dump's kernel virtual memory.
-func RuntimeFromDump(ctx context.Context, v Vmlinux, phys io.ReaderAt, ram [][2]uint64, info *vmcoreinfo.Info) (*Runtime, RuntimeSource, error) {
+func RuntimeFromDump(ctx context.Context, v Vmlinux, phys io.ReaderAt, ram []elfcore.Range, info *vmcoreinfo.Info) (*Runtime, RuntimeSource, error) {
 	if info != nil {
 		ko, ok1 := info.KernelOffset()
 		pb, ok2 := info.Number("phys_base")

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"ldx/elfcore/kernel/x86"
 )
 
 // emission is one line the kernel appends to its VMCOREINFO.
@@ -471,12 +473,12 @@ func (g *gen) layoutBase(variable string, fixedL4 uint64) (uint64, Origin, error
 }
 
 func vmallocStart(g *gen) (string, Origin, error) {
-	v, o, err := g.layoutBase("vmalloc_base", 0xffffc90000000000)
+	v, o, err := g.layoutBase("vmalloc_base", x86.VmallocBase4Level)
 	return "0x" + strconv.FormatUint(v, 16), o, err
 }
 
 func vmemmap(g *gen) (string, Origin, error) {
-	v, o, err := g.layoutBase("vmemmap_base", 0xffffea0000000000)
+	v, o, err := g.layoutBase("vmemmap_base", x86.VmemmapBase4Level)
 	return strconv.FormatUint(v, 16), o, err
 }
 

@@ -6,31 +6,9 @@ import (
 	"sort"
 	"strings"
 
+	"ldx/elfcore/kernel/kmem/kmemtest"
 	"ldx/vmcoreinfo"
 )
-
-// vmem is kernel virtual memory made of regions; what lies outside them
-// is unmapped.
-type vmem []vregion
-
-type vregion struct {
-	base uint64
-	b    []byte
-}
-
-func (m vmem) ReadAt(p []byte, off int64) (int, error) {
-	va := uint64(off)
-	for _, r := range m {
-		if va >= r.base && va-r.base < uint64(len(r.b)) {
-			n := copy(p, r.b[va-r.base:])
-			if n < len(p) {
-				return n, fmt.Errorf("virtual address %#x is not mapped", va+uint64(n))
-			}
-			return n, nil
-		}
-	}
-	return 0, fmt.Errorf("virtual address %#x is not mapped", va)
-}
 
 // kernel is a synthetic kallsyms table as scripts/kallsyms lays it out:
 // the symbols' addresses (offsets and relative base, or absolute
@@ -148,10 +126,10 @@ func encode(enc Encoding, syms []Symbol) *kernel {
 	return k
 }
 
-func (k *kernel) mem() vmem {
-	m := vmem{{addrNumSyms, k.numSyms}, {addrAddrs, k.addrs}, {addrNames, k.names}, {addrTokTab, k.tokTab}, {addrTokIdx, k.tokIdx}}
+func (k *kernel) mem() kmemtest.Mem {
+	m := kmemtest.Mem{{Base: addrNumSyms, Data: k.numSyms}, {Base: addrAddrs, Data: k.addrs}, {Base: addrNames, Data: k.names}, {Base: addrTokTab, Data: k.tokTab}, {Base: addrTokIdx, Data: k.tokIdx}}
 	if k.relBase != nil {
-		m = append(m, vregion{addrRelBase, k.relBase})
+		m = append(m, kmemtest.Region{Base: addrRelBase, Data: k.relBase})
 	}
 	return m
 }

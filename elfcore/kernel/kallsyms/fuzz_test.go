@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"ldx/elfcore/kernel/kmem/kmemtest"
 	"ldx/vmcoreinfo"
 )
 
@@ -77,7 +78,7 @@ func FuzzRead(f *testing.F) {
 			return
 		}
 		blob := data[fuzzHdr:]
-		tab, err := Read(vmem{{fuzzBase, blob}}, fuzzInfo(data[:fuzzHdr]))
+		tab, err := Read(kmemtest.Mem{{Base: fuzzBase, Data: blob}}, fuzzInfo(data[:fuzzHdr]))
 		if err != nil {
 			return
 		}

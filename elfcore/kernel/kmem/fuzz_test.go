@@ -3,8 +3,9 @@ package kmem
 import (
 	"encoding/binary"
 	"errors"
-	"ldx/elfcore/kernel/x86"
 	"testing"
+
+	"ldx/elfcore/kernel/x86"
 )
 
 // wordMem is physical memory given as 8-byte words at chosen addresses;
@@ -125,7 +126,7 @@ func FuzzTranslate(f *testing.F) {
 		if last := w.Levels[len(w.Levels)-1]; last.Entry&present == 0 {
 			t.Fatalf("mapped through a non-present entry %#x", last.Entry)
 		}
-		lay := m.Layout(emptyInfo(), 0xffff888000000000)
+		lay := m.Layout(emptyInfo(), x86.PageOffset4Level)
 		_ = lay.Region(va)
 		_ = EntryFlags(w.Levels[0].Entry, false)
 	})

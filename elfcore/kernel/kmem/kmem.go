@@ -290,7 +290,7 @@ func (m *Mem) FindPageOffset(check uint64) (uint64, error) {
 func (m *Mem) ImageEnd(text, limit uint64) uint64 {
 	end := text
 	for va := text; va < limit && va >= text; va = (va + pmdSize) &^ (pmdSize - 1) {
-		if pa, err := m.VtoP(va); err == nil && pa == va-x86.KernelTextBase+m.p.PhysBase {
+		if pa, err := m.VtoP(va); err == nil && pa == x86.ImagePhys(va, m.p.PhysBase) {
 			end = min((va+pmdSize)&^(pmdSize-1), limit)
 		}
 	}

@@ -2,9 +2,9 @@ package kmem
 
 import (
 	"fmt"
-	"ldx/elfcore/kernel/x86"
 	"strings"
 
+	"ldx/elfcore/kernel/x86"
 	"ldx/vmcoreinfo"
 )
 
@@ -14,14 +14,10 @@ import (
 // default direct-map base (CONFIG_RANDOMIZE_MEMORY, arch/x86/mm/kaslr.c),
 // in that order, each on a 1 GiB boundary.
 const (
-	defaultVmallocL4 = 0xffffc90000000000
-	defaultVmallocL5 = 0xffa0000000000000
-	defaultVmemmapL4 = 0xffffea0000000000
-	defaultVmemmapL5 = 0xffd4000000000000
-	cpuEntryArea     = 0xfffffe0000000000
-	modulesEnd       = 0xffffffffff000000
-	vsyscallAddr     = 0xffffffffff600000
-	tb               = 1 << 40
+	cpuEntryArea = 0xfffffe0000000000
+	modulesEnd   = 0xffffffffff000000
+	vsyscallAddr = 0xffffffffff600000
+	tb           = 1 << 40
 )
 
 // Region is a part of the kernel's virtual address map.
@@ -76,9 +72,9 @@ func (m *Mem) Layout(info *vmcoreinfo.Info, pageOffset uint64) *Layout {
 	if sz, ok := info.Number("KERNEL_IMAGE_SIZE"); ok && sz > 0 && sz <= 1<<31 {
 		l.ImageSize = uint64(sz)
 	}
-	spanStart, defPO, defVmalloc, defVmemmap := uint64(x86.PageOffset4Level), uint64(x86.PageOffset4Level), uint64(defaultVmallocL4), uint64(defaultVmemmapL4)
+	spanStart, defPO, defVmalloc, defVmemmap := uint64(x86.PageOffset4Level), uint64(x86.PageOffset4Level), uint64(x86.VmallocBase4Level), uint64(x86.VmemmapBase4Level)
 	if l.L5 {
-		spanStart, defPO, defVmalloc, defVmemmap = x86.PageOffset5Level, x86.PageOffset5Level, defaultVmallocL5, defaultVmemmapL5
+		spanStart, defPO, defVmalloc, defVmemmap = x86.PageOffset5Level, x86.PageOffset5Level, x86.VmallocBase5Level, x86.VmemmapBase5Level
 	}
 	inSpan := func(va uint64) bool { return va >= spanStart && va < cpuEntryArea }
 

@@ -2,9 +2,9 @@ package kmem
 
 import (
 	"fmt"
-	"ldx/elfcore/kernel/x86"
 	"testing"
 
+	"ldx/elfcore/kernel/x86"
 	"ldx/vmcoreinfo"
 )
 
@@ -83,7 +83,7 @@ func TestLayout(t *testing.T) {
 	}
 	// Without KASLR the defaults apply.
 	l = m.Layout(emptyInfo(), x86.PageOffset4Level)
-	if l.VmallocStart != defaultVmallocL4 || l.VmemmapStart != defaultVmemmapL4 || l.Region(x86.PageOffset4Level).Randomised {
+	if l.VmallocStart != x86.VmallocBase4Level || l.VmemmapStart != x86.VmemmapBase4Level || l.Region(x86.PageOffset4Level).Randomised {
 		t.Errorf("defaults: %+v", l)
 	}
 	// 5-level.
@@ -113,7 +113,7 @@ func TestLayout(t *testing.T) {
 
 func TestWithRoot(t *testing.T) {
 	b := newBuilder(false, 0)
-	b.mapPage(0xffff888000000000, 0, pudSize)
+	b.mapPage(x86.PageOffset4Level, 0, pudSize)
 	kernelRoot := b.root
 	// A process's PGD: a copy of the kernel half plus a user mapping.
 	b.root = b.alloc()

@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"ldx/elfcore/kernel/x86"
 	"math/bits"
 	"strings"
+
+	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 )
 
 // ImageSymbols are the facts about a kernel image that Locate needs, all
@@ -87,7 +89,7 @@ const (
 // finds nothing does a streaming search read RAM in 4 MiB chunks for page-
 // aligned copies. Two different proven locations are an error: a stale
 // image of the same kernel (after kexec) cannot be told from the live one.
-func Locate(ctx context.Context, phys io.ReaderAt, ram [][2]uint64, sym ImageSymbols) (*Location, error) {
+func Locate(ctx context.Context, phys io.ReaderAt, ram []elfcore.Range, sym ImageSymbols) (*Location, error) {
 	banner := bytes.TrimRight(sym.Banner, "\x00")
 	if len(banner) < 16 || !bytes.HasPrefix(banner, []byte("Linux version ")) {
 		return nil, fmt.Errorf("kmem: locate: the banner %q is not a linux_banner (\"Linux version …\")", truncate(banner, 40))
@@ -145,19 +147,19 @@ func Locate(ctx context.Context, phys io.ReaderAt, ram [][2]uint64, sym ImageSym
 
 // probeBanner reads the banner's length at every address ≡ rem (mod step)
 // in RAM and returns those holding the banner.
-func probeBanner(ctx context.Context, phys io.ReaderAt, ram [][2]uint64, banner []byte, rem, step uint64) ([]uint64, error) {
+func probeBanner(ctx context.Context, phys io.ReaderAt, ram []elfcore.Range, banner []byte, rem, step uint64) ([]uint64, error) {
 	var hits []uint64
 	buf := make([]byte, len(banner))
 	n := 0
 	for _, r := range ram {
-		if r[1] <= r[0] {
+		if r.End <= r.Start {
 			continue
 		}
-		pa := r[0] - r[0]%step + rem
-		if pa < r[0] {
+		pa := r.Start - r.Start%step + rem
+		if pa < r.Start {
 			pa += step
 		}
-		for ; pa+uint64(len(banner)) <= r[1] && pa >= r[0]; pa += step {
+		for ; pa+uint64(len(banner)) <= r.End && pa >= r.Start; pa += step {
 			if n++; n%4096 == 0 && ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -177,16 +179,16 @@ func probeBanner(ctx context.Context, phys io.ReaderAt, ram [][2]uint64, banner 
 
 // scanBanner streams RAM in chunks and returns the addresses ≡ rem (mod
 // align) where the banner starts. Memory use is one chunk.
-func scanBanner(ctx context.Context, phys io.ReaderAt, ram [][2]uint64, banner []byte, rem, align uint64) ([]uint64, error) {
+func scanBanner(ctx context.Context, phys io.ReaderAt, ram []elfcore.Range, banner []byte, rem, align uint64) ([]uint64, error) {
 	var hits []uint64
 	overlap := uint64(len(banner) - 1)
 	buf := make([]byte, scanChunk+overlap)
 	for _, r := range ram {
-		for start := r[0]; start < r[1]; {
+		for start := r.Start; start < r.End; {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			end := min(start+scanChunk+overlap, r[1])
+			end := min(start+scanChunk+overlap, r.End)
 			b := buf[:end-start]
 			if n, err := phys.ReadAt(b, int64(start)); err != nil {
 				b = b[:n] // search what was read; the rest of the chunk is not RAM
@@ -205,7 +207,7 @@ func scanBanner(ctx context.Context, phys io.ReaderAt, ram [][2]uint64, banner [
 				}
 				i += k + 1
 			}
-			if end == r[1] {
+			if end == r.End {
 				break
 			}
 			start = end - overlap
@@ -217,7 +219,7 @@ func scanBanner(ctx context.Context, phys io.ReaderAt, ram [][2]uint64, banner [
 // locateAt proves or refutes a banner copy at physical address pa.
 func locateAt(phys io.ReaderAt, sym ImageSymbols, banner []byte, pa uint64) (*Location, error) {
 	// sum = KERNELOFFSET + phys_base; image link address a is at a − __START_KERNEL_map + sum.
-	sum := pa - (sym.BannerAddr - x86.KernelTextBase)
+	sum := x86.PhysBase(pa, sym.BannerAddr)
 	img := func(link uint64) uint64 { return x86.ImagePhys(link, sum) }
 	read := func(what string, addr uint64) (uint64, error) {
 		var b [8]byte

@@ -3,9 +3,11 @@ package kmem
 import (
 	"context"
 	"encoding/binary"
-	"ldx/elfcore/kernel/x86"
 	"strings"
 	"testing"
+
+	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 )
 
 // roMem reads a physMem without growing it: absent pages read as zeros,
@@ -99,13 +101,13 @@ func (k kernelSetup) install(m physMem) {
 }
 
 func TestLocate(t *testing.T) {
-	ram := [][2]uint64{{0x1000, 0x9f000}, {0x100000, 0x40000000}}
+	ram := []elfcore.Range{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 0x40000000}}
 	tests := []struct {
 		name    string
 		setup   []kernelSetup
 		decoys  []uint64 // physical addresses of stray banner copies
 		sym     func(*ImageSymbols)
-		ram     [][2]uint64
+		ram     []elfcore.Range
 		want    *Location
 		wantErr string
 	}{
@@ -133,7 +135,7 @@ func TestLocate(t *testing.T) {
 		{name: "two images", setup: []kernelSetup{{ko: 0x11400000, physBase: 0x6600000}, {ko: 0x1000000, physBase: 0x2000000}},
 			wantErr: "2 kernel images of this vmlinux"},
 		{name: "image outside the RAM given", setup: []kernelSetup{{ko: 0x11400000, physBase: 0x6600000}},
-			ram: [][2]uint64{{0x100000, 0x10000000}}, wantErr: "nowhere in the dump's RAM"},
+			ram: []elfcore.Range{{Start: 0x100000, End: 0x10000000}}, wantErr: "nowhere in the dump's RAM"},
 		{name: "not a banner", sym: func(s *ImageSymbols) { s.Banner = []byte("garbage") }, wantErr: "is not a linux_banner"},
 		{name: "bad link address", sym: func(s *ImageSymbols) { s.TopPgt = 0x1000 }, wantErr: "init_top_pgt is not a kernel image address"},
 	}
@@ -200,7 +202,7 @@ func TestLocatePageAligned(t *testing.T) {
 	}
 	sym := testImage
 	sym.PgtableL5 = 0
-	got, err := Locate(context.Background(), roMem{m}, [][2]uint64{{0, 0x20000000}}, sym)
+	got, err := Locate(context.Background(), roMem{m}, []elfcore.Range{{Start: 0, End: 0x20000000}}, sym)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +214,7 @@ func TestLocatePageAligned(t *testing.T) {
 func TestLocateCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Locate(ctx, roMem{physMem{}}, [][2]uint64{{0, 1 << 40}}, testImage)
+	_, err := Locate(ctx, roMem{physMem{}}, []elfcore.Range{{Start: 0, End: 1 << 40}}, testImage)
 	if err == nil || err != context.Canceled {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"ldx/elfcore"
 	"ldx/vmcoreinfo"
 )
 
@@ -17,7 +18,7 @@ import (
 // mem_section pointer: the address of an array of LENGTH(mem_section)
 // root pointers, each to a page of struct mem_section; bit 0 of
 // section_mem_map is SECTION_MARKED_PRESENT.
-func (m *Mem) PresentSections(info *vmcoreinfo.Info) ([][2]uint64, error) {
+func (m *Mem) PresentSections(info *vmcoreinfo.Info) ([]elfcore.Range, error) {
 	root, ok1 := info.Symbol("mem_section")
 	roots, ok2 := info.Length("mem_section")
 	size, ok3 := info.Size("mem_section")
@@ -34,7 +35,7 @@ func (m *Mem) PresentSections(info *vmcoreinfo.Info) ([][2]uint64, error) {
 	if _, err := m.ReadAt(rootTab, int64(root)); err != nil {
 		return nil, fmt.Errorf("kmem: reading the %d mem_section roots at %#x: %w", roots, root, err)
 	}
-	var out [][2]uint64
+	var out []elfcore.Range
 	page := make([]byte, perRoot*size)
 	for r := range roots {
 		p := binary.LittleEndian.Uint64(rootTab[r*8:])
@@ -52,11 +53,11 @@ func (m *Mem) PresentSections(info *vmcoreinfo.Info) ([][2]uint64, error) {
 			nr := r*perRoot + i
 			start := nr << bits
 			end := start + 1<<bits
-			if n := len(out); n > 0 && out[n-1][1] == start {
-				out[n-1][1] = end
+			if n := len(out); n > 0 && out[n-1].End == start {
+				out[n-1].End = end
 				continue
 			}
-			out = append(out, [2]uint64{start, end})
+			out = append(out, elfcore.Range{Start: start, End: end})
 		}
 	}
 	if len(out) == 0 {

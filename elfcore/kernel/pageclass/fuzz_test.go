@@ -2,6 +2,7 @@ package pageclass
 
 import (
 	"context"
+	"ldx/elfcore"
 	"testing"
 )
 
@@ -21,7 +22,7 @@ func FuzzClassify(f *testing.F) {
 			text = info612
 		}
 		ramPages := uint64(len(mm)%nPages) + 1
-		res, err := Classify(context.Background(), m, info(t, text), Level(level), []Range{{0, ramPages * 4096}})
+		res, err := Classify(context.Background(), m, info(t, text), Level(level), []elfcore.Range{{Start: 0, End: ramPages * 4096}})
 		if err != nil {
 			if Level(level) <= All {
 				t.Fatalf("level %d: %v", level, err)

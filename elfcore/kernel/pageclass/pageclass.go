@@ -94,6 +94,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"ldx/elfcore"
 
 	"ldx/vmcoreinfo"
 )
@@ -211,9 +212,6 @@ func (r *Result) anomaly(format string, a ...any) {
 		r.Notes = append(r.Notes, fmt.Sprintf(format, a...))
 	}
 }
-
-// Range is a physical address range [Start, End).
-type Range struct{ Start, End uint64 }
 
 const pageShift = 12
 
@@ -456,7 +454,7 @@ const chunkPages = 8192
 // virtual memory, e.g. a *kmem.Mem). The Zero bit is ignored here: zero
 // pages are decided by content by whoever reads the pages. Level 0 or 1
 // returns an empty Result without reading anything.
-func Classify(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Info, level Level, ram []Range) (*Result, error) {
+func Classify(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Info, level Level, ram []elfcore.Range) (*Result, error) {
 	return ClassifyProgress(ctx, mem, info, level, ram, nil)
 }
 
@@ -464,7 +462,7 @@ func Classify(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Info, level
 // pages, how many bytes of memory (pfns × page size, up to the last RAM
 // page) have been decided out of the total: on a TiB machine the struct
 // page array is some 16 GiB to read.
-func ClassifyProgress(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Info, level Level, ram []Range, progress func(done, total int64)) (*Result, error) {
+func ClassifyProgress(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Info, level Level, ram []elfcore.Range, progress func(done, total int64)) (*Result, error) {
 	res := &Result{Level: level}
 	for _, r := range ram {
 		res.MaxPFN = max(res.MaxPFN, (r.End+(1<<pageShift)-1)>>pageShift)
@@ -563,7 +561,7 @@ func ClassifyProgress(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Inf
 
 // ramIndex returns a membership test for sorted ranges, fast for the
 // ascending queries Classify makes.
-func ramIndex(ram []Range) func(pfn uint64) bool {
+func ramIndex(ram []elfcore.Range) func(pfn uint64) bool {
 	i := 0
 	return func(pfn uint64) bool {
 		pa := pfn << pageShift

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"ldx/elfcore"
 	"slices"
 	"strings"
 	"testing"
@@ -117,7 +118,7 @@ func info(t testing.TB, text string) *vmcoreinfo.Info {
 	return in
 }
 
-var ram = []Range{{0, nPages * 4096}}
+var ram = []elfcore.Range{{Start: 0, End: nPages * 4096}}
 
 // excluded lists the excluded pfns of a result.
 func excluded(r *Result) []uint64 {
@@ -275,7 +276,7 @@ func TestClassifyBounds(t *testing.T) {
 	if err != nil || res.Excluded(4) || res.Counts.Total() != 0 {
 		t.Errorf("level 1: %v, %+v", err, res)
 	}
-	res, err = Classify(context.Background(), kernel(pages612), info(t, info612), 16, []Range{{0, 6 * 4096}})
+	res, err = Classify(context.Background(), kernel(pages612), info(t, info612), 16, []elfcore.Range{{Start: 0, End: 6 * 4096}})
 	if err != nil {
 		t.Fatal(err)
 	}

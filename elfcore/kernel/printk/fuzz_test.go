@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"ldx/elfcore/kernel/kmem/kmemtest"
 	"ldx/vmcoreinfo"
 )
 
@@ -80,7 +81,7 @@ func FuzzRead(f *testing.F) {
 			return
 		}
 		structured := data[0]&1 != 0
-		mem := vmem{{fuzzBase, data[1:]}}
+		mem := kmemtest.Mem{{Base: fuzzBase, Data: data[1:]}}
 		log, err := Read(mem, fuzzInfo(structured), &Options{MaxBytes: 1 << 20})
 		if err != nil {
 			return

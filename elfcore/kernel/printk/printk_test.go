@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"ldx/elfcore/kernel/kmem/kmemtest"
 	"ldx/vmcoreinfo"
 )
 
@@ -192,31 +193,31 @@ func TestLocklessErrors(t *testing.T) {
 	mem := k.mem()
 	for _, tc := range []struct {
 		name   string
-		mem    func() vmem
+		mem    func() kmemtest.Mem
 		info   func() *vmcoreinfo.Info
 		substr string
 	}{
-		{"no ring keys", func() vmem { return mem }, func() *vmcoreinfo.Info {
+		{"no ring keys", func() kmemtest.Mem { return mem }, func() *vmcoreinfo.Info {
 			info := locklessInfo()
 			info.Delete("SIZE(prb_desc)")
 			info.Delete("OFFSET(printk_info.text_len)")
 			return info
 		}, "SIZE(prb_desc), OFFSET(printk_info.text_len)"},
-		{"prb pointer unreadable", func() vmem { return mem[1:] }, locklessInfo, fmt.Sprintf("%#x", uint64(symPrb))},
-		{"text ring not in the dump", func() vmem { return mem[:4] }, locklessInfo, fmt.Sprintf("%#x", uint64(addrText))},
-		{"absurd geometry", func() vmem {
-			m := append(vmem(nil), mem...)
-			prb := append([]byte(nil), m[1].b...)
+		{"prb pointer unreadable", func() kmemtest.Mem { return mem[1:] }, locklessInfo, fmt.Sprintf("%#x", uint64(symPrb))},
+		{"text ring not in the dump", func() kmemtest.Mem { return mem[:4] }, locklessInfo, fmt.Sprintf("%#x", uint64(addrText))},
+		{"absurd geometry", func() kmemtest.Mem {
+			m := append(kmemtest.Mem(nil), mem...)
+			prb := append([]byte(nil), m[1].Data...)
 			binary.LittleEndian.PutUint32(prb[dataRing:], 60)
-			m[1] = vregion{addrRing, prb}
+			m[1] = kmemtest.Region{Base: addrRing, Data: prb}
 			return m
 		}, locklessInfo, "implausible"},
-		{"field outside its structure", func() vmem { return mem }, func() *vmcoreinfo.Info {
+		{"field outside its structure", func() kmemtest.Mem { return mem }, func() *vmcoreinfo.Info {
 			info := locklessInfo()
 			info.Set("OFFSET(printk_info.ts_nsec)", "200")
 			return info
 		}, "printk_info.ts_nsec"},
-		{"no log at all", func() vmem { return mem }, func() *vmcoreinfo.Info {
+		{"no log at all", func() kmemtest.Mem { return mem }, func() *vmcoreinfo.Info {
 			info, _ := vmcoreinfo.ParseLenient([]byte("OSRELEASE=x\n"))
 			return info
 		}, "neither SYMBOL(prb)"},

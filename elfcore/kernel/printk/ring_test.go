@@ -3,9 +3,10 @@ package printk
 import (
 	"encoding/binary"
 	"fmt"
-	"ldx/kmod/kmodtest"
 	"strings"
 
+	"ldx/elfcore/kernel/kmem/kmemtest"
+	"ldx/kmod/kmodtest"
 	"ldx/vmcoreinfo"
 )
 
@@ -17,28 +18,6 @@ import (
 // their text is overwritten, the tail pushed when the descriptor ring is
 // full), and the structured log_buf of 3.5–5.9 (records aligned to 8, a
 // zero header where the writer wrapped, the oldest records dropped).
-
-// vmem is kernel virtual memory made of a few regions.
-type vmem []vregion
-
-type vregion struct {
-	base uint64
-	b    []byte
-}
-
-func (m vmem) ReadAt(p []byte, off int64) (int, error) {
-	va := uint64(off)
-	for _, r := range m {
-		if va >= r.base && va-r.base < uint64(len(r.b)) {
-			n := copy(p, r.b[va-r.base:])
-			if n < len(p) {
-				return n, fmt.Errorf("virtual address %#x is not mapped", va+uint64(n))
-			}
-			return n, nil
-		}
-	}
-	return 0, fmt.Errorf("virtual address %#x is not mapped", va)
-}
 
 // Addresses of the test kernel's ring (kernel image addresses).
 const (
@@ -206,7 +185,7 @@ func (k *klog) want() []Record {
 }
 
 // mem lays the ring out in kernel memory.
-func (k *klog) mem() vmem {
+func (k *klog) mem() kmemtest.Mem {
 	prb := make([]byte, prbSize)
 	binary.LittleEndian.PutUint32(prb[0:], uint32(bitsOf(k.count)))
 	binary.LittleEndian.PutUint64(prb[8:], addrDescs)
@@ -218,7 +197,7 @@ func (k *klog) mem() vmem {
 	binary.LittleEndian.PutUint64(prb[dataRing+16:], k.headLpos)
 	binary.LittleEndian.PutUint64(prb[dataRing+24:], k.tailLpos)
 	ptr := binary.LittleEndian.AppendUint64(nil, addrRing)
-	return vmem{{symPrb, ptr}, {addrRing, prb}, {addrDescs, k.descs}, {addrInfos, k.infos}, {addrText, k.text}}
+	return kmemtest.Mem{{Base: symPrb, Data: ptr}, {Base: addrRing, Data: prb}, {Base: addrDescs, Data: k.descs}, {Base: addrInfos, Data: k.infos}, {Base: addrText, Data: k.text}}
 }
 
 func bitsOf(n uint64) uint {
@@ -317,14 +296,14 @@ func (s *slog) want() []Record {
 	return out
 }
 
-func (s *slog) mem() vmem {
+func (s *slog) mem() kmemtest.Mem {
 	hdr := make([]byte, 24)
 	binary.LittleEndian.PutUint64(hdr[0:], addrLogBuf)
 	binary.LittleEndian.PutUint32(hdr[8:], uint32(len(s.buf)))
 	binary.LittleEndian.PutUint32(hdr[12:], uint32(s.first))
 	binary.LittleEndian.PutUint32(hdr[16:], uint32(s.first)) // clear_idx
 	binary.LittleEndian.PutUint32(hdr[20:], uint32(s.next))
-	return vmem{{symLogBuf, hdr}, {addrLogBuf, s.buf}}
+	return kmemtest.Mem{{Base: symLogBuf, Data: hdr}, {Base: addrLogBuf, Data: s.buf}}
 }
 
 // msg makes the n-th test message, of varying length.

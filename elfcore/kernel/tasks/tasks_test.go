@@ -2,49 +2,15 @@ package tasks
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
+	"ldx/elfcore/kernel/kmem/kmemtest"
 	"ldx/elfcore/vmlinux"
 )
-
-// fakeMem is kernel virtual memory made of a few mapped regions; reads
-// outside them fail as a page-table walk would.
-type fakeMem struct{ regions []region }
-
-type region struct {
-	base uint64
-	data []byte
-}
-
-func (m *fakeMem) ReadAt(p []byte, off int64) (int, error) {
-	va := uint64(off)
-	for _, r := range m.regions {
-		if va >= r.base && va-r.base+uint64(len(p)) <= uint64(len(r.data)) {
-			return copy(p, r.data[va-r.base:]), nil
-		}
-	}
-	return 0, fmt.Errorf("virtual address %#x is not mapped", va)
-}
-
-func (m *fakeMem) put(va uint64, b []byte) {
-	for _, r := range m.regions {
-		if va >= r.base && va-r.base+uint64(len(b)) <= uint64(len(r.data)) {
-			copy(r.data[va-r.base:], b)
-			return
-		}
-	}
-	panic(fmt.Sprintf("test writes outside memory at %#x", va))
-}
-
-func (m *fakeMem) u64(va, v uint64) { m.put(va, binary.LittleEndian.AppendUint64(nil, v)) }
-func (m *fakeMem) u32(va uint64, v uint32) {
-	m.put(va, binary.LittleEndian.AppendUint32(nil, v))
-}
 
 var errNotFound = errors.New("not found")
 
@@ -138,7 +104,7 @@ type fakeKernel struct {
 	t    *testing.T
 	g    generation
 	l    *fakeLayout
-	mem  *fakeMem
+	mem  kmemtest.Mem
 	next uint64 // heap bump allocator
 }
 
@@ -150,9 +116,9 @@ func newFakeKernel(t *testing.T, g generation) *fakeKernel {
 const fixtureLink = 0xffffffff81000000
 
 func newFakeKernelWith(t *testing.T, g generation, l *fakeLayout) *fakeKernel {
-	k := &fakeKernel{t: t, g: g, l: l, mem: &fakeMem{}, next: heapBase + 0x10000}
-	k.mem.regions = []region{{imgLink + kaslr, make([]byte, 0x30000)}, {fixtureLink + kaslr, make([]byte, 0x10000)},
-		{heapBase, make([]byte, 0x800000)}}
+	k := &fakeKernel{t: t, g: g, l: l, next: heapBase + 0x10000}
+	k.mem = kmemtest.Mem{{Base: imgLink + kaslr, Data: make([]byte, 0x30000)}, {Base: fixtureLink + kaslr, Data: make([]byte, 0x10000)},
+		{Base: heapBase, Data: make([]byte, 0x800000)}}
 	return k
 }
 
@@ -188,25 +154,25 @@ func (k *fakeKernel) writeTask(addr uint64, s taskSpec) uint64 {
 		addr = k.alloc(taskSize)
 	}
 	m := k.mem
-	m.u32(addr+k.off("task_struct.pid"), uint32(s.pid))
-	m.u32(addr+k.off("task_struct.tgid"), uint32(s.tgid))
-	m.u32(addr+k.off("task_struct.exit_state"), s.exit)
-	m.u64(addr+k.off("task_struct.real_parent"), s.parent)
+	m.PutU32(addr+k.off("task_struct.pid"), uint32(s.pid))
+	m.PutU32(addr+k.off("task_struct.tgid"), uint32(s.tgid))
+	m.PutU32(addr+k.off("task_struct.exit_state"), s.exit)
+	m.PutU64(addr+k.off("task_struct.real_parent"), s.parent)
 	comm := make([]byte, commLen)
 	copy(comm, s.comm)
-	m.put(addr+k.off("task_struct.comm"), comm)
+	m.Put(addr+k.off("task_struct.comm"), comm)
 	switch k.g {
 	case gen61, gen612, genUP:
-		m.u32(addr+k.off("task_struct.__state"), s.state)
-		m.u32(addr+k.off("task_struct.thread_info.cpu"), s.cpu)
+		m.PutU32(addr+k.off("task_struct.__state"), s.state)
+		m.PutU32(addr+k.off("task_struct.thread_info.cpu"), s.cpu)
 	case gen410:
-		m.u64(addr+k.off("task_struct.state"), uint64(s.state))
-		m.u32(addr+k.off("task_struct.cpu"), s.cpu)
+		m.PutU64(addr+k.off("task_struct.state"), uint64(s.state))
+		m.PutU32(addr+k.off("task_struct.cpu"), s.cpu)
 	case gen313:
-		m.u64(addr+k.off("task_struct.state"), uint64(s.state))
+		m.PutU64(addr+k.off("task_struct.state"), uint64(s.state))
 		ti := k.alloc(0x40)
-		m.u64(addr+k.off("task_struct.stack"), ti)
-		m.u32(ti+k.off("thread_info.cpu"), s.cpu)
+		m.PutU64(addr+k.off("task_struct.stack"), ti)
+		m.PutU32(ti+k.off("thread_info.cpu"), s.cpu)
 	}
 	return addr
 }
@@ -214,8 +180,8 @@ func (k *fakeKernel) writeTask(addr uint64, s taskSpec) uint64 {
 // link writes a circular list through the list_heads at nodes.
 func (k *fakeKernel) link(nodes ...uint64) {
 	for i, n := range nodes {
-		k.mem.u64(n, nodes[(i+1)%len(nodes)])
-		k.mem.u64(n+8, nodes[(i+len(nodes)-1)%len(nodes)])
+		k.mem.PutU64(n, nodes[(i+1)%len(nodes)])
+		k.mem.PutU64(n+8, nodes[(i+len(nodes)-1)%len(nodes)])
 	}
 }
 
@@ -230,7 +196,7 @@ func (k *fakeKernel) processes(groups ...[]uint64) {
 			sig := k.alloc(0x100)
 			head := []uint64{sig + k.off("signal_struct.thread_head")}
 			for _, th := range g {
-				k.mem.u64(th+k.off("task_struct.signal"), sig)
+				k.mem.PutU64(th+k.off("task_struct.signal"), sig)
 				head = append(head, th+k.off("task_struct.thread_node"))
 			}
 			k.link(head...)
@@ -250,24 +216,24 @@ func (k *fakeKernel) processes(groups ...[]uint64) {
 func (k *fakeKernel) cpus(idle, curr []uint64) {
 	if k.g == genUP {
 		rq := k.l.symbols["runqueues"] + kaslr
-		k.mem.u64(rq+k.off("rq.idle"), idle[0])
-		k.mem.u64(rq+k.off("rq.curr"), curr[0])
+		k.mem.PutU64(rq+k.off("rq.idle"), idle[0])
+		k.mem.PutU64(rq+k.off("rq.curr"), curr[0])
 		return
 	}
 	var mask uint64
 	for c := range idle {
 		mask |= 1 << c
 		area := k.alloc(pcpuSize)
-		k.mem.u64(k.l.symbols["__per_cpu_offset"]+kaslr+8*uint64(c), area)
+		k.mem.PutU64(k.l.symbols["__per_cpu_offset"]+kaslr+8*uint64(c), area)
 		rq := area + k.l.symbols["runqueues"] // per-CPU symbols are not relocated
-		k.mem.u64(rq+k.off("rq.idle"), idle[c])
-		k.mem.u64(rq+k.off("rq.curr"), curr[c])
+		k.mem.PutU64(rq+k.off("rq.idle"), idle[c])
+		k.mem.PutU64(rq+k.off("rq.curr"), curr[c])
 	}
 	online := k.l.symbols["__cpu_online_mask"]
 	if online == 0 {
 		online = k.l.symbols["cpu_online_bits"]
 	}
-	k.mem.u64(online+kaslr, mask)
+	k.mem.PutU64(online+kaslr, mask)
 }
 
 func (k *fakeKernel) list(t *testing.T) *List {
@@ -443,7 +409,7 @@ func TestDamage(t *testing.T) {
 			damage: func(k *fakeKernel, l *List) string {
 				// stopped (pid 301) points back to kthreadd's node.
 				to := k.off("task_struct.tasks")
-				k.mem.u64(addrOf(l, 301)+to, addrOf(l, 2)+to)
+				k.mem.PutU64(addrOf(l, 301)+to, addrOf(l, 2)+to)
 				return fmt.Sprintf("the node at %#x points back to %#x, already visited", addrOf(l, 301)+to, addrOf(l, 2)+to)
 			},
 			wantPids: []int32{0, 0, 1, 2, 3, 200, 201, 202, 300, 301},
@@ -453,7 +419,7 @@ func TestDamage(t *testing.T) {
 			g:    gen61,
 			damage: func(k *fakeKernel, l *List) string {
 				tn := k.off("task_struct.thread_node")
-				k.mem.u64(addrOf(l, 202)+tn, addrOf(l, 201)+tn)
+				k.mem.PutU64(addrOf(l, 202)+tn, addrOf(l, 201)+tn)
 				return fmt.Sprintf("the node at %#x points back to %#x", addrOf(l, 202)+tn, addrOf(l, 201)+tn)
 			},
 			wantPids: []int32{0, 0, 1, 2, 3, 200, 201, 202, 300, 301},
@@ -463,7 +429,7 @@ func TestDamage(t *testing.T) {
 			g:    gen313,
 			damage: func(k *fakeKernel, l *List) string {
 				tg := k.off("task_struct.thread_group")
-				k.mem.u64(addrOf(l, 202)+tg, addrOf(l, 201)+tg)
+				k.mem.PutU64(addrOf(l, 202)+tg, addrOf(l, 201)+tg)
 				return fmt.Sprintf("the thread_group list of pid 200 (head %#x): the node at %#x points back to %#x", addrOf(l, 200)+tg, addrOf(l, 202)+tg, addrOf(l, 201)+tg)
 			},
 			wantPids: []int32{0, 0, 1, 2, 3, 200, 201, 202, 300, 301},
@@ -474,7 +440,7 @@ func TestDamage(t *testing.T) {
 			damage: func(k *fakeKernel, l *List) string {
 				to := k.off("task_struct.tasks")
 				bad := uint64(heapBase + 0x1000000 + to)
-				k.mem.u64(addrOf(l, 200)+to, bad)
+				k.mem.PutU64(addrOf(l, 200)+to, bad)
 				return fmt.Sprintf("reading the next pointer at %#x after 5 entries", bad)
 			},
 			// app's threads are still read (they hang off app); the
@@ -487,7 +453,7 @@ func TestDamage(t *testing.T) {
 			g:    gen61,
 			damage: func(k *fakeKernel, l *List) string {
 				to := k.off("task_struct.tasks")
-				k.mem.u64(addrOf(l, 2)+to, 0)
+				k.mem.PutU64(addrOf(l, 2)+to, 0)
 				return fmt.Sprintf("the node at %#x points to 0x0, not a kernel address, after 2 entries", addrOf(l, 2)+to)
 			},
 			wantPids: []int32{0, 0, 1, 2, 201},
@@ -496,7 +462,7 @@ func TestDamage(t *testing.T) {
 			name: "signal pointer garbage",
 			g:    gen61,
 			damage: func(k *fakeKernel, l *List) string {
-				k.mem.u64(addrOf(l, 200)+k.off("task_struct.signal"), 0x1234)
+				k.mem.PutU64(addrOf(l, 200)+k.off("task_struct.signal"), 0x1234)
 				return fmt.Sprintf("threads of pid 200 (task %#x): task_struct.signal is 0x1234", addrOf(l, 200))
 			},
 			wantPids: []int32{0, 0, 1, 2, 3, 200, 201, 300, 301},
@@ -505,7 +471,7 @@ func TestDamage(t *testing.T) {
 			name: "real_parent unreadable",
 			g:    gen61,
 			damage: func(k *fakeKernel, l *List) string {
-				k.mem.u64(addrOf(l, 300)+k.off("task_struct.real_parent"), heapBase+0x1000000)
+				k.mem.PutU64(addrOf(l, 300)+k.off("task_struct.real_parent"), heapBase+0x1000000)
 				return fmt.Sprintf("task %#x (pid 300): reading real_parent->tgid at %#x", addrOf(l, 300), uint64(heapBase+0x1000000)+k.off("task_struct.tgid"))
 			},
 			wantPids: []int32{0, 0, 1, 2, 3, 200, 201, 202, 300, 301},
@@ -514,7 +480,7 @@ func TestDamage(t *testing.T) {
 			name: "runqueue idle pointer unmapped",
 			g:    gen61,
 			damage: func(k *fakeKernel, l *List) string {
-				k.mem.u64(l.CPUs[1].RQ+k.off("rq.idle"), heapBase+0x1000000)
+				k.mem.PutU64(l.CPUs[1].RQ+k.off("rq.idle"), heapBase+0x1000000)
 				return fmt.Sprintf("CPU 1: rq.idle task at %#x: reading task_struct", uint64(heapBase+0x1000000))
 			},
 			wantPids:    []int32{0, 1, 2, 3, 200, 201, 202, 300, 301},
@@ -549,7 +515,7 @@ func TestCurrentOffList(t *testing.T) {
 	k := standard(t, gen61)
 	l := k.list(t)
 	exiting := k.writeTask(0, taskSpec{pid: 400, tgid: 400, parent: addrOf(l, 1), state: 0x80, exit: 0x10, comm: "exiting"})
-	k.mem.u64(l.CPUs[0].RQ+k.off("rq.curr"), exiting)
+	k.mem.PutU64(l.CPUs[0].RQ+k.off("rq.curr"), exiting)
 	l = k.list(t)
 	i := slices.IndexFunc(l.Tasks, func(t Task) bool { return t.PID == 400 })
 	if i < 0 {
@@ -581,7 +547,7 @@ func TestLongList(t *testing.T) {
 	}
 	// The last one points back into the middle.
 	to := k.off("task_struct.tasks")
-	k.mem.u64(groups[2000][0]+to, groups[1000][0]+to)
+	k.mem.PutU64(groups[2000][0]+to, groups[1000][0]+to)
 	l = k.list(t)
 	if len(l.Tasks) != 2000+4 || len(l.Problems) != 1 || !strings.Contains(l.Problems[0], "already visited, after 2001 entries") {
 		t.Errorf("%d tasks, problems %q", len(l.Tasks), l.Problems)
@@ -656,7 +622,7 @@ func TestFatal(t *testing.T) {
 	})
 	t.Run("init_task is not swapper", func(t *testing.T) {
 		k := standard(t, gen61)
-		k.mem.u32(k.initTask()+k.off("task_struct.pid"), 77)
+		k.mem.PutU32(k.initTask()+k.off("task_struct.pid"), 77)
 		l := k.list(t)
 		if len(l.Problems) == 0 || !strings.Contains(l.Problems[0], "not pid 0 swapper") {
 			t.Errorf("problems %q", l.Problems)

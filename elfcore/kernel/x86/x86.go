@@ -25,6 +25,14 @@ const (
 	// layout is not randomised (CONFIG_RANDOMIZE_MEMORY off, or nokaslr).
 	PageOffset4Level = 0xffff888000000000
 	PageOffset5Level = 0xff11000000000000
+
+	// VmallocBase4Level, VmemmapBase4Level and their 5-level twins are
+	// vmalloc_base and vmemmap_base when the memory layout is not
+	// randomised: the vmalloc and struct page regions' fixed starts.
+	VmallocBase4Level = 0xffffc90000000000
+	VmallocBase5Level = 0xffa0000000000000
+	VmemmapBase4Level = 0xffffea0000000000
+	VmemmapBase5Level = 0xffd4000000000000
 )
 
 // IsImageAddr reports whether va is in the kernel-image mapping (and the

@@ -13,6 +13,7 @@ import (
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/kallsyms"
 	"ldx/elfcore/kernel/kmem"
+	"ldx/elfcore/kernel/x86"
 	"ldx/vmcoreinfo"
 )
 
@@ -23,7 +24,6 @@ const (
 	offMachine = 0x12
 	offPhoff   = 0x20
 	offPhnum   = 0x38
-	ktext      = 0xffffffff80000000
 	pageSize   = 4096
 )
 
@@ -248,7 +248,7 @@ func (g *Core) setPhdr(i int, edit func(p *elfcore.ProgHeader)) *Mutation {
 // imageIdx is the kernel-image PT_LOAD.
 func (g *Core) imageIdx() int {
 	for i, p := range g.f.Progs {
-		if p.Type == elf.PT_LOAD && p.Vaddr >= ktext {
+		if p.Type == elf.PT_LOAD && p.Vaddr >= x86.KernelTextBase {
 			return i
 		}
 	}
@@ -501,7 +501,7 @@ func Mutants() []Mutant {
 		{"RAM p_vaddr = p_paddr (no direct-map addresses)", []string{"B8"}, func(g *Core) (*Mutation, error) {
 			progs := slices.Clone(g.f.Progs)
 			for i, p := range progs {
-				if p.Type == elf.PT_LOAD && p.Vaddr < ktext {
+				if p.Type == elf.PT_LOAD && p.Vaddr < x86.KernelTextBase {
 					progs[i].Vaddr = p.Paddr
 				}
 			}
@@ -510,7 +510,7 @@ func Mutants() []Mutant {
 		{"RAM p_vaddr off by 1 GiB", []string{"E4"}, func(g *Core) (*Mutation, error) {
 			progs := slices.Clone(g.f.Progs)
 			for i, p := range progs {
-				if p.Type == elf.PT_LOAD && p.Vaddr < ktext {
+				if p.Type == elf.PT_LOAD && p.Vaddr < x86.KernelTextBase {
 					progs[i].Vaddr += 1 << 30
 				}
 			}
@@ -704,7 +704,7 @@ func (g *Core) lastTSSOffset() (int64, error) {
 		return 0, err
 	}
 	for _, p := range g.f.Progs {
-		if p.Type == elf.PT_LOAD && p.Contains(pa) && p.Vaddr < ktext && pa-p.Paddr < p.Filesz {
+		if p.Type == elf.PT_LOAD && p.Contains(pa) && p.Vaddr < x86.KernelTextBase && pa-p.Paddr < p.Filesz {
 			return int64(p.Off + pa - p.Paddr), nil
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/kallsyms"
 	"ldx/elfcore/kernel/kallsyms/kallsymstest"
+	"ldx/elfcore/kernel/x86"
 	"ldx/extract"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
@@ -48,7 +49,7 @@ func SyntheticKernel(cpus int) (*kmodtest.Kernel, error) {
 	k := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{MemSize: synMem, CPUs: cpus, KASLROffset: synKASLR, Release: SyntheticRelease, Seed: 7})
 	k.TextPhys, k.TextSize = synTextPhys, synTextSize
 	physBase := k.PhysBase()
-	pa := func(va uint64) uint64 { return va - kmodtest.StartKernelMap + physBase }
+	pa := func(va uint64) uint64 { return x86.ImagePhys(va, physBase) }
 	text := string(kmodtest.SyntheticVMCOREINFO(SyntheticRelease, k.TextVirt, physBase, false))
 	// The template's mem_section lies at 1.5 GiB; move it into this memory.
 	lines := strings.Split(text, "\n")

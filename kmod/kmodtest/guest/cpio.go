@@ -23,8 +23,8 @@ type CPIOWriter struct {
 	err  error
 }
 
-// NewCPIOWriter returns a writer appending archive entries to w.
-func NewCPIOWriter(w io.Writer) *CPIOWriter {
+// newCPIOWriter returns a writer appending archive entries to w.
+func newCPIOWriter(w io.Writer) *CPIOWriter {
 	return &CPIOWriter{w: w, ino: 1, dirs: map[string]bool{".": true, "": true}}
 }
 

@@ -104,7 +104,7 @@ func TestCPIOWriter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			c := NewCPIOWriter(&buf)
+			c := newCPIOWriter(&buf)
 			tt.build(c)
 			if err := c.Close(); err != nil {
 				t.Fatal(err)
@@ -123,7 +123,7 @@ func TestCPIOWriterGNUCpio(t *testing.T) {
 		t.Skip("no cpio")
 	}
 	var buf bytes.Buffer
-	c := NewCPIOWriter(&buf)
+	c := newCPIOWriter(&buf)
 	c.File("bin/x", 0o755, []byte("abc"))
 	c.Symlink("bin/y", "x")
 	c.Close()

@@ -68,7 +68,7 @@ func TestE2EPrepare(t *testing.T) {
 		t.Errorf("KERNELOFFSET %q, kallsyms _text gives %#x", off, fa.KASLROffset())
 	}
 
-	want := DefaultMarkers(fa.Nonce)
+	want := defaultMarkers(fa.Nonce)
 	if !slices.Equal(fa.Markers, want) {
 		t.Errorf("markers read back from the guest's printk ring:\n%q\nwant\n%q", fa.Markers, want)
 	}

@@ -133,11 +133,11 @@ const (
 
 var dmesgStamp = regexp.MustCompile(`^\[\s*[0-9]+\.[0-9]+\] `)
 
-// ParseFacts extracts the last facts block from a serial console log. The
+// parseFacts extracts the last facts block from a serial console log. The
 // console turns "\n" into "\r\n" and may carry kernel messages and escape
 // sequences before the block, so only the lines between the BEGIN and END
 // markers are read and carriage returns are dropped.
-func ParseFacts(console []byte) (*Facts, error) {
+func parseFacts(console []byte) (*Facts, error) {
 	console = bytes.ReplaceAll(console, []byte("\r"), nil)
 	b := bytes.LastIndex(console, []byte("\n"+factsBegin+"\n"))
 	if b < 0 {
@@ -221,13 +221,13 @@ func ParseFacts(console []byte) (*Facts, error) {
 
 	var err error
 	f.CPUsPresent, f.CPUsPossible, f.CPUsOnline = first("cpu-present"), first("cpu-possible"), first("cpu-online")
-	if f.NumPresent, err = CountCPUList(f.CPUsPresent); err != nil {
+	if f.NumPresent, err = countCPUList(f.CPUsPresent); err != nil {
 		return nil, err
 	}
-	if f.NumPossible, err = CountCPUList(f.CPUsPossible); err != nil {
+	if f.NumPossible, err = countCPUList(f.CPUsPossible); err != nil {
 		return nil, err
 	}
-	if f.NumOnline, err = CountCPUList(f.CPUsOnline); err != nil {
+	if f.NumOnline, err = countCPUList(f.CPUsOnline); err != nil {
 		return nil, err
 	}
 
@@ -308,8 +308,8 @@ func parseIOMemLine(l string) (IOMemEntry, error) {
 	return e, nil
 }
 
-// CountCPUList counts the CPUs in a kernel CPU list such as "0-3,5,7-8".
-func CountCPUList(s string) (int, error) {
+// countCPUList counts the CPUs in a kernel CPU list such as "0-3,5,7-8".
+func countCPUList(s string) (int, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, nil

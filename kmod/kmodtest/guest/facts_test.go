@@ -60,7 +60,7 @@ LDX-READY 293a70d147a5
 func crlf(s string) []byte { return []byte(strings.ReplaceAll(s, "\n", "\r\n")) }
 
 func TestParseFacts(t *testing.T) {
-	f, err := ParseFacts(crlf(sampleConsole))
+	f, err := parseFacts(crlf(sampleConsole))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestParseFactsErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseFacts(tt.console)
+			_, err := parseFacts(tt.console)
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("unexpected error %v", err)
@@ -136,7 +136,7 @@ func TestParseFactsErrors(t *testing.T) {
 // The last block wins: a serial log may hold an earlier, aborted attempt.
 func TestParseFactsLastBlock(t *testing.T) {
 	two := "LDX-FACTS-BEGIN\n== uname-r\nold\nLDX-FACTS-END\nnoise\nLDX-FACTS-BEGIN\n== uname-r\nnew\nLDX-FACTS-END\n"
-	f, err := ParseFacts([]byte(two))
+	f, err := parseFacts([]byte(two))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,9 +159,9 @@ func TestCountCPUList(t *testing.T) {
 		{"2-1", 0, true},
 	}
 	for _, tt := range tests {
-		got, err := CountCPUList(tt.in)
+		got, err := countCPUList(tt.in)
 		if (err != nil) != tt.err || got != tt.want {
-			t.Errorf("CountCPUList(%q) = %d, %v; want %d, err %v", tt.in, got, err, tt.want, tt.err)
+			t.Errorf("countCPUList(%q) = %d, %v; want %d, err %v", tt.in, got, err, tt.want, tt.err)
 		}
 	}
 }

@@ -15,7 +15,7 @@
 //   - [Fetch] downloads the kernel image and its -dbg package at the version
 //     pinned in [Pins] (announced on every run) with apt-get download and
 //     unpacks them with dpkg into a cache (nothing is installed on the host).
-//   - [BuildInitramfs] writes a newc cpio (pure Go) with busybox, the
+//   - buildInitramfs writes a newc cpio (pure Go) with busybox, the
 //     qemu_fw_cfg module and a /init that prints the facts.
 //   - [Boot] starts QEMU (TCG: KVM does not work on the test machines) and
 //     waits until the guest has printed its facts; [Guest.Dump] takes the dump.

@@ -30,10 +30,10 @@ var DefaultProcesses = []string{"ldx-sleeper-a", "ldx-sleeper-b", "ldx-worker"}
 // tests grep consumers' dmesg output for it.
 const MarkerPrefix = "ldx-e2e-marker:"
 
-// DefaultMarkers returns the marker lines for a guest with the given nonce:
+// defaultMarkers returns the marker lines for a guest with the given nonce:
 // a short one, one with punctuation, and a 900-byte one (long lines are where
 // printk readers truncate or split records; the kernel accepts up to 1024).
-func DefaultMarkers(nonce string) []string {
+func defaultMarkers(nonce string) []string {
 	long := MarkerPrefix + " long line " + nonce + " "
 	for i := 0; len(long) < 900; i++ {
 		long += fmt.Sprintf("%03d-abcdefghijklmnopqrstuvwxyz ", i)
@@ -60,15 +60,15 @@ type InitramfsOptions struct {
 	CacheDir string
 }
 
-// BuildInitramfs writes a gzip-compressed newc cpio to dst: busybox with its
+// buildInitramfs writes a gzip-compressed newc cpio to dst: busybox with its
 // applet links, /init (guestfiles/init.sh), the modules, the named-process binaries and
 // the /etc/ldx input files.
-func BuildInitramfs(ctx context.Context, dst string, o InitramfsOptions) error {
+func buildInitramfs(ctx context.Context, dst string, o InitramfsOptions) error {
 	if o.Kernel == nil {
-		return fmt.Errorf("BuildInitramfs: no kernel")
+		return fmt.Errorf("buildInitramfs: no kernel")
 	}
 	if len(o.Markers) == 0 {
-		o.Markers = DefaultMarkers(o.Nonce)
+		o.Markers = defaultMarkers(o.Nonce)
 	}
 	if len(o.Processes) == 0 {
 		o.Processes = DefaultProcesses
@@ -103,20 +103,14 @@ func BuildInitramfs(ctx context.Context, dst string, o InitramfsOptions) error {
 		return err
 	}
 
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	// Level 1: the kernel decompresses it in well under a second anyway and
-	// building stays fast.
-	zw, err := gzip.NewWriterLevel(f, gzip.BestSpeed)
-	if err != nil {
-		return err
-	}
-	cw := NewCPIOWriter(zw)
-	bb.write(cw, "etc/ldx", "lib/modules/ldx")
-	cw.File("init", 0o755, initScript)
+	return writeInitramfs(dst, bb, initScript, func(cw *CPIOWriter) {
+		fillInitramfs(cw, o, mods, procFiles)
+	}, "etc/ldx", "lib/modules/ldx")
+}
+
+// fillInitramfs adds the e2e guest's inputs, modules and named-process
+// binaries.
+func fillInitramfs(cw *CPIOWriter, o InitramfsOptions, mods []module, procFiles []procFile) {
 	cw.File("etc/ldx/nonce", 0o644, []byte(o.Nonce+"\n"))
 	cw.File("etc/ldx/markers", 0o644, []byte(strings.Join(o.Markers, "\n")+"\n"))
 	cw.File("etc/ldx/procs", 0o644, []byte(strings.Join(o.Processes, "\n")+"\n"))
@@ -134,6 +128,26 @@ func BuildInitramfs(ctx context.Context, dst string, o InitramfsOptions) error {
 			cw.File(pf.name, 0o755, pf.data)
 		}
 	}
+}
+
+// writeInitramfs writes dst as a gzip-compressed newc cpio: the busybox
+// base (with the extra dirs), init as /init, then what fill adds. Level 1:
+// the kernel decompresses it in well under a second anyway and building
+// stays fast.
+func writeInitramfs(dst string, bb *busyboxImage, init []byte, fill func(cw *CPIOWriter), dirs ...string) error {
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zw, err := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	if err != nil {
+		return err
+	}
+	cw := newCPIOWriter(zw)
+	bb.write(cw, dirs...)
+	cw.File("init", 0o755, init)
+	fill(cw)
 	if err := cw.Close(); err != nil {
 		return err
 	}

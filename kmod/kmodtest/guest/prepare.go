@@ -86,7 +86,7 @@ func (s Spec) key(k *Kernel, mib int) string {
 	h.Write([]byte(cacheFormat))
 	h.Write(initScript)
 	h.Write(sleeperSource)
-	fmt.Fprintf(h, "\x00%s\x00%s\x00%v\x00%s", s.Cmdline, strings.Join(DefaultMarkers("n"), "\n"), DefaultProcesses, Config{LA57: s.LA57}.withDefaults().CPUModel)
+	fmt.Fprintf(h, "\x00%s\x00%s\x00%v\x00%s", s.Cmdline, strings.Join(defaultMarkers("n"), "\n"), DefaultProcesses, Config{LA57: s.LA57}.withDefaults().CPUModel)
 	parts := []string{k.Release, escapeVersion(k.Version), strconv.Itoa(mib) + "M", strconv.Itoa(s.CPUs) + "cpu"}
 	if s.NoKASLR {
 		parts = append(parts, "nokaslr")

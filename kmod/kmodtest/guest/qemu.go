@@ -35,7 +35,7 @@ type Config struct {
 	CPUModel string
 	// Cmdline is appended to the kernel command line.
 	Cmdline string
-	// Markers and Processes override DefaultMarkers / DefaultProcesses.
+	// Markers and Processes override defaultMarkers / DefaultProcesses.
 	Markers   []string
 	Processes []string
 	// ReadyTimeout bounds the wait for the guest's READY line; default 120 s
@@ -155,7 +155,7 @@ func Boot(ctx context.Context, cfg Config) (_ *Guest, err error) {
 	rand.Read(nb[:])
 	nonce := hex.EncodeToString(nb[:])
 	initrd := filepath.Join(dir, "initramfs.cpio.gz")
-	if err := BuildInitramfs(ctx, initrd, InitramfsOptions{
+	if err := buildInitramfs(ctx, initrd, InitramfsOptions{
 		Kernel: cfg.Kernel, Nonce: nonce, Markers: cfg.Markers, Processes: cfg.Processes,
 		WorkDir: dir, CacheDir: cfg.CacheDir,
 	}); err != nil {
@@ -283,7 +283,7 @@ func (g *Guest) waitReady(ctx context.Context, nonce string) error {
 	for {
 		b, _ := os.ReadFile(g.SerialLog)
 		if bytes.Contains(b, ready) {
-			f, err := ParseFacts(b)
+			f, err := parseFacts(b)
 			if err != nil {
 				return fmt.Errorf("guest facts: %w\nserial log tail:\n%s", err, tail(string(b), 3000))
 			}

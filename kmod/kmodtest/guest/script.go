@@ -2,7 +2,6 @@ package guest
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -84,7 +83,7 @@ func RunScript(ctx context.Context, cfg ScriptConfig) (*ScriptRun, error) {
 	}
 	defer os.RemoveAll(dir)
 	initrd := filepath.Join(dir, "initramfs.cpio.gz")
-	if err := BuildScriptInitramfs(ctx, initrd, cfg.Script, cfg.Files, cfg.CacheDir); err != nil {
+	if err := buildScriptInitramfs(ctx, initrd, cfg.Script, cfg.Files, cfg.CacheDir); err != nil {
 		return nil, err
 	}
 	serial := filepath.Join(dir, "serial.log")
@@ -128,41 +127,24 @@ func RunScript(ctx context.Context, cfg ScriptConfig) (*ScriptRun, error) {
 	return r, nil
 }
 
-// BuildScriptInitramfs writes a gzip-compressed newc cpio holding a static
+// buildScriptInitramfs writes a gzip-compressed newc cpio holding a static
 // busybox with its applet links, script as /init, and files.
-func BuildScriptInitramfs(ctx context.Context, dst, script string, files map[string][]byte, cacheDir string) error {
+func buildScriptInitramfs(ctx context.Context, dst, script string, files map[string][]byte, cacheDir string) error {
 	if script == "" {
-		return errors.New("BuildScriptInitramfs: no script")
+		return errors.New("buildScriptInitramfs: no script")
 	}
 	bb, err := loadBusybox(ctx, cacheDir)
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	zw, err := gzip.NewWriterLevel(f, gzip.BestSpeed)
-	if err != nil {
-		return err
-	}
-	cw := NewCPIOWriter(zw)
-	bb.write(cw)
-	cw.File("init", 0o755, []byte(script))
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		cw.File(n, 0o755, files[n])
-	}
-	if err := cw.Close(); err != nil {
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	return f.Close()
+	return writeInitramfs(dst, bb, []byte(script), func(cw *CPIOWriter) {
+		names := make([]string, 0, len(files))
+		for n := range files {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			cw.File(n, 0o755, files[n])
+		}
+	})
 }

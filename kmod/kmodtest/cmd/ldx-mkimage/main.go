@@ -32,6 +32,8 @@ import (
 	"strings"
 	"time"
 
+	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/kmodtest/guest"
 	"ldx/kmod/manifest"
@@ -107,9 +109,9 @@ func run(args []string, stdout io.Writer) error {
 			if t0 < k.TextVirt || t1 <= t0 {
 				return fmt.Errorf("-zero-text: the facts have no _stext/_etext symbols")
 			}
-			pa := func(va uint64) uint64 { return va - kmodtest.StartKernelMap + k.PhysBase() }
-			text := manifest.Range{Start: pa(t0) &^ (kmodtest.PageSize - 1), End: (pa(t1) + kmodtest.PageSize - 1) &^ (kmodtest.PageSize - 1)}
-			k.Mem = kmodtest.ZeroMem(k.Mem, []manifest.Range{text})
+			pa := func(va uint64) uint64 { return x86.ImagePhys(va, k.PhysBase()) }
+			text := elfcore.Range{Start: pa(t0) &^ (kmodtest.PageSize - 1), End: (pa(t1) + kmodtest.PageSize - 1) &^ (kmodtest.PageSize - 1)}
+			k.Mem = kmodtest.ZeroMem(k.Mem, []elfcore.Range{text})
 			fmt.Fprintf(os.Stderr, "ldx-mkimage: kernel text [%#x, %#x) reads as zeros\n", text.Start, text.End)
 		}
 	} else if *zeroText {
@@ -153,7 +155,7 @@ func run(args []string, stdout io.Writer) error {
 	}
 	for _, x := range []struct {
 		flag string
-		dst  *[]manifest.Range
+		dst  *[]elfcore.Range
 	}{{*unwritten, &r.Unwritten}, {*lost, &r.Lost}, {*early, &r.Early}} {
 		if *x.dst, err = parseRanges(x.flag); err != nil {
 			return err
@@ -248,8 +250,8 @@ func parseSize(s string) (int64, error) {
 }
 
 // parseRanges parses "start-end,…" in hex (0x optional), end exclusive.
-func parseRanges(s string) ([]manifest.Range, error) {
-	var out []manifest.Range
+func parseRanges(s string) ([]elfcore.Range, error) {
+	var out []elfcore.Range
 	for _, part := range strings.Split(s, ",") {
 		if part = strings.TrimSpace(part); part == "" {
 			continue
@@ -260,7 +262,7 @@ func parseRanges(s string) ([]manifest.Range, error) {
 		if !ok || err1 != nil || err2 != nil || hi <= lo {
 			return nil, fmt.Errorf("bad range %q: want hex start-end, end exclusive", part)
 		}
-		out = append(out, manifest.Range{Start: lo, End: hi})
+		out = append(out, elfcore.Range{Start: lo, End: hi})
 	}
 	return out, nil
 }

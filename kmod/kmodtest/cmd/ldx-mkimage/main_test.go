@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/kmodtest/guest"
 	"ldx/kmod/manifest"
@@ -49,7 +50,7 @@ func TestRun(t *testing.T) {
 	for va, v := range vars {
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], v)
-		f.WriteAt(b[:], int64(off+va-kmodtest.StartKernelMap+src.PhysBase()))
+		f.WriteAt(b[:], int64(off+x86.ImagePhys(va, src.PhysBase())))
 	}
 	if err := w.Finish(); err != nil {
 		t.Fatal(err)
@@ -92,7 +93,7 @@ func TestRun(t *testing.T) {
 	want := filepath.Join(dir, "want.img")
 	if _, err := kmodtest.WriteFile(want, src, &kmodtest.Run{Prepared: manifest.Marked, Nonce: m.Nonce,
 		Manifest: &manifest.Manifest{Tool: "ldx-mkimage"}, Start: m.Time, StopBefore: kmodtest.Finish, StaleSeed: 3,
-		Unwritten: []manifest.Range{{Start: 0x1000000, End: 0x1100000}}}); err != nil {
+		Unwritten: []elfcore.Range{{Start: 0x1000000, End: 0x1100000}}}); err != nil {
 		t.Fatal(err)
 	}
 	wb, _ := os.ReadFile(want)
@@ -100,7 +101,7 @@ func TestRun(t *testing.T) {
 	if len(wb) != len(gb) {
 		t.Fatalf("image %d bytes, want %d", len(gb), len(wb))
 	}
-	varPage := func(va uint64) uint64 { return (va - kmodtest.StartKernelMap + src.PhysBase()) / kmodtest.PageSize }
+	varPage := func(va uint64) uint64 { return x86.ImagePhys(va, src.PhysBase()) / kmodtest.PageSize }
 	for pfn := 0; pfn < len(wb)/kmodtest.PageSize; pfn++ {
 		a, b := wb[pfn*kmodtest.PageSize:][:kmodtest.PageSize], gb[pfn*kmodtest.PageSize:][:kmodtest.PageSize]
 		if uint64(pfn) == varPage(maxPFNVar) {
