@@ -355,7 +355,7 @@ func write(ctx context.Context, out sink, p *dump.Dump, opt *Options, sum *Summa
 		if len(enc) != len(notes) {
 			return fmt.Errorf("extract: the final notes take %d bytes, the room laid out for them %d", len(enc), len(notes))
 		}
-		w = elfcore.NewWriter(out, elf.EM_X86_64, len(p.RAM)+3, enc)
+		w = elfcore.NewWriter(out, elf.EM_X86_64, maxLoads, enc)
 	}
 	if img, ok := seg.imageSegment(p.ImageVirt); ok {
 		img.Flags = elf.PF_R | elf.PF_W | elf.PF_X

@@ -93,6 +93,15 @@ func writeKdump(ctx context.Context, out sink, p *dump.Dump, opt *Options, sum *
 		return err
 	}
 	opt.progress("copy", total, total)
+	if opt.FinalNotes != nil {
+		final, err := opt.FinalNotes()
+		if err != nil {
+			return err
+		}
+		if err := w.ReplaceNotes(elfcore.EncodeNotes(final)); err != nil {
+			return err
+		}
+	}
 	st, err := w.Close()
 	if err != nil {
 		return err

@@ -35,7 +35,8 @@ func newCaptureCmd() *cobra.Command {
 		mark, noClear, force, reset, dryRun, doExtract, quiet bool
 		output                                                string
 		useKcore                                              bool
-		maxRate                                               string
+		maxRate, kfmt, kcompress                              string
+		klevel                                                uint8
 		q                                                     kmod.QuiesceOptions
 	)
 	cmd := &cobra.Command{
@@ -101,7 +102,8 @@ ramfs), 25 too little free space for all of RAM (--force goes ahead),
   ldx capture --reset                    # bring a stuck interface back to idle
   ldx capture --kcore --dry-run -o /var/crash/vmcore
   ldx capture --kcore -o /var/crash/vmcore --max-rate 200M
-  ldx capture --kcore -o - | ssh host 'cat > vmcore.flat'`,
+  ldx capture --kcore -o - | ssh host 'cat > vmcore.flat'
+  ldx capture --kcore -o /var/crash/vmcore.kdump --format kdump -d 31`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if useKcore {
 				if len(args) > 0 || reset {
@@ -120,7 +122,11 @@ ramfs), 25 too little free space for all of RAM (--force goes ahead),
 				if mark || noClear || doExtract {
 					return &exitError{exitUsage, errors.New("capture: --mark, --no-clear and --extract are for livedump devices, not --kcore")}
 				}
-				return captureKcore(cmd, kcoreFlags{output: output, force: force, dryRun: dryRun, quiet: quiet, maxRate: maxRate})
+				return captureKcore(cmd, kcoreFlags{output: output, force: force, dryRun: dryRun, quiet: quiet, maxRate: maxRate,
+					format: kfmt, compress: kcompress, dumpLevel: klevel})
+			}
+			if kfmt != extract.FormatELF || kcompress != "" || klevel != 0 {
+				return &exitError{exitUsage, errors.New("capture: --format, --compress and --dump-level are for --kcore; for a livedump device, give them to ldx extract")}
 			}
 			host := captureHooks.host
 			if len(args) == 0 {
@@ -203,6 +209,9 @@ ramfs), 25 too little free space for all of RAM (--force goes ahead),
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	f.BoolVar(&useKcore, "kcore", false, "capture the running kernel through /proc/kcore (no livedump patches) into the vmcore -o names")
 	f.StringVar(&maxRate, "max-rate", "", "with --kcore: read at most this many bytes per second (e.g. 200M)")
+	f.StringVar(&kfmt, "format", extract.FormatELF, "with --kcore: output format, elf or kdump (kdump-compressed, as makedumpfile -c writes)")
+	f.StringVar(&kcompress, "compress", "", "with --kcore --format kdump: page compression, zlib (default), zstd, snappy or none")
+	f.Uint8VarP(&klevel, "dump-level", "d", 0, "with --kcore: leave pages out by makedumpfile's dump level (1 zero, 2 cache, 4 private cache, 8 user, 16 free; 31 all)")
 	return cmd
 }
 

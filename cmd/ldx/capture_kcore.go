@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ldx/elfcore/kdump"
+	"ldx/elfcore/kernel/pageclass"
 	"ldx/extract"
 	"ldx/kmod/kcore"
 )
@@ -23,6 +25,8 @@ var kcoreHost *kcore.Host
 type kcoreFlags struct {
 	output, maxRate      string
 	force, dryRun, quiet bool
+	format, compress     string
+	dumpLevel            uint8
 }
 
 // captureKcore is `ldx capture --kcore -o VMCORE`.
@@ -31,7 +35,15 @@ func captureKcore(cmd *cobra.Command, fl kcoreFlags) error {
 	if fl.output == "" {
 		return &exitError{exitUsage, errors.New("capture --kcore: give the output vmcore with -o")}
 	}
-	opt := kcore.Options{Host: kcoreHost, Output: fl.output, Force: fl.force, DryRun: fl.dryRun}
+	opt := kcore.Options{Host: kcoreHost, Output: fl.output, Force: fl.force, DryRun: fl.dryRun,
+		OutputFormat: fl.format, DumpLevel: pageclass.Level(fl.dumpLevel)}
+	if fl.compress != "" {
+		c, err := kdump.ParseCompression(fl.compress)
+		if err != nil {
+			return &exitError{exitUsage, fmt.Errorf("capture --compress: %w", err)}
+		}
+		opt.Compression = c
+	}
 	var stream *bufio.Writer
 	if fl.output == "-" {
 		// The vmcore goes to stdout as a flattened stream; everything

@@ -551,6 +551,17 @@ func (w *Writer) Abort() {
 	w.stop()
 }
 
+// ReplaceNotes replaces the note blob before Close writes it: a live
+// capture records in a note what it found at the end. The new blob must
+// have the old one's size and VMCOREINFO place, whose room is laid out.
+func (w *Writer) ReplaceNotes(notes []byte) error {
+	if len(notes) != len(w.cfg.Notes) {
+		return fmt.Errorf("kdump: the final notes take %d bytes, the room laid out for them %d", len(notes), len(w.cfg.Notes))
+	}
+	w.cfg.Notes = notes
+	return nil
+}
+
 // Close waits for every page to be written, then writes the headers and
 // bitmaps. Every RAM page must have been given.
 func (w *Writer) Close() (Stats, error) {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kdump"
+	"ldx/elfcore/kernel/pageclass"
 	"ldx/extract"
 	"ldx/extract/dump"
 )
@@ -26,6 +28,11 @@ type Options struct {
 	// the path its file system is checked through (/dev/stdout).
 	Stream     io.Writer
 	StreamPath string
+	// OutputFormat, Compression and DumpLevel are extract's: a kdump-
+	// compressed output, its page compression, makedumpfile's dump level.
+	OutputFormat string
+	Compression  kdump.Compression
+	DumpLevel    pageclass.Level
 }
 
 // Plan is what a capture will read and write.
@@ -126,7 +133,8 @@ func Capture(ctx context.Context, opt Options) (*Result, error) {
 		}
 		return notes, nil
 	}
-	sum, err := extract.Write(ctx, d, extract.Options{Input: s.Path, Output: opt.Output, Force: opt.Force, Progress: opt.Progress, FinalNotes: final, Stream: opt.Stream})
+	sum, err := extract.Write(ctx, d, extract.Options{Input: s.Path, Output: opt.Output, Force: opt.Force, Progress: opt.Progress, FinalNotes: final, Stream: opt.Stream,
+		OutputFormat: opt.OutputFormat, Compression: opt.Compression, DumpLevel: opt.DumpLevel})
 	res.Summary = sum
 	if sum != nil {
 		sum.InputKind, sum.InputSize = "live kernel memory", int64(plan.RAMBytes)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kdump"
 	"ldx/extract"
 	"ldx/extract/dump"
 	"ldx/kmod/kcore"
@@ -315,5 +316,54 @@ func TestCaptureSmear(t *testing.T) {
 	defer d.Close()
 	if c := d.CaptureNote(); c == nil || c.PagesChanged != 1 || c.PagesChecked != res.PagesChecked {
 		t.Errorf("LDX note %+v, want 1 of %d pages changed", c, res.PagesChecked)
+	}
+}
+
+// A kdump-compressed capture carries the final LDX note (written after
+// the copy) and the memory.
+func TestCaptureKdump(t *testing.T) {
+	dir := t.TempDir()
+	k := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{MemSize: 48 << 20, CPUs: 2})
+	h, err := kcoretest.Host(dir, k, true, "0-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "vmcore.kdump")
+	res, err := kcore.Capture(context.Background(), kcore.Options{Host: h, Output: out, OutputFormat: extract.FormatKdump, DumpLevel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	kf, err := kdump.Open(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes, err := elfcore.ParseNotes(kf.Notes(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var note *dump.CaptureNote
+	for _, n := range notes {
+		if n.Name == dump.NameLDX {
+			note, err = dump.ParseCaptureNote(n.Desc)
+		}
+	}
+	if note == nil || err != nil || note.PagesChecked != res.PagesChecked || res.PagesChecked == 0 {
+		t.Fatalf("LDX note %+v (%v), want %d pages checked", note, err, res.PagesChecked)
+	}
+	page, want := make([]byte, 4096), make([]byte, 4096)
+	for _, pfn := range []uint64{0x100, 0x1234, 0x2000} {
+		if err := kf.ReadPage(pfn, page); err != nil {
+			t.Fatalf("pfn %#x: %v", pfn, err)
+		}
+		kmodtest.SyntheticPage(want, 0, pfn)
+		if !bytes.Equal(page, want) {
+			t.Errorf("pfn %#x differs from the kernel's memory", pfn)
+		}
 	}
 }
