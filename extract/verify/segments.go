@@ -8,9 +8,8 @@ import (
 	"slices"
 	"strings"
 
-	"ldx/elfcore/kernel/x86"
-
 	"ldx/elfcore"
+	"ldx/elfcore/kernel/x86"
 	"ldx/vmcoreinfo"
 )
 

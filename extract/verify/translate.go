@@ -7,10 +7,9 @@ import (
 	"io"
 	"strings"
 
-	"ldx/elfcore/kernel/x86"
-
 	"ldx/elfcore"
 	"ldx/elfcore/kernel/kmem"
+	"ldx/elfcore/kernel/x86"
 )
 
 // utsReleaseOff is the offset of new_utsname.release in struct

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"ldx/elfcore/kernel/x86"
-
 	"ldx/vmcoreinfo"
 )
 
