@@ -6,10 +6,10 @@ import (
 	"strings"
 )
 
-// group collects the results of one check group. It reads the facts
-// (embedded, never written) and appends to its own results only, so a check
-// cannot leave anything behind for another to read: what a later check
-// needs from an earlier one is a return value.
+// group collects the results of one check group. Its checks read the
+// facts (embedded; no check writes to them) and append to the group's own
+// results only, so nothing one check concludes reaches another except as
+// a return value passed on explicitly.
 type group struct {
 	*facts
 	out []Result
