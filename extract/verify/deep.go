@@ -8,11 +8,17 @@ import (
 	"ldx/elfcore"
 )
 
-// checkDeep is Z1: with Options.Deep, every byte of segment data is read
+// deepChecks is Z1: with Options.Deep, every byte of segment data is read
 // once (segments sharing file bytes, like ldx's kernel-image PT_LOAD and
 // its zero segments, are read once): how much of it is zero pages, and
 // which ranges cannot be read at all (I/O errors, a file cut short).
-func (c *checker) checkDeep() {
+func deepChecks(f *facts) []Result {
+	c := f.newGroup()
+	c.checkDeep()
+	return c.out
+}
+
+func (c *group) checkDeep() {
 	if !c.opt.Deep {
 		return
 	}

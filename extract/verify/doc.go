@@ -314,7 +314,7 @@
 //     present; decoded by masking the low flag bits and adding pfn ×
 //     SIZE(page)) is a kernel address.
 //   - E6 (fatal for crash): what crash reads while it starts is in the dump
-//     (see startup.go: the per-CPU TSS IST pointers and each online node's
+//     (see crash.go: the per-CPU TSS IST pointers and each online node's
 //     pglist_data); a failed read there ends the session.
 //
 // # F. The kernel log
@@ -393,6 +393,36 @@
 //
 // vmcore-dmesg: the printk keys only (package printk), and the symbols'
 // addresses through p_vaddr.
+//
+// # How the checks are organised
+//
+// A verification runs in two phases. The fact-finding phase (facts.go)
+// reads, once, what every check builds on: the ELF header and the
+// program-header table (A1–A8 run there, since nothing else can run
+// without them, and their findings are results like any other), the
+// PT_LOADs and the kernel-image segment, the first-match and last-match
+// physical views, every note, the VMCOREINFO text and the keys it lacks,
+// and the translation inputs consumers share: the phys_base crash and
+// makedumpfile choose and makedumpfile's page walk through it. No check
+// changes those facts. Then each check group (B, C and K-7, D, E, F, G1,
+// V, K, Z1) is a function of the facts that returns its results. Where a
+// check needs what another concluded, that outcome is a parameter: E2
+// walks through the phys_base E1 confirms, E4 is skipped when E2 found the
+// walk broken, and E6 translates direct-map addresses through the base E4
+// confirmed. The report sorts the results into catalog order, so the order
+// the groups run in is no contract.
+//
+// What one consumer reads, and how it translates, is in that consumer's
+// file: crash.go (the header prefix it parses, its phys_base choice, the
+// linear kernel-image mapping, the start-up reads of E6), makedumpfile.go
+// (its page walk, mem_section for E5), drgn.go (p_vaddr segments with the
+// last one winning, its page walks before and since 0.0.27) and
+// vmcoredmesg.go (p_vaddr only, F2). libkdumpfile has no file of its own:
+// it reads through a page walk and linear mappings that the checks model
+// with makedumpfile's walk and crash's arithmetic. The checks about the
+// dump itself stay in topic files: header.go, segments.go, notes.go,
+// vmci.go, translate.go (E1–E4, comparing the consumers' views),
+// printk.go, kernelver.go, vmlinux.go, livedump.go and deep.go.
 //
 // # How each consumer reads virtual memory
 //

@@ -8,11 +8,17 @@ import (
 	"ldx/elfcore/kernel/pageclass"
 )
 
-// checkFiltered is L1: whether a dump level left pages out (doc.go,
+// filteredChecks is L1: whether a dump level left pages out (doc.go,
 // "Checks of ldx's own"). Pages of the kernel's present memory sections
 // in no PT_LOAD's file data are counted, and those that the dump's own
 // struct pages say are free, cache or user pages (level 30's classes).
-func (c *checker) checkFiltered() {
+func filteredChecks(f *facts) []Result {
+	c := f.newGroup()
+	c.checkFiltered()
+	return c.out
+}
+
+func (c *group) checkFiltered() {
 	if c.mkd == nil || c.info == nil {
 		c.inform(L1, "cannot tell whether pages were left out: no page walk through VMCOREINFO")
 		return

@@ -26,7 +26,7 @@ const crashMaxPhoff = 304 - 2*elfcore.ProgSize
 
 // checkHeader runs A1–A6 and A8 on the raw ELF header. It returns false
 // when the program headers cannot be located, so nothing else can run.
-func (c *checker) checkHeader() bool {
+func (c *group) checkHeader() bool {
 	class, data, ver := c.hdr[elf.EI_CLASS], c.hdr[elf.EI_DATA], c.hdr[elf.EI_VERSION]
 	if class != byte(elf.ELFCLASS64) || data != byte(elf.ELFDATA2LSB) || ver != byte(elf.EV_CURRENT) {
 		var e []Effect
@@ -109,7 +109,7 @@ func (c *checker) checkHeader() bool {
 
 // parseProgs reads the program-header table (at e_phoff, as every consumer
 // but makedumpfile does) and runs A7.
-func (c *checker) parseProgs() bool {
+func (c *group) parseProgs() (*elfcore.File, bool) {
 	f, err := elfcore.NewFile(c.r, c.size)
 	if err != nil {
 		var fe *elfcore.FormatError
@@ -122,16 +122,15 @@ func (c *checker) parseProgs() bool {
 			e = append(e, eff(k, Fatal, "cannot read the program headers").novm())
 		}
 		c.fail(A7, "the program-header table cannot be read: "+err.Error(), "the file is cut short or its header is damaged; copy it again from the source", loc, e...)
-		return false
+		return nil, false
 	}
-	c.f = f
 	if f.Phnum < 2 {
 		c.fail(A7, fmt.Sprintf("%d program headers; a core needs a PT_NOTE and at least one PT_LOAD", f.Phnum), fixExtract, at("e_phnum", offPhnum),
 			eff(Crash, Fatal, "rejects cores with fewer than two program headers (is_netdump)").novm(),
 			eff(Makedumpfile, Fatal, "\"Can't get the number of PT_LOAD.\""),
 			eff(Drgn, Fatal, "finds no memory"))
-		return false
+		return nil, false
 	}
 	c.pass(A7, fmt.Sprintf("%d program headers", f.Phnum))
-	return true
+	return f, true
 }

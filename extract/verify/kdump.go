@@ -10,8 +10,8 @@ import (
 )
 
 // isKdump says the input starts with a kdump-compressed signature.
-func (c *checker) isKdump() bool {
-	s := string(c.hdr[:8])
+func isKdump(hdr []byte) bool {
+	s := string(hdr[:8])
 	return s == kdump.SigKdump || s == kdump.SigDiskdump
 }
 
@@ -21,10 +21,12 @@ func (c *checker) isKdump() bool {
 // phys_base (H4) and, with --deep, every page's data (H5). The ELF checks
 // (A–G) do not apply to it: ldx extract turns it into an ELF vmcore, which
 // verify then checks in full.
-func (c *checker) checkKdump() {
-	c.rep.Format = dump.FormatKdump.String()
-	c.note("kdump-compressed input: header, bitmap and page-descriptor checks only (H1–H5); `ldx extract` makes an ELF vmcore of it that verify checks in full")
-	c.note("vmcore-dmesg reads ELF vmcores only, and drgn reads kdump files only when built with libkdumpfile (Debian's is); their rows below do not judge the format")
+func kdumpChecks(in input, rep *Report) []Result {
+	c := (&facts{input: in, kdump: true}).newGroup()
+	rep.Format = dump.FormatKdump.String()
+	rep.Notes = append(rep.Notes,
+		"kdump-compressed input: header, bitmap and page-descriptor checks only (H1–H5); `ldx extract` makes an ELF vmcore of it that verify checks in full",
+		"vmcore-dmesg reads ELF vmcores only, and drgn reads kdump files only when built with libkdumpfile (Debian's is); their rows below do not judge the format")
 	f, err := kdump.Open(c.raw, c.size)
 	if err != nil {
 		loc := nowhere
@@ -39,11 +41,11 @@ func (c *checker) checkKdump() {
 				c.skip(id, "the kdump headers cannot be read (H1)")
 			}
 		}
-		return
+		return c.out
 	}
 	defer f.Close()
 	_, _, rel, _, _ := f.Utsname()
-	c.rep.Release = rel
+	rep.Release = rel
 	c.pass(H1, fmt.Sprintf("%q header version %d, block size %d, %d CPUs, max_mapnr %#x, %d dumpable pages, dump level %d", f.Signature, f.Header.HeaderVersion, f.PageSize, f.NrCPUs(), f.MaxMapnr, f.DumpablePages(), f.DumpLevel()))
 
 	text := f.VMCOREINFO()
@@ -67,7 +69,7 @@ func (c *checker) checkKdump() {
 	for _, r := range f.DumpableRanges() {
 		for pfn := r.Start; pfn < r.End && bad == nil; pfn++ {
 			if err := c.ctx.Err(); err != nil {
-				return
+				return c.out
 			}
 			d, off, err := f.PageDesc(pfn)
 			switch {
@@ -114,7 +116,7 @@ func (c *checker) checkKdump() {
 		for _, r := range f.DumpableRanges() {
 			for pfn := r.Start; pfn < r.End && first == nil; pfn++ {
 				if err := c.ctx.Err(); err != nil {
-					return
+					return c.out
 				}
 				first = f.ReadPage(pfn, page)
 				read++
@@ -126,4 +128,5 @@ func (c *checker) checkKdump() {
 			c.pass(H5, fmt.Sprintf("all %d dumpable pages decompress to a page", read))
 		}
 	}
+	return c.out
 }

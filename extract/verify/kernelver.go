@@ -24,7 +24,7 @@ var consumerKernels = []struct {
 
 // dumpRelease is the dumped kernel's release: OSRELEASE, else what
 // init_uts_ns holds in the dumped memory.
-func (c *checker) dumpRelease() (string, bool) {
+func (c *facts) dumpRelease() (string, bool) {
 	if c.info == nil {
 		return "", false
 	}
@@ -49,10 +49,16 @@ func (c *checker) dumpRelease() (string, bool) {
 // ifKnown marks an effect that holds only for known consumer versions.
 func (e Effect) ifKnown() Effect { e.IfVersionKnown = true; return e }
 
-// checkKernelSupport is G1: whether each consumer version knows the dumped
+// kernelSupportChecks is G1: whether each consumer version knows the dumped
 // kernel at all. It is no defect of the dump, so it never fails the dump's
 // own verdict beyond saying which tool to use instead.
-func (c *checker) checkKernelSupport() {
+func kernelSupportChecks(f *facts) []Result {
+	c := f.newGroup()
+	c.checkKernelSupport()
+	return c.out
+}
+
+func (c *group) checkKernelSupport() {
 	rel, ok := c.dumpRelease()
 	if !ok {
 		c.skip(G1, "the kernel release is unknown (no OSRELEASE, init_uts_ns unreadable)")

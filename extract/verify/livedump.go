@@ -12,10 +12,16 @@ import (
 	"ldx/vmcoreinfo"
 )
 
-// checkLivedump runs the checks for the defects of the livedump v1 kernel
+// livedumpChecks runs the checks for the defects of the livedump v1 kernel
 // code that reach a raw device (see package livedump, "Defects"). They
 // apply only to the raw layout; `ldx extract` repairs all of them.
-func (c *checker) checkLivedump() {
+func livedumpChecks(f *facts) []Result {
+	c := f.newGroup()
+	c.checkLivedump()
+	return c.out
+}
+
+func (c *group) checkLivedump() {
 	if !c.livedump {
 		return
 	}
@@ -84,7 +90,7 @@ func (c *checker) checkLivedump() {
 // checkNotesCut is K-1: the kernel writes only pfn 1 of the merged notes
 // while the PT_NOTE claims them all; VMCOREINFO comes last and loses its
 // tail first (phys_base, KERNELOFFSET, pgtable_l5_enabled, CRASHTIME).
-func (c *checker) checkNotesCut(man *manifest.Manifest) {
+func (c *group) checkNotesCut(man *manifest.Manifest) {
 	note := c.f.Progs[0]
 	end := note.Off + note.Filesz
 	if end <= livedump.NotesEnd {

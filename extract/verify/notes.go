@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"debug/elf"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,7 +8,6 @@ import (
 
 	"ldx/elfcore"
 	"ldx/elfcore/livedump"
-	"ldx/extract/dump"
 )
 
 // noteSeg is one PT_NOTE segment as parsed with 4-byte alignment.
@@ -24,43 +22,14 @@ const (
 	prstatusMin = 328 // libkdumpfile and drgn need pr_reg complete: 112 + 27·8 = 328
 )
 
-// parseNotes reads every PT_NOTE and picks out what the checks use.
-func (c *checker) parseNotes() {
-	for i, p := range c.f.Progs {
-		if p.Type != elf.PT_NOTE {
-			continue
-		}
-		s := noteSeg{idx: i}
-		data, err := c.f.NoteSegment(i)
-		if err != nil {
-			s.err = err
-		} else {
-			s.notes, s.err = elfcore.ParseNotes(data, int64(p.Off))
-		}
-		c.segs = append(c.segs, s)
-		for j := range s.notes {
-			n := &s.notes[j]
-			switch {
-			case n.Name == elfcore.NameVMCOREINFO && n.Type == elfcore.NT_VMCOREINFO:
-				c.vmci = n // the last one wins in crash, makedumpfile and drgn
-				c.vmciCount++
-			case n.Is(elfcore.NameCore, elfcore.NT_PRSTATUS):
-				c.cores = append(c.cores, *n)
-			case n.Name == elfcore.NameQEMU:
-				c.qemu = true
-			case n.Is(dump.NameLDX, dump.NT_LDX_CAPTURE):
-				c.capture, _ = dump.ParseCaptureNote(n.Desc)
-			}
-		}
-	}
-	if c.vmci != nil {
-		c.lines = scanLines(c.vmci.Desc)
-		c.info = c.lines.info
-	}
-	c.synthetic = livedump.SyntheticRegisters(c.cores)
+// noteChecks is group C and K-7: the notes as each consumer walks them.
+func noteChecks(f *facts) []Result {
+	c := f.newGroup()
+	c.checkNotes()
+	return c.out
 }
 
-func (c *checker) checkNotes() {
+func (c *group) checkNotes() {
 	// C1: drgn chooses the note layout by the PT_NOTE's p_align.
 	var bad8, odd []int
 	for _, s := range c.segs {
@@ -119,7 +88,7 @@ func (c *checker) checkNotes() {
 	}
 }
 
-func (c *checker) firstRIP() uint64 {
+func (c *facts) firstRIP() uint64 {
 	if st, err := elfcore.ParsePRStatus(c.cores[0].Desc); err == nil {
 		return st.Regs[elfcore.RegRIP]
 	}
@@ -127,7 +96,7 @@ func (c *checker) firstRIP() uint64 {
 }
 
 // checkNoteWalk is C2.
-func (c *checker) checkNoteWalk() {
+func (c *group) checkNoteWalk() {
 	if len(c.segs) == 0 {
 		c.skip(C2, "no PT_NOTE (B1)")
 		return
@@ -155,13 +124,13 @@ func (c *checker) checkNoteWalk() {
 			"the notes are damaged; `ldx extract` rebuilds them (and recovers VMCOREINFO from memory on livedump devices)", loc, e...)
 		return
 	}
-	if c.rep.Check(C2) == nil {
+	if c.result(C2) == nil {
 		c.pass(C2, fmt.Sprintf("%s, ending exactly at p_filesz", plural(len(c.segs[0].notes), "note", "notes")))
 	}
 }
 
 // checkVMCOREINFONote is C3.
-func (c *checker) checkVMCOREINFONote() {
+func (c *group) checkVMCOREINFONote() {
 	if c.vmci != nil {
 		c.pass(C3, fmt.Sprintf("\"VMCOREINFO\" (n_namesz 11), n_type 0, %d bytes of text at %#x", len(c.vmci.Desc), c.vmci.Off+24))
 		return
@@ -200,7 +169,7 @@ func (c *checker) checkVMCOREINFONote() {
 	c.fail(C3, fmt.Sprintf("no VMCOREINFO note among %s", plural(c.noteCount(), "note", "notes")), fix, c.phLoc(0, "p_filesz", phdrFilesz), e...)
 }
 
-func (c *checker) noteCount() int {
+func (c *facts) noteCount() int {
 	n := 0
 	for _, s := range c.segs {
 		n += len(s.notes)
@@ -209,7 +178,7 @@ func (c *checker) noteCount() int {
 }
 
 // checkPRStatus is C5, C6 and C7.
-func (c *checker) checkPRStatus() {
+func (c *group) checkPRStatus() {
 	if len(c.cores) == 0 {
 		c.fail(C5, "no CORE/NT_PRSTATUS notes", "`ldx extract` writes one per CPU", nowhere,
 			eff(Crash, Degraded, "has no registers for the active tasks (falls back to stack search)"),
@@ -278,7 +247,7 @@ func (c *checker) checkPRStatus() {
 }
 
 // checkCPUCount is C6.
-func (c *checker) checkCPUCount() {
+func (c *group) checkCPUCount() {
 	if c.livedump && c.vmci != nil {
 		claimed := int(c.f.Progs[0].Filesz)
 		if n, ok := livedump.CPUs(claimed, len(c.vmci.Desc)); ok && n != len(c.cores) {
@@ -292,7 +261,7 @@ func (c *checker) checkCPUCount() {
 }
 
 // checkSpecialNotes is C8.
-func (c *checker) checkSpecialNotes() {
+func (c *group) checkSpecialNotes() {
 	for _, s := range c.segs {
 		for _, n := range s.notes {
 			if n.Name == nameSNAP && n.Type == elfcore.NT_TASKSTRUCT {

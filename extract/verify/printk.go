@@ -47,16 +47,32 @@ const maxRingBytes = 64 << 20
 // its page walk: the pointer at SYMBOL(prb), the ring, then every page of
 // the descriptor, info and text arrays must translate into dumped memory,
 // and elfcore/kernel/printk must decode at least one record from them.
-func (c *checker) checkPrintk() {
+// printkChecks is group F: the printk ring as makedumpfile reads it through
+// its page walk (F1) and as vmcore-dmesg reads it through p_vaddr (F2).
+func printkChecks(f *facts) ([]Result, ringLog) {
+	c := f.newGroup()
+	log := c.checkPrintk()
+	return c.out, log
+}
+
+// ringLog is what F1's decoding leaves for the report besides its result:
+// the decoder's complaints, and the newest record, which RunTools looks
+// for in the tools' own output.
+type ringLog struct {
+	notes  []string
+	newest string
+}
+
+func (c *group) checkPrintk() ringLog {
 	if c.info == nil {
 		c.skip(F1, "no VMCOREINFO note (C3)")
 		c.skip(F2, "no VMCOREINFO note (C3)")
-		return
+		return ringLog{}
 	}
 	if ver, ok := c.info.KernelVersion(); ok && ver.Less(vmcoreinfo.Version{Major: 5, Minor: 10}) {
 		c.skip(F1, fmt.Sprintf("kernel %s predates the lockless ring; the structured-ring keys are not verified", ver))
 		c.skip(F2, fmt.Sprintf("kernel %s predates the lockless ring", ver))
-		return
+		return ringLog{}
 	}
 	var fatalMissing, minorMissing []vmcoreinfo.Requirement
 	for _, r := range c.missing["F1"] {
@@ -66,7 +82,6 @@ func (c *checker) checkPrintk() {
 			minorMissing = append(minorMissing, r)
 		}
 	}
-	c.minorRingKeys = minorMissing
 	if len(fatalMissing) > 0 {
 		names := keyNames(fatalMissing)
 		if len(names) > 6 {
@@ -79,37 +94,25 @@ func (c *checker) checkPrintk() {
 		c.fail(F1, "the lockless-ring keys are missing: "+strings.Join(names, ", "), fix, at("VMCOREINFO", c.vmci.Off+24),
 			ringKeysEffect(fatalMissing), eff(VmcoreDmesg, Fatal, "cannot walk the ring without them"))
 		c.skip(F2, "the lockless-ring keys are missing (F1)")
-		return
+		return ringLog{}
 	}
-	c.checkRingWalk()
+	log := c.checkRingWalk(minorMissing)
 	c.checkRingVaddr()
+	return log
 }
 
-// missingF2 reports the keys only vmcore-dmesg needs, as an F2 failure.
-func (c *checker) missingF2() bool {
-	rs := c.missing["F2"]
-	if len(rs) == 0 {
-		return false
-	}
-	sev := None
-	for _, r := range rs {
-		sev = max(sev, r.Severity)
-	}
-	c.fail(F2, "missing: "+strings.Join(keyNames(rs), ", "), "the kernel emits these keys; use its own VMCOREINFO text", at("VMCOREINFO", c.vmci.Off+24),
-		eff(VmcoreDmesg, sev, "cannot tell the static ring from a dynamically allocated one"))
-	return true
-}
-
-func (c *checker) checkRingWalk() {
+// checkRingWalk is F1's walk and decoding; minorMissing are the missing
+// ring keys that only cost details.
+func (c *group) checkRingWalk(minorMissing []vmcoreinfo.Requirement) (log ringLog) {
 	if c.mkd == nil {
 		c.skip(F1, c.mkdErr.Error())
-		return
+		return log
 	}
 	rg, arrays, err := printk.LocateLockless(c.mkd, c.info)
 	if err != nil {
 		c.fail(F1, err.Error(), "the dump lacks the memory of the printk ring or the page tables that map it (E2)", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
 			eff(Makedumpfile, Fatal, "--dump-dmesg cannot read the ring"))
-		return
+		return log
 	}
 	var bad []string
 	pages := 0
@@ -131,7 +134,7 @@ func (c *checker) checkRingWalk() {
 	if len(bad) > 0 {
 		c.fail(F1, strings.Join(bad, "; "), "the dump lacks part of the printk ring; take it again", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
 			eff(Makedumpfile, Fatal, "--dump-dmesg copies the whole arrays: \"Can't read …\""))
-		return
+		return log
 	}
 	// Decode it as makedumpfile would (elfcore/kernel/printk), bounded: the ring's
 	// arrays are copied whole, a few hundred KiB on real kernels.
@@ -139,87 +142,39 @@ func (c *checker) checkRingWalk() {
 	if c.opt.Deep {
 		limit = 0 // printk's own bound
 	}
-	log, err := printk.Read(c.mkd, c.info, &printk.Options{MaxBytes: limit})
-	if err == nil && len(log.Records) == 0 {
-		err = fmt.Errorf("no readable record (%d skipped: %v; %v)", log.SkippedTotal(), log.Skipped, log.Problems)
+	rec, err := printk.Read(c.mkd, c.info, &printk.Options{MaxBytes: limit})
+	if err == nil && len(rec.Records) == 0 {
+		err = fmt.Errorf("no readable record (%d skipped: %v; %v)", rec.SkippedTotal(), rec.Skipped, rec.Problems)
 	}
 	if err != nil {
 		c.fail(F1, fmt.Sprintf("ring at %#x readable (%d descriptors, %s of text), but decoding it fails: %v", rg.Addr, rg.Count, mib(rg.TextSize), err),
 			"the ring's memory is not the kernel's (stale or never-written pages?)", at("VMCOREINFO SYMBOL(prb)", c.vmci.Off+24),
 			eff(Makedumpfile, Degraded, "--dump-dmesg prints nothing or garbage"))
-		return
+		return log
 	}
-	if len(log.Problems) > 0 {
-		c.note("F1: the printk decoder skipped records: %s", strings.Join(log.Problems, "; "))
+	if len(rec.Problems) > 0 {
+		log.notes = append(log.notes, fmt.Sprintf("F1: the printk decoder skipped records: %s", strings.Join(rec.Problems, "; ")))
 	}
-	text := string(log.Records[len(log.Records)-1].Text)
+	text := string(rec.Records[len(rec.Records)-1].Text)
 	if !strings.ContainsAny(text, "\n") {
-		c.rep.newestRecord = text
+		log.newest = text
 	}
 	skipped := ""
-	if n := log.SkippedTotal(); n > 0 {
+	if n := rec.SkippedTotal(); n > 0 {
 		skipped = fmt.Sprintf(" (%d skipped)", n)
 	}
-	found := fmt.Sprintf("ring at %#x: %d descriptors, %s of text, all %d pages mapped; %d records%s, the newest %q", rg.Addr, rg.Count, mib(rg.TextSize), pages, len(log.Records), skipped, truncate(text, 60))
-	if len(c.minorRingKeys) > 0 {
+	found := fmt.Sprintf("ring at %#x: %d descriptors, %s of text, all %d pages mapped; %d records%s, the newest %q", rg.Addr, rg.Count, mib(rg.TextSize), pages, len(rec.Records), skipped, truncate(text, 60))
+	if len(minorMissing) > 0 {
 		sev := None
-		for _, r := range c.minorRingKeys {
+		for _, r := range minorMissing {
 			sev = max(sev, r.Severity)
 		}
-		c.failSev(F1, sev, found+"; missing keys for details: "+strings.Join(keyNames(c.minorRingKeys), ", "),
+		c.failSev(F1, sev, found+"; missing keys for details: "+strings.Join(keyNames(minorMissing), ", "),
 			"the kernel emits these keys; use its own VMCOREINFO text", at("VMCOREINFO", c.vmci.Off+24),
 			eff(Makedumpfile, sev, "prints the log without sequence numbers, caller ids or device info, or cannot do --partial-dmesg"),
 			eff(VmcoreDmesg, sev, "prints the log without some details"))
-		return
+		return log
 	}
 	c.pass(F1, found)
-}
-
-// vaddrOnly finds va the way vmcore-dmesg does: the first program header
-// of any type whose [p_vaddr, p_vaddr+p_memsz) holds it (vaddr_to_offset).
-func (c *checker) vaddrOnly(va, size uint64) (elfcore.ProgHeader, int, error) {
-	for i, p := range c.f.Progs {
-		if va >= p.Vaddr && va-p.Vaddr < p.Memsz {
-			if va+size-p.Vaddr > p.Memsz || va+size-p.Vaddr > p.Filesz {
-				return p, i, fmt.Errorf("[%#x, %#x) runs past the end of phdr[%d]'s file data (vmcore-dmesg reads each buffer with one pread)", va, va+size, i)
-			}
-			return p, i, nil
-		}
-	}
-	return elfcore.ProgHeader{}, -1, fmt.Errorf("\"No program header covering vaddr %#x found\"", va)
-}
-
-type vaddrReader struct{ c *checker }
-
-func (v vaddrReader) ReadAt(p []byte, off int64) (int, error) {
-	seg, _, err := v.c.vaddrOnly(uint64(off), uint64(len(p)))
-	if err != nil {
-		return 0, err
-	}
-	return v.c.r.ReadAt(p, int64(seg.Off+uint64(off)-seg.Vaddr))
-}
-
-// checkRingVaddr is F2: vmcore-dmesg has no page walk; every buffer must be
-// inside one p_vaddr segment, contiguous in the file.
-func (c *checker) checkRingVaddr() {
-	if c.missingF2() {
-		return
-	}
-	_, arrays, err := printk.LocateLockless(vaddrReader{c}, c.info)
-	var bad []string
-	if err != nil {
-		bad = append(bad, err.Error())
-	} else {
-		for _, a := range arrays {
-			if _, _, err := c.vaddrOnly(a.Addr, a.Size); err != nil {
-				bad = append(bad, a.Name+": "+err.Error())
-			}
-		}
-	}
-	if len(bad) > 0 {
-		c.fail(F2, strings.Join(bad, "; "), "run `ldx extract FILE -o VMCORE`: it writes kernel-image and direct-map p_vaddr for every segment", nowhere,
-			eff(VmcoreDmesg, Fatal, "translates only through p_vaddr (vaddr_to_offset), exit 30"))
-		return
-	}
-	c.pass(F2, "prb, the ring and its three arrays each lie in one p_vaddr segment")
+	return log
 }

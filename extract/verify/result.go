@@ -2,10 +2,11 @@ package verify
 
 import (
 	"fmt"
-	"ldx/vmcoreinfo/consumer"
 	"slices"
 	"strings"
 	"time"
+
+	"ldx/vmcoreinfo/consumer"
 )
 
 // Severity grades what a failed check does to a consumer: package

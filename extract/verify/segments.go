@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"debug/elf"
 	"fmt"
-	"ldx/elfcore/kernel/x86"
 	"math"
 	"slices"
 	"strings"
 
 	"ldx/elfcore"
-	"ldx/elfcore/livedump"
-	"ldx/extract/dump"
+	"ldx/elfcore/kernel/x86"
 	"ldx/vmcoreinfo"
 )
 
@@ -26,59 +24,20 @@ const (
 	phdrAlign   = 48
 )
 
-// classify collects the facts the checks share: PT_LOADs, the kernel-image
-// segment, the notes and VMCOREINFO, and what produced the file.
-func (c *checker) classify() {
-	for i, p := range c.f.Progs {
-		if p.Type == elf.PT_LOAD {
-			c.loads = append(c.loads, p)
-			c.loadIdx = append(c.loadIdx, i)
-			if c.image == nil && x86.IsImageAddr(p.Vaddr) {
-				c.image, c.imageIdx = &c.f.Progs[i], i
-			}
-		}
-	}
-	c.first = elfcore.NewPhysMem(c.r, c.loads)
-	rev := slices.Clone(c.loads)
-	slices.Reverse(rev)
-	c.last = elfcore.NewPhysMem(c.r, rev)
-	c.livedump = livedump.IsLayout(c.f)
-	c.parseNotes()
-	switch {
-	case c.livedump:
-		c.rep.Format = dump.FormatLivedump.String()
-	case c.qemu && c.image == nil:
-		c.rep.Format = "QEMU dump-guest-memory"
-	case c.qemu:
-		c.rep.Format = "ELF vmcore (QEMU notes)"
-	default:
-		c.rep.Format = dump.FormatELF.String()
-	}
-	if c.info != nil {
-		c.rep.Release, _ = c.info.OSRelease()
-	}
-}
-
 // phLoc locates field fieldOff of program header i.
-func (c *checker) phLoc(i int, name string, fieldOff int64) location {
+func (c *facts) phLoc(i int, name string, fieldOff int64) location {
 	return at(fmt.Sprintf("phdr[%d].%s", i, name), c.f.ProgOffset(i)+fieldOff)
 }
 
-// crashHeaderEnd is the "header size" crash's resize_elf_header computes:
-// the smallest non-zero p_offset of phdr[1..], seeded with phdr[1]'s (it
-// looks at every later phdr whatever its type). Only that prefix of the
-// file is parsed for program headers and notes.
-func (c *checker) crashHeaderEnd() uint64 {
-	end := c.f.Progs[1].Off
-	for _, p := range c.f.Progs[1:] {
-		if p.Off != 0 && (end == 0 || p.Off < end) {
-			end = p.Off
-		}
-	}
-	return end
+// segmentChecks is group B: the program headers and segments as each
+// consumer reads them.
+func segmentChecks(f *facts) []Result {
+	c := f.newGroup()
+	c.checkSegments()
+	return c.out
 }
 
-func (c *checker) checkSegments() {
+func (c *group) checkSegments() {
 	progs := c.f.Progs
 	var noteIdx []int
 	for i, p := range progs {
@@ -211,7 +170,7 @@ func (c *checker) checkSegments() {
 
 // vmciSeg returns the index of the PT_NOTE holding the VMCOREINFO note
 // consumers use, or -1.
-func (c *checker) vmciSeg() int {
+func (c *facts) vmciSeg() int {
 	if c.vmci == nil {
 		return -1
 	}
@@ -227,7 +186,7 @@ func (c *checker) vmciSeg() int {
 
 // checkHeaderPrefix is B4: crash parses program headers and notes only
 // from [0, smallest non-zero p_offset).
-func (c *checker) checkHeaderPrefix() {
+func (c *group) checkHeaderPrefix() {
 	end := c.crashHeaderEnd()
 	if end == 0 {
 		c.skip(B4, "phdr[1].p_offset is 0 (B5): crash computes no header at all")
@@ -272,7 +231,7 @@ func (c *checker) checkHeaderPrefix() {
 }
 
 // checkPaddr is B7.
-func (c *checker) checkPaddr() {
+func (c *group) checkPaddr() {
 	var nonZero int
 	var allOnes []int
 	for i, p := range c.loads {
@@ -301,7 +260,7 @@ func (c *checker) checkPaddr() {
 
 // ramLoads returns the PT_LOADs below the kernel-image range (RAM
 // segments) and their program-header indexes.
-func (c *checker) ramLoads() (ram []elfcore.ProgHeader, idx []int) {
+func (c *facts) ramLoads() (ram []elfcore.ProgHeader, idx []int) {
 	for i, p := range c.loads {
 		if !x86.IsImageAddr(p.Vaddr) && p.Memsz > 0 {
 			ram = append(ram, p)
@@ -313,7 +272,7 @@ func (c *checker) ramLoads() (ram []elfcore.ProgHeader, idx []int) {
 
 // checkDirectMapVaddr is B8: the shape of RAM p_vaddr (E4 checks the
 // value against the page tables).
-func (c *checker) checkDirectMapVaddr() {
+func (c *group) checkDirectMapVaddr() {
 	ram, idx := c.ramLoads()
 	if len(ram) == 0 {
 		c.skip(B8, "no RAM PT_LOADs")
@@ -358,7 +317,7 @@ func (c *checker) checkDirectMapVaddr() {
 }
 
 // checkImageSegment is B9.
-func (c *checker) checkImageSegment() {
+func (c *group) checkImageSegment() {
 	pb, havePB := vmciNumber(c.info, "phys_base")
 	if c.image == nil {
 		e := []Effect{eff(VmcoreDmesg, Fatal, "reaches kernel symbols only through p_vaddr: \"No program header covering vaddr …\"")}
@@ -419,7 +378,7 @@ func (c *checker) checkImageSegment() {
 }
 
 // checkFileSizes is B10 and B11.
-func (c *checker) checkFileSizes() {
+func (c *group) checkFileSizes() {
 	var over, under []int
 	var underBytes uint64
 	for i, p := range c.loads {
@@ -484,7 +443,7 @@ type overlap struct {
 }
 
 // overlaps returns the overlapping pairs of PT_LOADs.
-func (c *checker) overlaps() []overlap {
+func (c *facts) overlaps() []overlap {
 	order := make([]int, len(c.loads))
 	for i := range order {
 		order[i] = i
@@ -523,7 +482,7 @@ func (c *checker) overlaps() []overlap {
 // checkOverlaps is B12: where PT_LOADs overlap, crash and makedumpfile
 // read the first in program-header order, drgn the last, libkdumpfile the
 // one sorted first by address; the bytes must be the same.
-func (c *checker) checkOverlaps() {
+func (c *group) checkOverlaps() {
 	ovs := c.overlaps()
 	if len(ovs) == 0 {
 		c.pass(B12, "no overlapping PT_LOADs")
@@ -642,7 +601,7 @@ func readSeg(r interface {
 }
 
 // checkAlignment is B13.
-func (c *checker) checkAlignment() {
+func (c *group) checkAlignment() {
 	var bad []int
 	for i, p := range c.loads {
 		if p.Memsz == 0 {
@@ -664,7 +623,7 @@ func (c *checker) checkAlignment() {
 }
 
 // checkOrder is B14.
-func (c *checker) checkOrder() {
+func (c *group) checkOrder() {
 	var problems []string
 	if c.image != nil && c.imageIdx != c.loadIdx[0] {
 		problems = append(problems, fmt.Sprintf("the kernel-image PT_LOAD is phdr[%d], not the first PT_LOAD", c.imageIdx))

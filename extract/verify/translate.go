@@ -16,11 +16,6 @@ import (
 // uts_namespace.name: sysname and nodename come first, 65 bytes each.
 const utsReleaseOff = 2 * 65
 
-// drgnPhysRootSince is the first drgn version that reads the root page
-// table physically through NUMBER(phys_base) instead of through the
-// p_vaddr segments.
-const drgnPhysRootSince = "0.0.27"
-
 // translation inputs shared by the E and F checks.
 type xlat struct {
 	root     uint64 // SYMBOL(init_top_pgt) (makedumpfile's root)
@@ -30,7 +25,7 @@ type xlat struct {
 	sme      uint64
 }
 
-func (c *checker) xlat() (x xlat) {
+func (c *facts) xlat() (x xlat) {
 	if c.info == nil {
 		return
 	}
@@ -49,59 +44,34 @@ func (c *checker) xlat() (x xlat) {
 	return
 }
 
-// imagePhysBase is phys_base as the kernel-image PT_LOAD implies it.
-func (c *checker) imagePhysBase() (uint64, bool) {
-	if c.image == nil {
-		return 0, false
-	}
-	return x86.PhysBase(c.image.Paddr, c.image.Vaddr), true
-}
-
-// walker returns a makedumpfile-style page walk with the given phys_base
-// over the first-match physical view.
-func (c *checker) walker(pb uint64) (*kmem.Mem, error) {
-	x := c.xlat()
-	if !x.haveRoot {
-		return nil, errors.New("VMCOREINFO has no SYMBOL(init_top_pgt) (D6)")
-	}
-	return kmem.New(c.first, kmem.Params{PgtRoot: x.root, PhysBase: pb, L5: x.l5, SMEMask: x.sme})
-}
-
-func (c *checker) checkTranslation() {
-	ids := []ID{E1, E2, E3, E4, E5, E6}
+// translationChecks is group E: phys_base, the page walks, init_uts_ns
+// read each consumer's way, the direct map, mem_section and crash's
+// start-up reads. Each step takes what an earlier one concluded as a
+// parameter: E2 walks through the phys_base E1 confirms, E4 is skipped when
+// E2 found the walk broken, and E6 translates direct-map addresses through
+// the base E4 confirms.
+func translationChecks(f *facts) []Result {
+	c := f.newGroup()
 	if c.info == nil {
-		for _, id := range ids {
+		for _, id := range []ID{E1, E2, E3, E4, E5, E6} {
 			c.skip(id, "no VMCOREINFO note (C3)")
 		}
-		return
+		return c.out
 	}
-	pbV, haveV := vmciNumber(c.info, "phys_base")
-	pbI, haveI := c.imagePhysBase()
-	switch {
-	case haveV:
-		c.physBase, c.physBaseFrom = pbV, "NUMBER(phys_base)"
-	case haveI:
-		c.physBase, c.physBaseFrom = pbI, "the kernel-image PT_LOAD"
-	}
-	if c.physBaseFrom == "" {
-		c.mkdErr = errors.New("no phys_base: neither NUMBER(phys_base) nor a kernel-image PT_LOAD (D7, B9)")
-	} else {
-		c.mkd, c.mkdErr = c.walker(c.physBase)
-	}
-	c.truePhysBase = c.physBase // until E1 confirms one
-	c.checkPhysBase(pbV, haveV, pbI, haveI)
-	c.checkWalk()
+	physBase := c.checkPhysBase()
+	walkBroken := c.checkWalk(physBase)
 	c.checkRelease()
-	c.checkDirectMapWalk()
+	pageOffset := c.checkDirectMapWalk(walkBroken)
 	c.checkMemSection()
-	c.checkCrashStartup()
+	c.checkCrashStartup(pageOffset)
+	return c.out
 }
 
 // confirm walks the page tables rooted through phys_base pb and reports
 // the phys_base the walk of _stext implies. It reads RAM only, without the
 // kernel-image PT_LOAD: that segment is one of the sources under test, and
 // first-match reads would let a wrong one shadow the tables it claims.
-func (c *checker) confirm(pb uint64) (uint64, error) {
+func (c *facts) confirm(pb uint64) (uint64, error) {
 	x := c.xlat()
 	phys := io.ReaderAt(c.first)
 	if ram, _ := c.ramLoads(); len(ram) > 0 {
@@ -127,14 +97,17 @@ func (c *checker) confirm(pb uint64) (uint64, error) {
 // NUMBER(phys_base) first and the PT_LOAD otherwise, drgn before 0.0.27
 // reaches the tables through the PT_LOAD's p_vaddr, and the walk decides
 // where every other address is.
-func (c *checker) checkPhysBase(pbV uint64, haveV bool, pbI uint64, haveI bool) {
+func (c *group) checkPhysBase() (truePhysBase uint64) {
+	pbV, haveV := vmciNumber(c.info, "phys_base")
+	pbI, haveI := c.imagePhysBase()
+	truePhysBase = c.physBase // unless the walk confirms one
 	if !haveV && !haveI {
 		c.skip(E1, "neither NUMBER(phys_base) nor a kernel-image PT_LOAD (D7, B9)")
-		return
+		return truePhysBase
 	}
 	if !c.xlat().haveRoot {
 		c.skip(E1, "no page-table root in VMCOREINFO (D6)")
-		return
+		return truePhysBase
 	}
 	wV, errV := uint64(0), error(nil)
 	if haveV {
@@ -148,9 +121,9 @@ func (c *checker) checkPhysBase(pbV uint64, haveV bool, pbI uint64, haveI bool) 
 	okI := haveI && errI == nil && wI == pbI
 	switch {
 	case okV:
-		c.truePhysBase = pbV
+		truePhysBase = pbV
 	case okI:
-		c.truePhysBase = pbI
+		truePhysBase = pbI
 	}
 	loc := at("VMCOREINFO NUMBER(phys_base)", c.vmci.Off+24)
 	switch {
@@ -195,7 +168,7 @@ func (c *checker) checkPhysBase(pbV uint64, haveV bool, pbI uint64, haveI bool) 
 		}
 		if err != nil && isWalkError(err) {
 			c.pass(E1, fmt.Sprintf("only one source, phys_base %#x; the walk cannot confirm it (E2: %v)", pb, err))
-			return
+			return truePhysBase
 		}
 		var e []Effect
 		for _, k := range all {
@@ -203,6 +176,7 @@ func (c *checker) checkPhysBase(pbV uint64, haveV bool, pbI uint64, haveI bool) 
 		}
 		c.fail(E1, fmt.Sprintf("phys_base %#x (the only source), but the walk of _stext through it implies %#x", pb, wV|wI), "the VMCOREINFO or the headers do not belong to this memory", loc, e...)
 	}
+	return truePhysBase
 }
 
 // isWalkError reports errors that mean "the tables are not all there"
@@ -220,7 +194,7 @@ type target struct {
 
 // targets are the addresses E2 walks: the text, the root table itself,
 // init_uts_ns and the printk ring pointer — what makedumpfile reads first.
-func (c *checker) targets() []target {
+func (c *facts) targets() []target {
 	var ts []target
 	for _, s := range []string{"_stext", "init_top_pgt", "init_uts_ns", "prb"} {
 		if v, ok := c.info.Symbol(s); ok {
@@ -230,20 +204,13 @@ func (c *checker) targets() []target {
 	return ts
 }
 
-// coveredByVaddr reports whether a p_vaddr segment covers va (drgn and
-// vmcore-dmesg read it without a walk then).
-func (c *checker) coveredByVaddr(va uint64) bool {
-	_, ok := lastVaddrSeg(c.loads, va)
-	return ok
-}
-
 // checkWalk is E2: the page walk as makedumpfile does it (every virtual
 // address), and as drgn does it (for addresses no p_vaddr segment covers),
 // must reach the kernel's targets through tables that are in the dump.
-func (c *checker) checkWalk() {
+func (c *group) checkWalk(truePhysBase uint64) (walkBroken bool) {
 	if c.mkd == nil {
 		c.skip(E2, c.mkdErr.Error())
-		return
+		return false
 	}
 	var bad []string
 	var effects []Effect
@@ -271,8 +238,8 @@ func (c *checker) checkWalk() {
 		}
 		return fails, uncovered
 	}
-	if fails, _ := walk(c.mkd, c.truePhysBase, ""); len(fails) > 0 {
-		c.walkBroken = true
+	if fails, _ := walk(c.mkd, truePhysBase, ""); len(fails) > 0 {
+		walkBroken = true
 		bad = append(bad, fails...)
 		effects = append(effects,
 			eff(Makedumpfile, Fatal, "translates every virtual address by this walk: \"Can't convert a virtual address(…) to physical address.\""),
@@ -297,11 +264,11 @@ func (c *checker) checkWalk() {
 		} else if !haveV {
 			ver = ""
 		}
-		fails, uncovered := walk(d.walk, c.truePhysBase, "drgn"+map[bool]string{true: " " + ver, false: ""}[ver != ""]+": ")
+		fails, uncovered := walk(d.walk, truePhysBase, "drgn"+map[bool]string{true: " " + ver, false: ""}[ver != ""]+": ")
 		if len(fails) == 0 {
 			continue
 		}
-		if c.walkBroken {
+		if walkBroken {
 			fails = nil // same tables: said once above
 		}
 		bad = append(bad, fails...)
@@ -319,6 +286,7 @@ func (c *checker) checkWalk() {
 	c.fail(E2, strings.Join(bad, "; "),
 		"the dump lacks page-table pages or they are wrong: the memory of a livedump is taken while the kernel runs; take it again, and check that no segment was dropped",
 		at("VMCOREINFO SYMBOL(init_top_pgt)", c.vmci.Off+24), effects...)
+	return walkBroken
 }
 
 // readCString reads a NUL-terminated string of at most n bytes.
@@ -337,7 +305,7 @@ func readCString(r io.ReaderAt, va uint64, n int) (string, error) {
 // virtual memory, must be OSRELEASE. It proves phys_base, p_paddr,
 // p_vaddr and the file layout at once (makedumpfile check_release reads
 // the same bytes).
-func (c *checker) checkRelease() {
+func (c *group) checkRelease() {
 	uts, ok1 := c.info.Symbol("init_uts_ns")
 	off, ok2 := c.info.Offset("uts_namespace.name")
 	want, ok3 := c.info.OSRelease()
@@ -407,118 +375,10 @@ func (c *checker) checkRelease() {
 	c.fail(E3, found, fix, at("VMCOREINFO SYMBOL(init_uts_ns)", c.vmci.Off+24), effects...)
 }
 
-// linearImage reads kernel-image addresses the way crash translates them:
-// physical = virtual − __START_KERNEL_map + phys_base, first match.
-type linearImage struct {
-	phys     io.ReaderAt
-	physBase uint64
-}
-
-func (l *linearImage) ReadAt(p []byte, off int64) (int, error) {
-	va := uint64(off)
-	if !x86.IsImageAddr(va) {
-		return 0, fmt.Errorf("%#x is not a kernel-image address", va)
-	}
-	return l.phys.ReadAt(p, int64(x86.ImagePhys(va, l.physBase)))
-}
-
-// lastVaddrSeg returns the last PT_LOAD whose [p_vaddr, p_vaddr+p_memsz)
-// holds va: drgn registers segments in order and the later one wins.
-func lastVaddrSeg(loads []elfcore.ProgHeader, va uint64) (elfcore.ProgHeader, bool) {
-	for i := len(loads) - 1; i >= 0; i-- {
-		p := loads[i]
-		if va >= p.Vaddr && va-p.Vaddr < p.Memsz {
-			return p, true
-		}
-	}
-	return elfcore.ProgHeader{}, false
-}
-
-// drgnMem reads kernel virtual memory as drgn does: through the p_vaddr
-// segments (the last one wins), else through its page walk (last-match
-// physical reads, no SME stripping).
-type drgnMem struct {
-	r     io.ReaderAt
-	loads []elfcore.ProgHeader
-	walk  *kmem.Mem
-	err   error // why the walk is impossible
-	// rootPhysBase is the phys_base that locates drgn's root table.
-	rootPhysBase uint64
-}
-
-// drgnView builds drgn's reader. modern is drgn 0.0.27 and later, which
-// read the root table physically through NUMBER(phys_base); older ones
-// read it through the p_vaddr segments, which fails without a
-// kernel-image segment ("recursive address translation").
-func (c *checker) drgnView(modern bool) (*drgnMem, error) {
-	x := c.xlat()
-	d := &drgnMem{r: c.r, loads: c.loads}
-	if x.swapper == 0 {
-		d.err = errors.New("\"VMCOREINFO does not contain valid swapper_pg_dir\"")
-		return d, nil
-	}
-	var pb uint64
-	pbV, haveV := vmciNumber(c.info, "phys_base")
-	switch {
-	case modern && haveV:
-		pb = pbV
-	default:
-		// The root table's bytes come through the p_vaddr segment (its
-		// file bytes, whatever its p_paddr says); the lower tables are
-		// read physically.
-		seg, ok := lastVaddrSeg(c.loads, x.swapper)
-		if !ok {
-			d.err = errors.New("\"recursive address translation; page table may be missing from core dump\"")
-			return d, nil
-		}
-		pb = x86.PhysBase(seg.Paddr, seg.Vaddr)
-		root := x86.ImagePhys(x.swapper, pb)
-		d.rootPhysBase = pb
-		d.walk, d.err = kmem.New(&rootOverlay{phys: c.last, r: c.r, seg: seg, root: root &^ (pageSize - 1), va: x.swapper &^ (pageSize - 1)},
-			kmem.Params{PgtRoot: x.swapper, PhysBase: pb, L5: x.l5})
-		return d, nil
-	}
-	d.rootPhysBase = pb
-	d.walk, d.err = kmem.New(c.last, kmem.Params{PgtRoot: x.swapper, PhysBase: pb, L5: x.l5})
-	return d, nil
-}
-
-func (d *drgnMem) ReadAt(p []byte, off int64) (int, error) {
-	va := uint64(off)
-	n := 0
-	for n < len(p) {
-		if seg, ok := lastVaddrSeg(d.loads, va); ok {
-			k := int(min(uint64(len(p)-n), seg.Memsz-(va-seg.Vaddr)))
-			if err := readSegV(d.r, seg, va, p[n:n+k]); err != nil {
-				return n, fmt.Errorf("\"short read from memory file\" at %#x: %w", va, err)
-			}
-			n += k
-			va += uint64(k)
-			continue
-		}
-		if d.err != nil {
-			return n, d.err
-		}
-		k := min(len(p)-n, int(pageSize-va%pageSize))
-		if _, err := d.walk.ReadAt(p[n:n+k], int64(va)); err != nil {
-			return n, err
-		}
-		n += k
-		va += uint64(k)
-	}
-	return n, nil
-}
-
-// readSegV reads segment p's bytes for virtual address va (zero-filled
-// past p_filesz).
-func readSegV(r io.ReaderAt, p elfcore.ProgHeader, va uint64, buf []byte) error {
-	return readSeg(r, p, p.Paddr+(va-p.Vaddr), buf)
-}
-
 // checkDirectMapWalk is E4: drgn and libkdumpfile trust RAM p_vaddr over
 // the page tables and vmcore-dmesg uses nothing else, so a wrong
 // page_offset_base in p_vaddr silently returns wrong bytes.
-func (c *checker) checkDirectMapWalk() {
+func (c *group) checkDirectMapWalk(walkBroken bool) (pageOffset uint64) {
 	ram, idx := c.ramLoads()
 	var kern []int
 	for i, p := range ram {
@@ -529,13 +389,13 @@ func (c *checker) checkDirectMapWalk() {
 	switch {
 	case len(kern) == 0:
 		c.skip(E4, "no RAM PT_LOAD has a direct-map p_vaddr (B8)")
-		return
+		return pageOffset
 	case c.mkd == nil:
 		c.skip(E4, c.mkdErr.Error())
-		return
-	case c.walkBroken:
+		return pageOffset
+	case walkBroken:
 		c.skip(E4, "the page walk does not reach the kernel (E2)")
-		return
+		return pageOffset
 	}
 	sample := kern
 	if len(sample) > 8 {
@@ -576,78 +436,26 @@ func (c *checker) checkDirectMapWalk() {
 			eff(Libkdumpfile, Degraded, "trusts p_vaddr segments: direct-map reads return the wrong bytes"),
 			eff(VmcoreDmesg, Fatal, "reads dynamically allocated printk buffers at the wrong offsets"),
 			eff(Makedumpfile, Fatal, "takes PAGE_OFFSET from p_vaddr − p_paddr of the last RAM PT_LOAD (get_page_offset_x86_64); with it wrong, direct-map addresses fail its checks: \"Could not validate mem_section.\""))
-		return
+		return pageOffset
 	case len(unmapped) > 0:
-		c.pageOffset = ram[kern[0]].Vaddr - ram[kern[0]].Paddr
+		pageOffset = ram[kern[0]].Vaddr - ram[kern[0]].Paddr
 		c.failSev(E4, Cosmetic, fmt.Sprintf("the direct-map base %#x is right (%s confirmed), but the kernel maps nothing at the p_vaddr of %s: memory outside its direct map (firmware, reserved ranges) presented as RAM",
-			c.pageOffset, plural(walked, "segment", "segments"), strings.Join(unmapped, ", ")),
+			pageOffset, plural(walked, "segment", "segments"), strings.Join(unmapped, ", ")),
 			"harmless: no consumer reads kernel data there; segments over non-RAM ranges could be left out", c.phLoc(unmappedIdx, "p_vaddr", phdrVaddr))
-		return
+		return pageOffset
 	}
 	if walked == 0 {
 		c.skip(E4, "the page walk of the RAM segments' p_vaddr failed (E2)")
-		return
+		return pageOffset
 	}
-	c.pageOffset = ram[kern[0]].Vaddr - ram[kern[0]].Paddr
-	c.pass(E4, fmt.Sprintf("the page tables map %s of RAM PT_LOADs at their p_vaddr (direct map at %#x)", plural(walked, "sample", "samples"), c.pageOffset))
-}
-
-// checkMemSection is E5: makedumpfile's initial() builds the mem_map from
-// mem_section for -d 31 and --dump-dmesg alike.
-func (c *checker) checkMemSection() {
-	if len(c.missing["D12"]) > 0 {
-		for _, r := range c.missing["D12"] {
-			if strings.Contains(r.Key, "mem_section") {
-				c.skip(E5, "VMCOREINFO lacks the mem_section keys (D12)")
-				return
-			}
-		}
-	}
-	if c.mkd == nil {
-		c.skip(E5, c.mkdErr.Error())
-		return
-	}
-	// makedumpfile falls back to x86_64's _SECTION_SIZE_BITS (27) without
-	// NUMBER(SECTION_SIZE_BITS); kmem needs the key, so lend it.
-	info := c.info
-	if !info.Has("NUMBER(SECTION_SIZE_BITS)") {
-		info = info.Clone()
-		info.SetNumber("SECTION_SIZE_BITS", 27)
-	}
-	secs, err := c.mkd.PresentSections(info)
-	if err != nil {
-		c.fail(E5, err.Error(), "the dump lacks the memory holding mem_section, or VMCOREINFO's keys are wrong", at("VMCOREINFO SYMBOL(mem_section)", c.vmci.Off+24),
-			eff(Makedumpfile, Fatal, "get_mem_section: \"Could not validate mem_section.\" — -d 31 and --dump-dmesg fail"))
-		return
-	}
-	total := elfcore.Covered(secs)
-	ram := c.first.Ranges()
-	var top uint64
-	if len(ram) > 0 {
-		top = ram[len(ram)-1].End
-	}
-	if c.livedump || top == 0 || secs[0].Start < top {
-		c.pass(E5, fmt.Sprintf("%s of present memory sections, the first at %#x", mib(total), secs[0].Start))
-		return
-	}
-	c.fail(E5, fmt.Sprintf("the present memory sections start at %#x, above every PT_LOAD (ending at %#x)", secs[0].Start, top), "mem_section does not describe this memory", nowhere,
-		eff(Makedumpfile, Fatal, "builds its page map from mem_section"))
-}
-
-// drgnModernEffect is what a wrong NUMBER(phys_base) does to drgn 0.0.27
-// and later: its root table is read through it, but the kernel image and
-// the direct map are read through p_vaddr segments when they cover them.
-func (c *checker) drgnModernEffect() Effect {
-	_, haveKernelVaddr := c.directMapDelta()
-	if c.image != nil && haveKernelVaddr {
-		return eff(Drgn, Degraded, "reads the root table physically through NUMBER(phys_base): walks of vmalloc, module and per-CPU addresses fail (the image and direct map are read through p_vaddr)").ver(">=" + drgnPhysRootSince)
-	}
-	return eff(Drgn, Fatal, "reads the root table physically through NUMBER(phys_base): wrong or no translations").ver(">=" + drgnPhysRootSince)
+	pageOffset = ram[kern[0]].Vaddr - ram[kern[0]].Paddr
+	c.pass(E4, fmt.Sprintf("the page tables map %s of RAM PT_LOADs at their p_vaddr (direct map at %#x)", plural(walked, "sample", "samples"), pageOffset))
+	return pageOffset
 }
 
 // directMapDelta returns p_vaddr − p_paddr of the RAM segments when they
 // carry kernel virtual addresses.
-func (c *checker) directMapDelta() (uint64, bool) {
+func (c *facts) directMapDelta() (uint64, bool) {
 	ram, _ := c.ramLoads()
 	for _, p := range ram {
 		if p.Vaddr >= kernelHalf {
@@ -655,24 +463,4 @@ func (c *checker) directMapDelta() (uint64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// rootOverlay is a physical view in which the root table's page reads the
-// file bytes of the p_vaddr segment drgn (before 0.0.27) reads it through.
-type rootOverlay struct {
-	phys     io.ReaderAt
-	r        io.ReaderAt
-	seg      elfcore.ProgHeader
-	root, va uint64 // the page's physical address as computed, its virtual address
-}
-
-func (o *rootOverlay) ReadAt(p []byte, off int64) (int, error) {
-	pa := uint64(off)
-	if pa >= o.root && pa+uint64(len(p)) <= o.root+pageSize {
-		if err := readSegV(o.r, o.seg, o.va+(pa-o.root), p); err != nil {
-			return 0, err
-		}
-		return len(p), nil
-	}
-	return o.phys.ReadAt(p, off)
 }

@@ -3,10 +3,10 @@ package verify
 import (
 	"bytes"
 	"fmt"
-	"ldx/elfcore/kernel/x86"
 	"slices"
 	"strings"
 
+	"ldx/elfcore/kernel/x86"
 	"ldx/vmcoreinfo"
 )
 
@@ -191,7 +191,15 @@ func kernelValueText(r vmcoreinfo.Reading, want uint64) string {
 	return r.FormatGot()
 }
 
-func (c *checker) checkVMCOREINFO() {
+// vmcoreinfoChecks is group D: the VMCOREINFO text, line by line and key
+// by key.
+func vmcoreinfoChecks(f *facts) []Result {
+	c := f.newGroup()
+	c.checkVMCOREINFO()
+	return c.out
+}
+
+func (c *group) checkVMCOREINFO() {
 	if c.info == nil {
 		for _, id := range []ID{D1, D2, D3, D4, D5, D6, D7, D8, D9, D10, D11, D12, D13} {
 			c.skip(id, "no VMCOREINFO note (C3)")
@@ -212,18 +220,13 @@ func (c *checker) checkVMCOREINFO() {
 	}
 	c.checkValueFormats(byRule["D2"], descOff)
 
-	missing := map[string][]vmcoreinfo.Requirement{}
-	for _, r := range c.info.Missing(vmcoreinfo.AllConsumers) {
-		missing[r.Rule] = append(missing[r.Rule], r)
-	}
-	c.missing = missing
 	for _, rule := range []ID{D3, D4, D5, D6, D7, D8, D9, D10, D11, D12, D13} {
-		c.checkKeys(rule, missing[string(rule)], byRule[string(rule)])
+		c.checkKeys(rule, c.missing[string(rule)], byRule[string(rule)])
 	}
 }
 
 // checkLines is D1.
-func (c *checker) checkLines(descOff int64) {
+func (c *group) checkLines(descOff int64) {
 	lr := c.lines
 	if len(lr.problems) == 0 {
 		c.pass(D1, fmt.Sprintf("%d lines, each KEY=VALUE\\n", c.info.Len()))
@@ -292,7 +295,7 @@ func (c *checker) checkLines(descOff int64) {
 // parsers of the consumers that read its key; a consumer that rejects or
 // misreads it is affected, one that reads the kernel's value is not (the
 // check still fails, cosmetic: the text is not in the kernel's format).
-func (c *checker) checkValueFormats(ps []vmcoreinfo.Problem, descOff int64) {
+func (c *group) checkValueFormats(ps []vmcoreinfo.Problem, descOff int64) {
 	if len(ps) == 0 {
 		c.pass(D2, "every value in the kernel's format")
 		return
@@ -340,7 +343,7 @@ func (c *checker) checkValueFormats(ps []vmcoreinfo.Problem, descOff int64) {
 // problems ps (all of one line) are about: valueEffects for the keys whose
 // readers are modelled; for the others (OSRELEASE and other text keys),
 // the strict readers that look the key up, at the problem's severity.
-func (c *checker) lineEffects(ps []vmcoreinfo.Problem) (effects []Effect, desc []string, modelled bool) {
+func (c *facts) lineEffects(ps []vmcoreinfo.Problem) (effects []Effect, desc []string, modelled bool) {
 	p := ps[0]
 	if p.Line > 0 && p.Key != "" && p.Line <= c.info.Len() {
 		if l := c.info.Line(p.Line - 1); l.Key == p.Key {
@@ -367,7 +370,7 @@ func (c *checker) lineEffects(ps []vmcoreinfo.Problem) (effects []Effect, desc [
 // lineOffset returns the offset in the note text of line n of c.info
 // (approximate when lines were dropped or repaired; the first such
 // problem is named in D1).
-func (c *checker) lineOffset(n int) int {
+func (c *facts) lineOffset(n int) int {
 	idx := bytes.Index(c.vmci.Desc, []byte(c.info.Line(max(n-1, 0)).String()))
 	return max(idx, 0)
 }
@@ -387,7 +390,7 @@ func keyNames(rs []vmcoreinfo.Requirement) []string {
 
 // checkKeys is D3–D13: the keys of one checklist row, missing or
 // malformed, with what each consumer does without them.
-func (c *checker) checkKeys(rule ID, missing []vmcoreinfo.Requirement, lint []vmcoreinfo.Problem) {
+func (c *group) checkKeys(rule ID, missing []vmcoreinfo.Requirement, lint []vmcoreinfo.Problem) {
 	var effects []Effect
 	var parts []string
 	if len(missing) > 0 {
@@ -422,7 +425,7 @@ func (c *checker) checkKeys(rule ID, missing []vmcoreinfo.Requirement, lint []vm
 }
 
 // presentSummary describes the keys of a passing row.
-func (c *checker) presentSummary(rule ID) string {
+func (c *facts) presentSummary(rule ID) string {
 	get := func(k string) string {
 		v, _ := c.info.Get(k)
 		return k + "=" + v
@@ -454,7 +457,7 @@ func (c *checker) presentSummary(rule ID) string {
 }
 
 // missingEffects says what each consumer does without the keys of a row.
-func (c *checker) missingEffects(rule ID, missing []vmcoreinfo.Requirement) []Effect {
+func (c *facts) missingEffects(rule ID, missing []vmcoreinfo.Requirement) []Effect {
 	has := func(key string) bool {
 		for _, r := range missing {
 			if r.Key == key {

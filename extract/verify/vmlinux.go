@@ -41,8 +41,14 @@ func vmciWrong() []Effect {
 
 const fixWrongVmlinux = "use the vmlinux of the dumped build: the -dbg package of the kernel version OSRELEASE names, whose build-id equals BUILD-ID (`ldx vmcoreinfo FILE --key BUILD-ID`)"
 
-// checkVmlinux runs V1–V7.
-func (c *checker) checkVmlinux() {
+// vmlinuxChecks runs V1–V7 (with Options.Vmlinux).
+func vmlinuxChecks(f *facts) []Result {
+	c := f.newGroup()
+	c.checkVmlinux()
+	return c.out
+}
+
+func (c *group) checkVmlinux() {
 	v := c.opt.Vmlinux
 	if v == nil {
 		return
@@ -66,7 +72,7 @@ func (c *checker) checkVmlinux() {
 }
 
 // checkBuildID is V1.
-func (c *checker) checkBuildID(v *vmlinux.File) {
+func (c *group) checkBuildID(v *vmlinux.File) {
 	want := v.BuildID()
 	got, ok := c.info.BuildID()
 	switch {
@@ -85,7 +91,7 @@ func (c *checker) checkBuildID(v *vmlinux.File) {
 // checkVmRelease is V2: OSRELEASE and, read from the dumped memory, the
 // whole linux_banner (release, builder, build number and date: it tells
 // builds apart where the release string does not).
-func (c *checker) checkVmRelease(v *vmlinux.File) {
+func (c *group) checkVmRelease(v *vmlinux.File) {
 	rel, err := v.Release()
 	if err != nil {
 		c.skip(V2, fmt.Sprintf("the vmlinux's release: %v", err))
@@ -114,7 +120,7 @@ func (c *checker) checkVmRelease(v *vmlinux.File) {
 // bannerCompare reads linux_banner from the dump (at its symbol plus the
 // KASLR offset) and compares it with the vmlinux's. ok is false when it
 // cannot be read; diff is "" when equal.
-func (c *checker) bannerCompare(v *vmlinux.File) (diff string, ok bool) {
+func (c *facts) bannerCompare(v *vmlinux.File) (diff string, ok bool) {
 	if c.mkd == nil {
 		return "", false
 	}
@@ -147,7 +153,7 @@ func (c *checker) bannerCompare(v *vmlinux.File) (diff string, ok bool) {
 // pointerValue reads the pointer stored at a kernel address: SYMBOL() keys
 // the kernel writes with VMCOREINFO_SYMBOL_ARRAY for a pointer hold its
 // value, not the variable's address (mem_section under SPARSEMEM_EXTREME).
-func (c *checker) pointerValue(addr uint64) (uint64, bool) {
+func (c *facts) pointerValue(addr uint64) (uint64, bool) {
 	if c.mkd == nil {
 		return 0, false
 	}
@@ -157,7 +163,7 @@ func (c *checker) pointerValue(addr uint64) (uint64, bool) {
 
 // checkSymbols is V3: every SYMBOL() equals the vmlinux symbol plus the
 // KASLR offset.
-func (c *checker) checkSymbols(v *vmlinux.File, ko uint64, how string) {
+func (c *group) checkSymbols(v *vmlinux.File, ko uint64, how string) {
 	rt := c.vmRuntime(ko)
 	var bad, unknown []string
 	n := 0
@@ -222,7 +228,7 @@ var layoutKinds = []struct {
 
 // checkLayout is V4–V7: OFFSET(), SIZE(), LENGTH() and NUMBER() entries
 // against the vmlinux's DWARF.
-func (c *checker) checkLayout(v *vmlinux.File, ko uint64) {
+func (c *group) checkLayout(v *vmlinux.File, ko uint64) {
 	rt := c.vmRuntime(ko)
 	for _, k := range layoutKinds {
 		var bad, unknown []string
@@ -294,8 +300,8 @@ var errNotDWARF = errors.New("not a DWARF entity")
 // vmRuntime is what the dump says about the running kernel, for
 // generate.Value: the KASLR offset, the addressing keys, and memory to
 // read the variables the kernel printed (mem_section, vmemmap_base).
-func (c *checker) vmRuntime(ko uint64) *generate.Runtime {
-	rt := &generate.Runtime{KernelOffset: ko, PhysBase: c.physBase, PgtableL5: c.params.L5, SMEMask: c.params.SMEMask}
+func (c *facts) vmRuntime(ko uint64) *generate.Runtime {
+	rt := &generate.Runtime{KernelOffset: ko, PhysBase: c.physBase}
 	if c.mkd != nil {
 		rt.Mem = c.mkd
 	}
@@ -309,7 +315,7 @@ func (c *checker) vmRuntime(ko uint64) *generate.Runtime {
 // A key generate's table does not have is computed the plain way: a
 // symbol plus the KASLR offset, offsetof, sizeof, an array's length, an
 // enumerator.
-func (c *checker) expected(v *vmlinux.File, rt *generate.Runtime, key string) (string, error) {
+func (c *facts) expected(v *vmlinux.File, rt *generate.Runtime, key string) (string, error) {
 	want, _, err := generate.Value(v, rt, key)
 	if !errors.Is(err, generate.ErrNoKey) {
 		return want, err
@@ -346,7 +352,7 @@ func (c *checker) expected(v *vmlinux.File, rt *generate.Runtime, key string) (s
 }
 
 // layoutValue is expected for the decimal families (V4–V7).
-func (c *checker) layoutValue(v *vmlinux.File, rt *generate.Runtime, key string) (int64, error) {
+func (c *facts) layoutValue(v *vmlinux.File, rt *generate.Runtime, key string) (int64, error) {
 	want, err := c.expected(v, rt, key)
 	if err != nil {
 		return 0, err
@@ -368,7 +374,7 @@ func firstN(s []string, n int) []string {
 // vmciLineOff is the file offset of a VMCOREINFO line ("KEY=" in the
 // note's descriptor, which starts 24 bytes after the note header:
 // 12 bytes of header, "VMCOREINFO\0" padded to 12), -1 if unknown.
-func (c *checker) vmciLineOff(key string) int64 {
+func (c *facts) vmciLineOff(key string) int64 {
 	if c.vmci == nil || key == "" {
 		return -1
 	}

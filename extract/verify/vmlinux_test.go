@@ -84,12 +84,11 @@ func TestVmlinuxChecks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := newChecker(context.Background(), "test", nil, 0, Options{Vmlinux: v})
-			c.info = info
-			c.vmci = &elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: text, Off: 0x1000}
-			c.checkVmlinux()
+			f := &facts{input: input{ctx: context.Background(), path: "test", opt: Options{Vmlinux: v}}, info: info,
+				vmci: &elfcore.Note{Name: elfcore.NameVMCOREINFO, Type: elfcore.NT_VMCOREINFO, Desc: text, Off: 0x1000}}
+			rep := &Report{Checks: vmlinuxChecks(f)}
 			for _, id := range []string{"V1", "V2", "V3", "V4", "V5", "V6", "V7"} {
-				r := c.rep.Check(ID(id))
+				r := rep.Check(ID(id))
 				if r == nil {
 					t.Fatalf("%s not reported", id)
 				}
@@ -105,7 +104,7 @@ func TestVmlinuxChecks(t *testing.T) {
 				}
 			}
 			if tc.fail == "" {
-				if r := c.rep.Check("V6"); !strings.Contains(r.Found, "mem_section") {
+				if r := rep.Check("V6"); !strings.Contains(r.Found, "mem_section") {
 					t.Errorf("V6 does not list LENGTH(mem_section) (a macro) as unchecked: %s", r.Found)
 				}
 			}

@@ -4,11 +4,79 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"ldx/elfcore/kernel/x86"
+	"io"
 	"strings"
 
+	"ldx/elfcore"
 	"ldx/elfcore/kernel/kallsyms"
+	"ldx/elfcore/kernel/kmem"
+	"ldx/elfcore/kernel/x86"
+	"ldx/vmcoreinfo"
 )
+
+// crash's read model. crash parses only the file prefix before the first
+// segment data (crashHeaderEnd), takes phys_base from NUMBER(phys_base),
+// else from the first kernel-image PT_LOAD (crashPhysBase), reads physical
+// memory first-match in program-header order (facts.first), and translates
+// kernel-image addresses arithmetically through phys_base (linearImage),
+// direct-map addresses through PAGE_OFFSET and only the rest through the
+// page tables (crashView). E3 reads init_uts_ns this way, E6 the
+// structures crash reads while it starts.
+
+// crashHeaderEnd is the "header size" crash's resize_elf_header computes:
+// the smallest non-zero p_offset of phdr[1..], seeded with phdr[1]'s (it
+// looks at every later phdr whatever its type). Only that prefix of the
+// file is parsed for program headers and notes.
+func (c *facts) crashHeaderEnd() uint64 {
+	end := c.f.Progs[1].Off
+	for _, p := range c.f.Progs[1:] {
+		if p.Off != 0 && (end == 0 || p.Off < end) {
+			end = p.Off
+		}
+	}
+	return end
+}
+
+// linearImage reads kernel-image addresses the way crash translates them:
+// physical = virtual − __START_KERNEL_map + phys_base, first match.
+type linearImage struct {
+	phys     io.ReaderAt
+	physBase uint64
+}
+
+func (l *linearImage) ReadAt(p []byte, off int64) (int, error) {
+	va := uint64(off)
+	if !x86.IsImageAddr(va) {
+		return 0, fmt.Errorf("%#x is not a kernel-image address", va)
+	}
+	return l.phys.ReadAt(p, int64(x86.ImagePhys(va, l.physBase)))
+}
+
+// imagePhysBase is phys_base as the kernel-image PT_LOAD implies it.
+func (f *facts) imagePhysBase() (uint64, bool) { return imagePhysBase(f.image) }
+
+func imagePhysBase(image *elfcore.ProgHeader) (uint64, bool) {
+	if image == nil {
+		return 0, false
+	}
+	return x86.PhysBase(image.Paddr, image.Vaddr), true
+}
+
+// crashPhysBase is the phys_base crash (x86_64_calc_phys_base) and
+// makedumpfile take: NUMBER(phys_base) first, else the one the
+// kernel-image PT_LOAD implies; from names the source ("" when there is
+// none).
+func crashPhysBase(info *vmcoreinfo.Info, image *elfcore.ProgHeader) (pb uint64, from string) {
+	pbV, haveV := vmciNumber(info, "phys_base")
+	pbI, haveI := imagePhysBase(image)
+	switch {
+	case haveV:
+		return pbV, "NUMBER(phys_base)"
+	case haveI:
+		return pbI, "the kernel-image PT_LOAD"
+	}
+	return 0, ""
+}
 
 // What crash reads while it starts, before its prompt: a read that fails
 // there with FAULT_ON_ERROR ends the session ("read error: kernel virtual
@@ -53,24 +121,24 @@ type startupRead struct {
 // symbol table in the dumped memory (kallsyms), then the --vmlinux. perCPU
 // says the symbol is a per-CPU variable: its value is an offset into each
 // CPU's area, which KASLR does not move.
-func (c *checker) kernelSymbol(name string, perCPU bool) (uint64, string, bool) {
-	if c.info != nil {
-		if v, ok := c.info.Symbol(name); ok {
+func (f *facts) kernelSymbol(name string, perCPU bool) (uint64, string, bool) {
+	if f.info != nil {
+		if v, ok := f.info.Symbol(name); ok {
 			return v, "VMCOREINFO", true
 		}
 	}
-	if t := c.kallsyms(); t != nil {
+	if t := f.ksyms(); t != nil {
 		if v, ok := t.Lookup(name); ok {
 			return v, "kallsyms", true
 		}
 	}
-	if c.opt.Vmlinux != nil {
-		v, err := c.opt.Vmlinux.Symbol(name)
+	if f.opt.Vmlinux != nil {
+		v, err := f.opt.Vmlinux.Symbol(name)
 		if err != nil {
 			return 0, "", false
 		}
 		if !perCPU {
-			off, _, err := c.opt.Vmlinux.KASLROffset(c.info)
+			off, _, err := f.opt.Vmlinux.KASLROffset(f.info)
 			if err != nil {
 				return 0, "", false
 			}
@@ -81,10 +149,18 @@ func (c *checker) kernelSymbol(name string, perCPU bool) (uint64, string, bool) 
 	return 0, "", false
 }
 
+// crashView reads kernel memory as crash does at start-up. pageOffset is
+// the direct-map base E4 confirmed in the page tables (0: unknown, and
+// direct-map addresses go through the page tables then).
+type crashView struct {
+	*facts
+	pageOffset uint64
+}
+
 // crashVtoP translates as crash does for the reads of E6: kernel-image
 // addresses through phys_base, direct-map addresses by subtracting
 // PAGE_OFFSET, anything else through the page tables.
-func (c *checker) crashVtoP(va uint64) (uint64, error) {
+func (c crashView) crashVtoP(va uint64) (uint64, error) {
 	switch {
 	case x86.IsImageAddr(va):
 		return x86.ImagePhys(va, c.physBase), nil
@@ -98,7 +174,7 @@ func (c *checker) crashVtoP(va uint64) (uint64, error) {
 
 // crashRead reads what crash would read at va, through the first-match
 // physical view (crash's).
-func (c *checker) crashRead(va uint64, p []byte) error {
+func (c crashView) crashRead(va uint64, p []byte) error {
 	for done := 0; done < len(p); {
 		n := min(len(p)-done, int(pageSize-(va+uint64(done))%pageSize))
 		pa, err := c.crashVtoP(va + uint64(done))
@@ -115,7 +191,7 @@ func (c *checker) crashRead(va uint64, p []byte) error {
 
 // crashStartupReads lists E6's reads for this dump; skip says why there
 // are none.
-func (c *checker) crashStartupReads() (reads []startupRead, sources []string, skip string) {
+func (c crashView) crashStartupReads() (reads []startupRead, sources []string, skip string) {
 	src := map[string]bool{}
 	use := func(s string) {
 		if !src[s] {
@@ -146,7 +222,7 @@ type symAt struct {
 
 // perCPUOffsets reads __per_cpu_offset as crash does: entries up to the
 // first one still at its boot value (__per_cpu_load) or zero.
-func (c *checker) perCPUOffsets() (offs []uint64, tss symAt, why string) {
+func (c crashView) perCPUOffsets() (offs []uint64, tss symAt, why string) {
 	arr, from, ok := c.kernelSymbol("__per_cpu_offset", false)
 	if !ok {
 		return nil, tss, "the per-CPU offsets are unknown: VMCOREINFO has no kallsyms tables and no --vmlinux was given"
@@ -178,7 +254,7 @@ func (c *checker) perCPUOffsets() (offs []uint64, tss symAt, why string) {
 // nodeData lists the pglist_data fields crash's node_table_init reads for
 // each node in node_data[] (NUMA kernels; VMCOREINFO names the array and
 // the fields).
-func (c *checker) nodeData() ([]startupRead, string) {
+func (c crashView) nodeData() ([]startupRead, string) {
 	if c.info == nil {
 		return nil, ""
 	}
@@ -227,8 +303,8 @@ func (c *checker) nodeData() ([]startupRead, string) {
 	return out, "VMCOREINFO"
 }
 
-// checkCrashStartup is E6.
-func (c *checker) checkCrashStartup() {
+// checkCrashStartup is E6; pageOffset is E4's direct-map base.
+func (c *group) checkCrashStartup(pageOffset uint64) {
 	if c.info == nil {
 		c.skip(E6, "no VMCOREINFO note (C3)")
 		return
@@ -237,7 +313,8 @@ func (c *checker) checkCrashStartup() {
 		c.skip(E6, "no phys_base (D7, B9)")
 		return
 	}
-	reads, sources, why := c.crashStartupReads()
+	v := crashView{c.facts, pageOffset}
+	reads, sources, why := v.crashStartupReads()
 	if why != "" {
 		c.skip(E6, why)
 		return
@@ -245,9 +322,9 @@ func (c *checker) checkCrashStartup() {
 	var bad, good []string
 	for _, r := range reads {
 		buf := make([]byte, r.size)
-		if err := c.crashRead(r.va, buf); err != nil {
+		if err := v.crashRead(r.va, buf); err != nil {
 			bad = append(bad, fmt.Sprintf("%s at %#x: %v", r.what, r.va, err))
-		} else if pa, err := c.crashVtoP(r.va); err == nil && (len(good) == 0 || !strings.HasPrefix(good[len(good)-1], r.what)) {
+		} else if pa, err := v.crashVtoP(r.va); err == nil && (len(good) == 0 || !strings.HasPrefix(good[len(good)-1], r.what)) {
 			good = append(good, fmt.Sprintf("%s at %#x (physical %#x)", r.what, r.va, pa))
 		}
 	}
@@ -264,15 +341,13 @@ func (c *checker) checkCrashStartup() {
 		eff(Crash, Fatal, "stops while starting: \"read error: kernel virtual address: … type: \\\"tss_struct ist array\\\"\" (or pglist_data)"))
 }
 
-// kallsyms returns the kernel's own symbol table from the dumped memory
-// (read once, through the page tables), or nil when VMCOREINFO does not
-// locate it or it cannot be read.
-func (c *checker) kallsyms() *kallsyms.Table {
-	if !c.ksymsRead {
-		c.ksymsRead = true
-		if c.mkd != nil && c.info != nil {
-			c.ksyms, _ = kallsyms.Read(c.mkd, c.info)
-		}
+// readKallsyms reads the kernel's own symbol table from the dumped memory
+// through makedumpfile's page walk, or returns nil when there is no walk,
+// VMCOREINFO does not locate the table or it cannot be read.
+func readKallsyms(mkd *kmem.Mem, info *vmcoreinfo.Info) *kallsyms.Table {
+	if mkd == nil || info == nil {
+		return nil
 	}
-	return c.ksyms
+	t, _ := kallsyms.Read(mkd, info)
+	return t
 }
