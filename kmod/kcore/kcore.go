@@ -330,6 +330,10 @@ func readCPUs(h *Host) ([]int, error) {
 	return parseCPUList(strings.TrimSpace(string(b)))
 }
 
+// maxCPUs is x86_64's largest NR_CPUS (CONFIG_MAXSMP): a list naming more
+// is not the kernel's.
+const maxCPUs = 8192
+
 // parseCPUList parses the kernel's CPU list format ("0-3,5").
 func parseCPUList(s string) ([]int, error) {
 	var cpus []int
@@ -340,8 +344,8 @@ func parseCPUList(s string) ([]int, error) {
 		if err == nil && isRange {
 			b, err = strconv.Atoi(hi)
 		}
-		if err != nil || a < 0 || b < a || b >= 1<<16 {
-			return nil, fmt.Errorf("bad CPU list %q", s)
+		if err != nil || a < 0 || b < a || b >= maxCPUs || len(cpus)+(b-a+1) > maxCPUs {
+			return nil, fmt.Errorf("bad CPU list %q (CPUs 0…%d, at most %d of them)", s, maxCPUs-1, maxCPUs)
 		}
 		for c := a; c <= b; c++ {
 			cpus = append(cpus, c)

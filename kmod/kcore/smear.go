@@ -61,7 +61,9 @@ func (s *Source) CriticalPages() (pages []uint64, what map[uint64]string, warnin
 		}
 		return nil
 	}
-	for va := s.ImageVirt; va < s.ImageVirt+(s.Image.End-s.Image.Start); va += 2 << 20 {
+	// The image is at most 1 GiB (KERNEL_IMAGE_SIZE); a larger extent is
+	// not the kernel's and is walked no further.
+	for va := s.ImageVirt; va < s.ImageVirt+min(s.Image.End-s.Image.Start, 1<<30); va += 2 << 20 {
 		if err := tables(va); err != nil {
 			warnings = append(warnings, fmt.Sprintf("kernel image %#x: %v", va, err))
 			break
