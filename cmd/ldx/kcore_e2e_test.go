@@ -323,7 +323,8 @@ func checkKcoreStream(t *testing.T, sc kcoreScenario, disk, dir string) {
 // same guest taken just after it, while the guest idled: the capture's log
 // must be a prefix of the dump's (lines may follow it), the task lists must
 // agree except for tasks that may come and go in between (ldx itself, the
-// script's sleep, kernel workers), and the kernel text must be identical.
+// script's sleeps, kernel workers, the unmounted file system's threads),
+// and the kernel text must be identical.
 func compareKcoreQEMU(t *testing.T, sc kcoreScenario, k *guest.Kernel, vmcore, qemu string) {
 	capLog, errs, code := ldx("dmesg", vmcore)
 	if code != 0 {
@@ -372,8 +373,16 @@ func compareKcoreQEMU(t *testing.T, sc kcoreScenario, k *guest.Kernel, vmcore, q
 		return m
 	}
 	capPs, qemuPs := psOf(vmcore), psOf(qemu)
+	// Tasks that may come or go between the two: ldx's threads, the
+	// script's sleeps, kernel workers, and the threads of the ext4 file
+	// system unmounted after the capture.
 	transient := func(x task) bool {
-		return x.Comm == "ldx" || x.Comm == "sleep" || strings.HasPrefix(x.Comm, "kworker/")
+		for _, p := range []string{"kworker/", "jbd2/vda", "ext4-"} {
+			if strings.HasPrefix(x.Comm, p) {
+				return true
+			}
+		}
+		return x.Comm == "ldx" || x.Comm == "sleep"
 	}
 	common, onlyCap, onlyQEMU := 0, []string{}, []string{}
 	for x := range capPs {
