@@ -8,7 +8,8 @@ package main
 // host's makedumpfile and its shared libraries are copied into the
 // initramfs), and the capture's smear figures (pages that changed of the
 // pages read first and again at the end) for an idle guest and for one
-// running a memory-writing loop. Figures are printed, not asserted: TCG
+// running a memory-writing loop (dd through a 32 MiB buffer) and a
+// fork-and-exit loop, which rewrites the task list the capture checks. Figures are printed, not asserted: TCG
 // speed depends on the host.
 
 import (
@@ -43,6 +44,7 @@ bench() {
 	rc=$?
 	t1=$(cut -d' ' -f1 /proc/uptime)
 	sed "s/^/KCOREBENCH-OUT $name: /" /tmp/out
+	echo "KCOREBENCH-OUT $name: loadavg: $(cat /proc/loadavg)"
 	echo "KCOREBENCH-RC $name $rc $t0 $t1"
 	rm -f /mnt/x/out
 	sync
@@ -50,9 +52,11 @@ bench() {
 bench idle /bin/ldx capture --kcore -o /mnt/x/out
 bench makedumpfile /bin/makedumpfile -d 31 -c /proc/kcore /mnt/x/out
 (while :; do dd if=/dev/zero of=/dev/null bs=32M count=16 2>/dev/null; done) &
-busy=$!
+busy1=$!
+(while :; do /bin/true; done) &
+busy2=$!
 bench busy /bin/ldx capture --kcore -o /mnt/x/out
-kill $busy
+kill $busy1 $busy2
 umount /mnt/x
 echo KCOREBENCH-DONE
 poweroff -f
@@ -124,18 +128,22 @@ func TestBenchKcoreE2E(t *testing.T) {
 		}
 	}
 	rate := regexp.MustCompile(`time:\s+(.*)`)
+	load := regexp.MustCompile(`loadavg: (\S+)`)
 	smear := regexp.MustCompile(`pages checked:\s+(\d+) read first and again at the end, (\d+) changed`)
 	t.Logf("bench_kcore: guest %s, %s RAM, 2 CPUs, TCG", k.Release, memory)
 	for _, name := range []string{"idle", "busy"} {
 		text := strings.Join(out[name], "\n")
-		r, s := "?", "?"
+		r, s, l := "?", "?", "?"
+		if m := load.FindStringSubmatch(text); m != nil {
+			l = m[1]
+		}
 		if m := rate.FindStringSubmatch(text); m != nil {
 			r = m[1]
 		}
 		if m := smear.FindStringSubmatch(text); m != nil {
 			s = m[2] + " of " + m[1] + " pages changed"
 		}
-		t.Logf("bench_kcore: ldx capture --kcore (%s guest): exit/start/end %s; %s; smear %s", name, rcLine[name], r, s)
+		t.Logf("bench_kcore: ldx capture --kcore (%s guest, load %s): exit/start/end %s; %s; smear %s", name, l, rcLine[name], r, s)
 	}
 	var secs [2]float64
 	if f := strings.Fields(rcLine["makedumpfile"]); len(f) == 3 {
