@@ -19,7 +19,7 @@ import (
 // ScriptConfig describes a one-shot guest: a kernel booted with a busybox
 // initramfs whose /init is Script, which does its work, reports on the
 // console and powers the machine off. Unlike Boot it needs no Debian
-// kernel package (no modules, no facts block, no QMP): it is for kernels
+// kernel package (no modules, no facts block, QMP only for DumpWhen): it is for kernels
 // built elsewhere, such as the ones carrying the livedump patches.
 type ScriptConfig struct {
 	// Kernel is the bzImage to boot.
