@@ -18,7 +18,7 @@ FUZZTIME  ?= 10s
 # Tests write and fsync many small dumps; on tmpfs fsync is free.
 TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || echo /tmp)
 
-.PHONY: all build test vet fmt-check unit fuzz-short e2e e2e-deps bench bench-analysis bench-vmlinux verify-agreement demo clean
+.PHONY: all build test vet fmt-check unit fuzz-short e2e e2e-deps bench bench-analysis bench-vmlinux bench-kcore verify-agreement demo clean
 
 all: build
 
@@ -55,6 +55,9 @@ e2e: e2e-deps build
 
 bench: e2e-deps build
 	LDX_BENCH=1 $(GO) test -count=1 -tags e2e -timeout 60m -run 'TestBench(E2E|KdumpE2E)' -v ./extract/ | grep -vE '^\s+(bench|e2e)_test.go|^=== '
+
+bench-kcore: e2e-deps build
+	LDX_BENCH=1 $(GO) test -count=1 -tags e2e -timeout 30m -run '^TestBenchKcoreE2E$$' -v ./cmd/ldx/ | grep -E 'bench_kcore|^(--- |ok|FAIL)'
 
 demo: build
 	./testdata/sample/demo.sh

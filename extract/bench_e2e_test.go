@@ -148,10 +148,23 @@ func TestBenchKdumpE2E(t *testing.T) {
 	for _, level := range []string{"0", "1", "31"} {
 		out := filepath.Join(dir, "ldx.kdump")
 		row("ldx extract --format kdump -d "+level, measure(t, out, ldx, "extract", "-q", "--format", "kdump", "-d", level, elfIn, "-o", out))
-		os.Remove(out)
+		if level != "31" {
+			os.Remove(out)
+		}
 		out = filepath.Join(dir, "makedumpfile.kdump")
 		row("makedumpfile -c -d "+level, measure(t, out, "makedumpfile", "-c", "-d", level, elfIn, out))
 		os.Remove(out)
+	}
+	tw.Flush()
+	// The analysis commands on the -d 31 kdump file beside the ELF vmcore.
+	kd := filepath.Join(dir, "ldx.kdump")
+	tw = tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "command\tinput\ttime s\tpeak RSS MiB\t")
+	for _, cmd := range []string{"dmesg", "info"} {
+		for _, in := range []struct{ name, path string }{{"4G ELF vmcore", elfIn}, {"its kdump -d 31", kd}} {
+			r := measure(t, "", ldx, cmd, in.path)
+			fmt.Fprintf(tw, "ldx %s\t%s\t%.2f\t%d\t\n", cmd, in.name, r.secs, r.rssKiB>>10)
+		}
 	}
 	tw.Flush()
 }

@@ -29,16 +29,19 @@ func TestKdumpWriteE2E(t *testing.T) {
 		c         kdump.Compression
 		level     pageclass.Level
 		consumers []string
+		// answers: every ldx command must answer on the kdump file as on
+		// the ELF vmcore extracted from the same dump.
+		answers bool
 	}
 	all := []string{"crash", "makedumpfile", "drgn"}
 	for _, sc := range []struct {
 		scenario string
 		variants []variant
 	}{
-		{"6.1-4cpu-kaslr", []variant{{"zlib", kdump.CompressZlib, 0, all}, {"zstd", kdump.CompressZstd, 0, []string{"crash", "drgn"}}}},
-		{"6.1-la57-4cpu", []variant{{"zlib", kdump.CompressZlib, 0, all}}},
-		{"6.12-4cpu-kaslr", []variant{{"zlib", kdump.CompressZlib, 0, all}, {"zstd", kdump.CompressZstd, 0, []string{"drgn"}}}},
-		{"6.12-la57-2cpu", []variant{{"zlib", kdump.CompressZlib, 0, all}, {"zlib-d1", kdump.CompressZlib, 1, []string{"makedumpfile", "drgn"}}}},
+		{"6.1-4cpu-kaslr", []variant{{"zlib-d31", kdump.CompressZlib, 31, all, true}, {"zstd", kdump.CompressZstd, 0, []string{"crash", "drgn"}, false}}},
+		{"6.1-la57-4cpu", []variant{{"zlib-d31", kdump.CompressZlib, 31, all, false}}},
+		{"6.12-4cpu-kaslr", []variant{{"zlib-d31", kdump.CompressZlib, 31, all, true}, {"zstd", kdump.CompressZstd, 0, []string{"drgn"}, false}}},
+		{"6.12-la57-2cpu", []variant{{"zlib", kdump.CompressZlib, 0, all, false}, {"zlib-d1", kdump.CompressZlib, 1, []string{"makedumpfile", "drgn"}, false}}},
 	} {
 		var spec guest.Spec
 		var crashOK bool
@@ -65,8 +68,25 @@ func TestKdumpWriteE2E(t *testing.T) {
 					k := sum.Kdump
 					t.Logf("e2e_kdump %s/%s: %d MiB of memory -> %d MiB file; %d pages written (%d raw), %d zero, %d excluded; %.2fs",
 						sc.scenario, v.name, sum.Memory>>20, sum.OutputSize>>20, k.Pages, k.Raw, k.ZeroPages, k.Excluded, sum.Duration.Seconds())
-					if k.Pages+k.ZeroPages != sum.Memory/pageSize {
-						t.Errorf("%d pages written and %d zero, of %d pages of memory", k.Pages, k.ZeroPages, sum.Memory/pageSize)
+					if k.Pages+k.ZeroPages+k.Excluded != sum.Memory/pageSize {
+						t.Errorf("%d pages written, %d zero and %d excluded, of %d pages of memory", k.Pages, k.ZeroPages, k.Excluded, sum.Memory/pageSize)
+					}
+					if v.level&^pageclass.Zero != 0 && (sum.Filter == nil || sum.Filter.Excluded.Free == 0 || k.Excluded == 0) {
+						t.Errorf("dump level %d left out no free pages: %+v", v.level, sum.Filter)
+					}
+					if v.answers {
+						ref := filepath.Join(work, "ref.vmcore")
+						if _, err := Run(ctx, Options{Input: art.Dump, Output: ref}); err != nil {
+							t.Fatalf("ldx extract (ELF): %v", err)
+						}
+						want, got := kdumpAnswers(t, ref, art), kdumpAnswers(t, out, art)
+						os.Remove(ref)
+						for _, k := range sortedKeys(want) {
+							if got[k] != want[k] {
+								t.Errorf("ldx %s differs on the kdump file from the ELF vmcore of the same dump:\n%s\nwant\n%s", k, tail(got[k], 15), tail(want[k], 15))
+							}
+						}
+						t.Logf("e2e_kdump %s/%s: %d ldx answers identical to the ELF vmcore's (%s)", sc.scenario, v.name, len(want), strings.Join(sortedKeys(want), ", "))
 					}
 					switch {
 					case v.level == 0:

@@ -10,15 +10,19 @@ package main
 // user, each with its exit code and nothing written; a capture stopped by
 // SIGTERM, which exits 130 and leaves no file behind; and a capture to
 // stdout (-o -) as a flattened stream, which makedumpfile -R rearranges
-// into a vmcore ldx verify passes.
+// into a vmcore ldx verify passes. The capture is the script's last work:
+// the guest then idles while the host takes a QMP dump-guest-memory of it,
+// and the two images are compared (kernel log, tasks, kernel text).
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,13 +78,15 @@ wait $pid
 echo "KCOREE2E-RC sigterm $?"
 sed 's/^/KCOREE2E-OUT sigterm: /' /tmp/term.out
 ls -a /mnt/x | grep vmcore-term | sed 's/^/KCOREE2E-LEFT sigterm: /'
-run_ldx capture /bin/ldx capture --kcore --max-rate 2G -o /mnt/x/vmcore
 /bin/ldx capture --kcore -q -o - >/mnt/x/vmcore.flat 2>/tmp/stream.err
 echo "KCOREE2E-RC stream $?"
 sed 's/^/KCOREE2E-OUT stream: /' /tmp/stream.err
+run_ldx capture /bin/ldx capture --kcore --max-rate 2G -o /mnt/x/vmcore
 sync
 umount /mnt/x
 echo KCOREE2E-ALIVE
+echo KCOREE2E-IDLE
+sleep 100000
 poweroff -f
 `
 
@@ -136,7 +142,8 @@ func TestKcoreE2E(t *testing.T) {
 			run, err := guest.RunScript(ctx, guest.ScriptConfig{
 				Kernel: k.Vmlinuz, Memory: sc.memory, CPUs: sc.cpus,
 				Script: kcoreScript, Files: files, Disks: []string{disk},
-				Timeout: 8 * time.Minute,
+				Timeout:  8 * time.Minute,
+				DumpWhen: "KCOREE2E-IDLE", DumpPath: filepath.Join(dir, "qemu.elf"),
 			})
 			if err != nil {
 				if run != nil {
@@ -171,6 +178,12 @@ func TestKcoreE2E(t *testing.T) {
 				t.Fatalf("debugfs dump: %v\n%s", err, out)
 			}
 			checkKcoreVmcore(t, sc, k, vmcore, dir)
+			if run.Dumped {
+				compareKcoreQEMU(t, sc, k, vmcore, filepath.Join(dir, "qemu.elf"))
+			} else {
+				t.Errorf("kcore_e2e %s: no QMP dump was taken after the capture", sc.name)
+			}
+			checkKcoreCompressed(t, sc, vmcore, dir)
 			checkKcoreStream(t, sc, disk, dir)
 		})
 	}
@@ -304,4 +317,165 @@ func checkKcoreStream(t *testing.T, sc kcoreScenario, disk, dir string) {
 	}
 	os.Remove(flat)
 	os.Remove(re)
+}
+
+// compareKcoreQEMU judges the kcore capture against QEMU's own dump of the
+// same guest taken just after it, while the guest idled: the capture's log
+// must be a prefix of the dump's (lines may follow it), the task lists must
+// agree except for tasks that may come and go in between (ldx itself, the
+// script's sleeps, kernel workers, the unmounted file system's threads),
+// and the kernel text must be identical.
+func compareKcoreQEMU(t *testing.T, sc kcoreScenario, k *guest.Kernel, vmcore, qemu string) {
+	capLog, errs, code := ldx("dmesg", vmcore)
+	if code != 0 {
+		t.Fatalf("kcore_e2e %s: ldx dmesg of the capture: exit %d: %s", sc.name, code, errs)
+	}
+	qemuLog, errs, code := ldx("dmesg", qemu)
+	if code != 0 {
+		t.Fatalf("kcore_e2e %s: ldx dmesg of the QEMU dump: exit %d: %s", sc.name, code, errs)
+	}
+	capLines := strings.Split(strings.TrimSuffix(capLog, "\n"), "\n")
+	qemuLines := strings.Split(strings.TrimSuffix(qemuLog, "\n"), "\n")
+	if !strings.Contains(capLog, kcoreMarker) {
+		t.Errorf("kcore_e2e %s: ldx dmesg of the capture lacks the markers", sc.name)
+	}
+	for i, l := range capLines {
+		if i >= len(qemuLines) || qemuLines[i] != l {
+			other := "(end of log)"
+			if i < len(qemuLines) {
+				other = qemuLines[i]
+			}
+			t.Errorf("kcore_e2e %s: dmesg line %d of the capture is %q, the QEMU dump's %q", sc.name, i+1, l, other)
+			break
+		}
+	}
+	t.Logf("kcore_e2e %s: vs QEMU dump: dmesg %d lines in the capture, a prefix of the dump's %d", sc.name, len(capLines), len(qemuLines))
+
+	type task struct {
+		PID  int32  `json:"pid"`
+		Comm string `json:"comm"`
+	}
+	psOf := func(in string) map[task]bool {
+		out, errs, code := ldx("ps", "--json", "--vmlinux", k.Vmlinux, in)
+		if code != 0 {
+			t.Fatalf("kcore_e2e %s: ldx ps %s: exit %d: %s", sc.name, filepath.Base(in), code, errs)
+		}
+		var r struct {
+			Tasks []task `json:"tasks"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("kcore_e2e %s: ldx ps --json %s: %v", sc.name, filepath.Base(in), err)
+		}
+		m := map[task]bool{}
+		for _, x := range r.Tasks {
+			m[x] = true
+		}
+		return m
+	}
+	capPs, qemuPs := psOf(vmcore), psOf(qemu)
+	// Tasks that may come or go between the two: ldx's threads, the
+	// script's sleeps, kernel workers, and the threads of the ext4 file
+	// system unmounted after the capture.
+	transient := func(x task) bool {
+		for _, p := range []string{"kworker/", "jbd2/vda", "ext4-"} {
+			if strings.HasPrefix(x.Comm, p) {
+				return true
+			}
+		}
+		return x.Comm == "ldx" || x.Comm == "sleep"
+	}
+	common, onlyCap, onlyQEMU := 0, []string{}, []string{}
+	for x := range capPs {
+		if qemuPs[x] {
+			common++
+			continue
+		}
+		onlyCap = append(onlyCap, fmt.Sprintf("%d %s", x.PID, x.Comm))
+		if !transient(x) {
+			t.Errorf("kcore_e2e %s: task %d %q is in the capture, not in the QEMU dump", sc.name, x.PID, x.Comm)
+		}
+	}
+	for x := range qemuPs {
+		if capPs[x] {
+			continue
+		}
+		onlyQEMU = append(onlyQEMU, fmt.Sprintf("%d %s", x.PID, x.Comm))
+		if !transient(x) {
+			t.Errorf("kcore_e2e %s: task %d %q is in the QEMU dump, not in the capture", sc.name, x.PID, x.Comm)
+		}
+	}
+	for _, want := range []string{"init", "ldx-kcore-task"} {
+		found := false
+		for x := range capPs {
+			found = found || (x.Comm == want && qemuPs[x])
+		}
+		if !found {
+			t.Errorf("kcore_e2e %s: %s is not among the tasks both dumps list", sc.name, want)
+		}
+	}
+	t.Logf("kcore_e2e %s: vs QEMU dump: ps %d tasks in both; only in the capture %v; only in the QEMU dump %v", sc.name, common, onlyCap, onlyQEMU)
+
+	syms, errs, code := ldx("syms", vmcore, "_*text")
+	if code != 0 {
+		t.Fatalf("kcore_e2e %s: ldx syms: exit %d: %s", sc.name, code, errs)
+	}
+	addr := map[string]uint64{}
+	for _, l := range strings.Split(syms, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 3 && (f[2] == "_stext" || f[2] == "_etext") {
+			v, err := strconv.ParseUint(f[0], 16, 64)
+			if err == nil {
+				addr[f[2]] = v
+			}
+		}
+	}
+	start, end := addr["_stext"], addr["_etext"]
+	if start == 0 || end <= start || end-start > 256<<20 {
+		t.Fatalf("kcore_e2e %s: ldx syms gives _stext %#x, _etext %#x:\n%s", sc.name, start, end, tail(syms, 20))
+	}
+	n := strconv.FormatUint(end-start, 10)
+	capText, errs, code := ldx("read", "--raw", vmcore, strconv.FormatUint(start, 16), n)
+	if code != 0 {
+		t.Fatalf("kcore_e2e %s: ldx read of the capture's kernel text: exit %d: %s", sc.name, code, errs)
+	}
+	qemuText, errs, code := ldx("read", "--raw", qemu, strconv.FormatUint(start, 16), n)
+	if code != 0 {
+		t.Fatalf("kcore_e2e %s: ldx read of the QEMU dump's kernel text: exit %d: %s", sc.name, code, errs)
+	}
+	if uint64(len(capText)) != end-start || capText != qemuText {
+		diff := 0
+		for i := 0; i+4096 <= len(capText) && i+4096 <= len(qemuText); i += 4096 {
+			if capText[i:i+4096] != qemuText[i:i+4096] {
+				diff++
+			}
+		}
+		t.Errorf("kcore_e2e %s: kernel text %#x..%#x differs: %d and %d bytes read, %d pages differ", sc.name, start, end, len(capText), len(qemuText), diff)
+	}
+	t.Logf("kcore_e2e %s: vs QEMU dump: kernel text _stext.._etext %#x..%#x, %d bytes compared", sc.name, start, end, len(capText))
+}
+
+// checkKcoreCompressed filters and compresses the capture with
+// makedumpfile -c -d 31 and reads the log back out of the result.
+func checkKcoreCompressed(t *testing.T, sc kcoreScenario, vmcore, dir string) {
+	out := filepath.Join(dir, "vmcore.d31")
+	if b, err := exec.Command("makedumpfile", "-c", "-d", "31", vmcore, out).CombinedOutput(); err != nil {
+		t.Errorf("kcore_e2e %s: makedumpfile -c -d 31 of the capture: %v\n%s", sc.name, err, tail(string(b), 20))
+		return
+	}
+	defer os.Remove(out)
+	log := filepath.Join(dir, "d31.dmesg")
+	if b, err := exec.Command("makedumpfile", "--dump-dmesg", out, log).CombinedOutput(); err != nil {
+		t.Errorf("kcore_e2e %s: makedumpfile --dump-dmesg of the -d 31 output: %v\n%s", sc.name, err, b)
+		return
+	}
+	text, _ := os.ReadFile(log)
+	for i := 1; i <= 3; i++ {
+		want := fmt.Sprintf("%s line %d of run %s", kcoreMarker, i, sc.name)
+		if !bytes.Contains(text, []byte(want)) {
+			t.Errorf("kcore_e2e %s: --dump-dmesg of the -d 31 output lacks %q", sc.name, want)
+		}
+	}
+	in, _ := os.Stat(vmcore)
+	fi, _ := os.Stat(out)
+	t.Logf("kcore_e2e %s: makedumpfile -c -d 31: %d MiB -> %d MiB, --dump-dmesg shows the markers", sc.name, in.Size()>>20, fi.Size()>>20)
 }

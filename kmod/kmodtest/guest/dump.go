@@ -47,6 +47,12 @@ func (g *Guest) DumpAs(ctx context.Context, path, format string) error {
 	if q == nil {
 		return errors.New("guest has no QMP connection")
 	}
+	return qmpDump(ctx, q, path, format, g.QEMULog)
+}
+
+// qmpDump runs dump-guest-memory through q and waits for it to complete;
+// qemuLog, if set, is quoted when the dump fails.
+func qmpDump(ctx context.Context, q *qmpClient, path, format, qemuLog string) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
@@ -83,7 +89,10 @@ func (g *Guest) DumpAs(ctx context.Context, path, format string) error {
 			break
 		}
 		if st.Status == "failed" {
-			b, _ := os.ReadFile(g.QEMULog)
+			var b []byte
+			if qemuLog != "" {
+				b, _ = os.ReadFile(qemuLog)
+			}
 			return fmt.Errorf("dump-guest-memory failed: %s", tail(string(b), 1000))
 		}
 		select {

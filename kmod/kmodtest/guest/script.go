@@ -18,7 +18,7 @@ import (
 // ScriptConfig describes a one-shot guest: a kernel booted with a busybox
 // initramfs whose /init is Script, which does its work, reports on the
 // console and powers the machine off. Unlike Boot it needs no Debian
-// kernel package (no modules, no facts block, no QMP): it is for kernels
+// kernel package (no modules, no facts block, QMP only for DumpWhen): it is for kernels
 // built elsewhere, such as the ones carrying the livedump patches.
 type ScriptConfig struct {
 	// Kernel is the bzImage to boot.
@@ -43,6 +43,13 @@ type ScriptConfig struct {
 	QEMU string
 	// CacheDir is used only if a static busybox must be fetched.
 	CacheDir string
+	// DumpWhen, if set, gives the guest a QMP socket and a vmcoreinfo
+	// device: once the console shows this text, a QMP dump-guest-memory
+	// ELF dump is written to DumpPath and QEMU is told to quit. The
+	// script should then idle (not power off), so the dump shows the
+	// machine as the script left it.
+	DumpWhen string
+	DumpPath string
 }
 
 // ScriptRun is what a one-shot guest did.
@@ -55,6 +62,8 @@ type ScriptRun struct {
 	Args []string
 	// QEMUOutput is QEMU's own stdout and stderr.
 	QEMUOutput string
+	// Dumped tells that DumpPath was written (DumpWhen was seen).
+	Dumped bool
 }
 
 // RunScript boots a one-shot guest and waits until QEMU exits (the guest
@@ -100,6 +109,10 @@ func RunScript(ctx context.Context, cfg ScriptConfig) (*ScriptRun, error) {
 		"-serial", "file:" + serial,
 		"-monitor", "none",
 	}
+	qmpSock := filepath.Join(dir, "qmp.sock")
+	if cfg.DumpWhen != "" {
+		args = append(args, "-device", "vmcoreinfo", "-qmp", "unix:"+qmpSock+",server=on,wait=off")
+	}
 	for _, d := range cfg.Disks {
 		args = append(args, "-drive", "file="+d+",format=raw,if=virtio,cache=unsafe,discard=unmap")
 	}
@@ -112,8 +125,22 @@ func RunScript(ctx context.Context, cfg ScriptConfig) (*ScriptRun, error) {
 	cmd.WaitDelay = 10 * time.Second
 	logf(ctx, "booting %s: %s %s", filepath.Base(cfg.Kernel), cfg.QEMU, strings.Join(args, " "))
 	t0 := time.Now()
-	runErr := cmd.Run()
-	r := &ScriptRun{Elapsed: time.Since(t0), Args: args, QEMUOutput: out.String()}
+	var dumpErr error
+	dumped := false
+	runErr := cmd.Start()
+	if runErr == nil {
+		exited := make(chan struct{})
+		waited := make(chan error, 1)
+		go func() { waited <- cmd.Wait(); close(exited) }()
+		if cfg.DumpWhen != "" {
+			dumped, dumpErr = dumpWhen(rctx, cfg, serial, qmpSock, exited)
+			if dumpErr != nil {
+				cmd.Process.Kill()
+			}
+		}
+		runErr = <-waited
+	}
+	r := &ScriptRun{Elapsed: time.Since(t0), Args: args, QEMUOutput: out.String(), Dumped: dumped}
 	b, _ := os.ReadFile(serial)
 	r.Console = string(b)
 	switch {
@@ -121,10 +148,47 @@ func RunScript(ctx context.Context, cfg ScriptConfig) (*ScriptRun, error) {
 		return r, fmt.Errorf("guest still running after %s; console tail:\n%s", cfg.Timeout, tail(r.Console, 3000))
 	case ctx.Err() != nil:
 		return r, ctx.Err()
+	case dumpErr != nil:
+		return r, dumpErr
 	case runErr != nil:
 		return r, fmt.Errorf("%s: %w: %s", cfg.QEMU, runErr, tail(r.QEMUOutput, 2000))
 	}
 	return r, nil
+}
+
+// dumpWhen polls the console for cfg.DumpWhen, then takes the QMP dump and
+// makes QEMU quit. It returns whether the dump was written; QEMU exiting
+// before the text appears is not an error here (RunScript reports the
+// console).
+func dumpWhen(ctx context.Context, cfg ScriptConfig, serial, qmpSock string, exited <-chan struct{}) (bool, error) {
+	q, err := dialQMP(ctx, qmpSock, exited)
+	if err != nil {
+		select {
+		case <-exited:
+			return false, nil
+		default:
+			return false, err
+		}
+	}
+	defer q.close()
+	for {
+		b, _ := os.ReadFile(serial)
+		if bytes.Contains(b, []byte(cfg.DumpWhen)) {
+			break
+		}
+		select {
+		case <-exited:
+			return false, nil
+		case <-ctx.Done():
+			return false, nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if err := qmpDump(ctx, q, cfg.DumpPath, "elf", ""); err != nil {
+		return false, err
+	}
+	q.execute(ctx, "quit", nil)
+	return true, nil
 }
 
 // buildScriptInitramfs writes a gzip-compressed newc cpio holding a static
