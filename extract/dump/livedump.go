@@ -67,8 +67,8 @@ func noHeaderError(src *Source, page0 []byte, man *manifest.Manifest) error {
 		e.What = "no ELF header in page 0 (the page is all zeros): the livedump kernel writes the header only at FINISH"
 		e.Hint = "either the capture did not reach FINISH, or this is not a livedump device; check the capture's output, and that you named the right device"
 	default:
-		e.What = fmt.Sprintf("no ELF header in page 0 (it starts with % x)", page0[:8])
-		e.Hint = "this is not a livedump device or image, or the capture never reached FINISH and page 0 holds what the device held before"
+		e.What = fmt.Sprintf("no dump header in page 0: not an ELF core, a kdump-compressed or flattened file (it starts with % x)", page0[:8])
+		e.Hint = "ldx reads ELF vmcores (QEMU, /proc/vmcore, kcore captures), kdump-compressed and flattened files and livedump devices; a livedump device whose capture never reached FINISH holds in page 0 what the device held before"
 	}
 	return e
 }

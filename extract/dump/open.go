@@ -182,7 +182,7 @@ func newInput(src *Source, opt Options) (*Input, error) {
 	in.Manifest = man
 	in.Page0 = make([]byte, pageSize)
 	if n, err := src.ReadAt(in.Page0, 0); n < pageSize {
-		return nil, &InputError{Path: src.Path, Off: int64(n), What: fmt.Sprintf("the input is only %d bytes; a livedump device holds at least the header and notes pages (%v)", src.Size, err)}
+		return nil, &InputError{Path: src.Path, Off: int64(n), What: fmt.Sprintf("the input is only %d bytes: too short for any dump, which holds at least a header page and its notes (%v)", src.Size, err)}
 	}
 	in.Core, in.CoreErr = elfcore.NewFile(src, src.Size)
 	if in.CoreErr != nil {

@@ -67,8 +67,8 @@ func TestOpenerTable(t *testing.T) {
 	ctx := context.Background()
 	path, mem := writeTestImage(t)
 
-	if _, err := Open(ctx, path, Options{}); !errors.As(err, new(*InputError)) || !strings.Contains(err.Error(), "no ELF header in page 0") {
-		t.Fatalf("before registering: err = %v, want the InputError for no ELF header", err)
+	if _, err := Open(ctx, path, Options{}); !errors.As(err, new(*InputError)) || !strings.Contains(err.Error(), "no dump header in page 0") {
+		t.Fatalf("before registering: err = %v, want the InputError for no dump header", err)
 	}
 
 	saved := slices.Clone(openers)
