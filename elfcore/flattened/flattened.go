@@ -2,6 +2,7 @@ package flattened
 
 import (
 	"bytes"
+	"cmp"
 	"container/heap"
 	"encoding/binary"
 	"errors"
@@ -257,15 +258,7 @@ func resolve(recs []extent) ([]extent, bool) {
 	for i, e := range recs {
 		order[i] = seqExt{e, i}
 	}
-	slices.SortStableFunc(order, func(a, b seqExt) int {
-		switch {
-		case a.dst < b.dst:
-			return -1
-		case a.dst > b.dst:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(order, func(a, b seqExt) int { return cmp.Compare(a.dst, b.dst) })
 	overlaps := false
 	for i := 1; i < len(order); i++ {
 		if order[i].dst < order[i-1].end() {

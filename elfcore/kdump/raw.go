@@ -183,3 +183,13 @@ func BitmapBlocksFor(maxMapnr uint64, blockSize int32) uint32 {
 	per := (maxMapnr + 8*bs - 1) / (8 * bs)
 	return uint32(2 * per)
 }
+
+// IsSignature reports whether b, the first bytes of a file, starts with
+// either signature.
+func IsSignature(b []byte) bool {
+	if len(b) < len(SigKdump) {
+		return false
+	}
+	s := string(b[:len(SigKdump)])
+	return s == SigKdump || s == SigDiskdump
+}

@@ -170,15 +170,8 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 	// QEMU's RAM blocks include firmware (the BIOS ROM at 0xfffc0000) that
 	// is not kernel memory and that the direct map does not cover: keep
 	// only what the kernel's present memory sections hold.
-	if present, err := mem.PresentSections(info); err == nil {
-		if kept := elfcore.IntersectRanges(p.RAM, present); len(kept) > 0 {
-			if gone := elfcore.Covered(p.RAM) - elfcore.Covered(kept); gone > 0 {
-				sum.repair("left out %d KiB of the input's segments that no present memory section of the kernel covers (firmware such as the BIOS ROM)", gone>>10)
-			}
-			p.RAM = kept
-			sum.RAMRanges = len(p.RAM)
-		}
-	}
+	p.RAM = clipToPresent(p.RAM, mem, info, sum, "the input's segments")
+	sum.RAMRanges = len(p.RAM)
 	if imageSeg != nil {
 		p.Image = elfcore.Range{Start: pageDown(imageSeg.Paddr), End: pageUp(imageSeg.Paddr + imageSeg.Memsz)}
 		p.ImageVirt = imageSeg.Vaddr - (imageSeg.Paddr - p.Image.Start)
@@ -187,14 +180,7 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 		if !ok {
 			sum.warn("VMCOREINFO has no SYMBOL(_stext): no kernel-image PT_LOAD")
 		} else {
-			limit := uint64(x86.KernelTextBase + 1<<30)
-			if sz, ok := info.Number("KERNEL_IMAGE_SIZE"); ok && sz > 0 {
-				limit = x86.KernelTextBase + uint64(sz)
-			}
-			end := mem.ImageEnd(stext, limit)
-			phys := x86.ImagePhys(stext, params.PhysBase)
-			p.Image = elfcore.Range{Start: pageDown(phys), End: pageUp(x86.ImagePhys(end, params.PhysBase))}
-			p.ImageVirt = stext - (phys - p.Image.Start)
+			p.Image, p.ImageVirt = mem.ImageExtent(stext, info)
 			sum.repair("added the kernel-image PT_LOAD [%#x, %#x) at %#x that the input lacks (drgn and vmcore-dmesg read kernel symbols through it)", p.Image.Start, p.Image.End, p.ImageVirt)
 		}
 	}
@@ -275,4 +261,24 @@ func consistentVMCOREINFO(phys io.ReaderAt, text []byte) error {
 		return fmt.Errorf("_stext %#x maps to physical %#x, phys_base puts it at %#x", stext, pa, want)
 	}
 	return nil
+}
+
+// clipToPresent keeps of ram what the kernel's present memory sections
+// hold, and says what it left out (what, e.g. "the input's segments"):
+// dumps' RAM includes firmware (QEMU's BIOS ROM at 0xfffc0000) that is not
+// kernel memory and that the direct map does not cover. Without the
+// sections, or when nothing would be left, ram stays as it is.
+func clipToPresent(ram []elfcore.Range, mem *kmem.Mem, info *vmcoreinfo.Info, sum *Report, what string) []elfcore.Range {
+	present, err := mem.PresentSections(info)
+	if err != nil {
+		return ram
+	}
+	kept := elfcore.IntersectRanges(ram, present)
+	if len(kept) == 0 {
+		return ram
+	}
+	if gone := elfcore.Covered(ram) - elfcore.Covered(kept); gone > 0 {
+		sum.repair("left out %d KiB of %s that no present memory section of the kernel covers (firmware such as the BIOS ROM)", gone>>10, what)
+	}
+	return kept
 }

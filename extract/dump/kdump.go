@@ -26,8 +26,7 @@ var kdumpOpener = Opener{
 	Format: FormatKdump,
 	Rank:   20,
 	Probe: func(in *Input) error {
-		sig := string(in.Page0[:8])
-		if sig != kdump.SigKdump && sig != kdump.SigDiskdump {
+		if !kdump.IsSignature(in.Page0) {
 			return ErrNotMine
 		}
 		return nil
@@ -142,22 +141,9 @@ func openKdump(ctx context.Context, in *Input) (*Dump, error) {
 		return nil, &InputError{Path: src.Path, Off: -1, What: err.Error()}
 	}
 	d.PageOffset = pob
-	if present, err := mem.PresentSections(info); err == nil {
-		if k := elfcore.IntersectRanges(d.RAM, present); len(k) > 0 {
-			if gone := elfcore.Covered(d.RAM) - elfcore.Covered(k); gone > 0 {
-				sum.repair("left out %d KiB of the RAM bitmap that no present memory section of the kernel covers (firmware such as the BIOS ROM)", gone>>10)
-			}
-			d.RAM = k
-		}
-	}
+	d.RAM = clipToPresent(d.RAM, mem, info, sum, "the RAM bitmap")
 	sum.RAMRanges = len(d.RAM)
-	limit := uint64(x86.KernelTextBase + 1<<30)
-	if sz, ok := info.Number("KERNEL_IMAGE_SIZE"); ok && sz > 0 {
-		limit = x86.KernelTextBase + uint64(sz)
-	}
-	end := mem.ImageEnd(stext, limit)
-	d.Image = elfcore.Range{Start: pageDown(pa), End: pageUp(x86.ImagePhys(end, params.PhysBase))}
-	d.ImageVirt = stext - (pa - d.Image.Start)
+	d.Image, d.ImageVirt = mem.ImageExtent(stext, info)
 	var excluded uint64
 	for _, r := range d.RAM {
 		for pfn := r.Start / pageSize; pfn < r.End/pageSize; pfn++ {

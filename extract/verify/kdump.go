@@ -9,12 +9,6 @@ import (
 	"ldx/vmcoreinfo"
 )
 
-// isKdump says the input starts with a kdump-compressed signature.
-func isKdump(hdr []byte) bool {
-	s := string(hdr[:8])
-	return s == kdump.SigKdump || s == kdump.SigDiskdump
-}
-
 // checkKdump verifies a kdump-compressed file (makedumpfile's default
 // output, QEMU's kdump-* formats): its header, sub-header and bitmaps
 // (H1), its VMCOREINFO (H2), every page descriptor (H3), the sub-header's

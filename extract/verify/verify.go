@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ldx/elfcore"
+	"ldx/elfcore/kdump"
 	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
 )
@@ -91,7 +92,7 @@ type input struct {
 // is not part of any contract.
 func run(in input) (*Report, error) {
 	rep := &Report{File: in.path, Size: in.size, Deep: in.opt.Deep, Kind: in.kind, Checks: []Result{}}
-	if head := make([]byte, 8); readFull(in.raw, head) && isKdump(head) {
+	if head := make([]byte, 8); readFull(in.raw, head) && kdump.IsSignature(head) {
 		rep.Checks = kdumpChecks(in, rep) // H: the kdump-compressed format
 		rep.order()
 		rep.finish(nil)

@@ -305,15 +305,7 @@ func (s *Source) findImage(text *elfcore.ProgHeader) error {
 	if !ok {
 		return fmt.Errorf("%s has no kernel-text segment with a physical address, and VMCOREINFO has no SYMBOL(_stext)", s.Path)
 	}
-	limit := uint64(x86.KernelTextBase + 1<<30)
-	if sz, ok := s.Info.Number("KERNEL_IMAGE_SIZE"); ok && sz > 0 {
-		limit = x86.KernelTextBase + uint64(sz)
-	}
-	pb := mem.Params().PhysBase
-	end := mem.ImageEnd(stext, limit)
-	phys := x86.ImagePhys(stext, pb)
-	s.Image = elfcore.Range{Start: phys &^ (pageSize - 1), End: (x86.ImagePhys(end, pb) + pageSize - 1) &^ (pageSize - 1)}
-	s.ImageVirt = stext - (phys - s.Image.Start)
+	s.Image, s.ImageVirt = mem.ImageExtent(stext, s.Info)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"ldx/elfcore"
 	"ldx/elfcore/kernel/x86"
 	"ldx/vmcoreinfo"
 )
@@ -233,4 +234,19 @@ func EntryFlags(e uint64, leafPTE bool) string {
 		return "(none)"
 	}
 	return strings.Join(out, "|")
+}
+
+// ImageExtent is the kernel-image segment a dump without one gets, placed
+// from _stext (text): physically from text's page to the end of the linear
+// image mapping (ImageEnd) below KERNEL_IMAGE_SIZE (1 GiB when VMCOREINFO
+// does not say), page-aligned, and the virtual address of its start.
+func (m *Mem) ImageExtent(text uint64, info *vmcoreinfo.Info) (phys elfcore.Range, virt uint64) {
+	limit := uint64(x86.KernelTextBase + 1<<30)
+	if sz, ok := info.Number("KERNEL_IMAGE_SIZE"); ok && sz > 0 {
+		limit = x86.KernelTextBase + uint64(sz)
+	}
+	pb := m.p.PhysBase
+	start := x86.ImagePhys(text, pb)
+	phys = elfcore.Range{Start: start &^ (pageSize - 1), End: (x86.ImagePhys(m.ImageEnd(text, limit), pb) + pageSize - 1) &^ (pageSize - 1)}
+	return phys, text - (start - phys.Start)
 }
