@@ -348,7 +348,8 @@ func (s *scanner) at(off int64, n int) ([]byte, error) {
 		return s.buf[off-s.start : off-s.start+int64(n)], nil
 	}
 	if s.buf == nil {
-		s.buf = make([]byte, scanWindow)
+		// A window, or the whole stream when it is smaller.
+		s.buf = make([]byte, min(scanWindow, s.size))
 	}
 	s.buf = s.buf[:cap(s.buf)]
 	m, err := s.r.ReadAt(s.buf[:min(int64(len(s.buf)), s.size-off)], off)
