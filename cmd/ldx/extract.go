@@ -64,10 +64,8 @@ exists, 130 interrupted.`,
 			if opt.Output == "" {
 				return &exitError{exitUsage, errors.New("extract: -o VMCORE is required")}
 			}
-			if cmd.Flags().Changed("compress") || cmd.Flags().Changed("dump-level") {
-				if opt.OutputFormat != extract.FormatKdump {
-					return &exitError{exitUsage, errors.New("extract: --compress and --dump-level need --format kdump")}
-				}
+			if cmd.Flags().Changed("compress") && opt.OutputFormat != extract.FormatKdump {
+				return &exitError{exitUsage, errors.New("extract: --compress needs --format kdump")}
 			}
 			c, err := kdump.ParseCompression(compress)
 			if err != nil {
