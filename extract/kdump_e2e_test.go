@@ -164,6 +164,7 @@ func TestKdumpE2E(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("ldx extract of QEMU's kdump-zlib: exit %d: %s", code, errs)
 		}
+		checkE2ELayout(t, out, art, false)
 		checkMakedumpfile(t, out, art)
 		checkDrgn(t, out, art)
 		t.Logf("e2e_kdump qemu-kdump-zlib: dmesg, linux_banner and VMCOREINFO identical to the ELF dump's; its vmcore read by makedumpfile and drgn")

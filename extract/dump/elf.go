@@ -167,10 +167,10 @@ func openELF(ctx context.Context, in *Input) (*Dump, error) {
 		p.PageOffset = pob
 		sum.repair("gave the RAM segments their kernel virtual addresses (direct map at %#x, found in the page tables); the input had p_vaddr = p_paddr", pob)
 	}
-	// QEMU's RAM blocks include firmware (the BIOS ROM at 0xfffc0000) that
-	// is not kernel memory and that the direct map does not cover: keep
-	// only what the kernel's present memory sections hold.
-	p.RAM = clipToPresent(p.RAM, mem, info, sum, "the input's segments")
+	// QEMU's RAM blocks include firmware (the BIOS ROM at 0xfffc0000) and
+	// reserved ranges that are not kernel memory and that the direct map
+	// does not cover: keep only what the kernel counts as RAM.
+	p.RAM = clipToKernelRAM(p.RAM, mem, info, sum, "the input's segments")
 	sum.RAMRanges = len(p.RAM)
 	if imageSeg != nil {
 		p.Image = elfcore.Range{Start: pageDown(imageSeg.Paddr), End: pageUp(imageSeg.Paddr + imageSeg.Memsz)}
@@ -261,24 +261,4 @@ func consistentVMCOREINFO(phys io.ReaderAt, text []byte) error {
 		return fmt.Errorf("_stext %#x maps to physical %#x, phys_base puts it at %#x", stext, pa, want)
 	}
 	return nil
-}
-
-// clipToPresent keeps of ram what the kernel's present memory sections
-// hold, and says what it left out (what, e.g. "the input's segments"):
-// dumps' RAM includes firmware (QEMU's BIOS ROM at 0xfffc0000) that is not
-// kernel memory and that the direct map does not cover. Without the
-// sections, or when nothing would be left, ram stays as it is.
-func clipToPresent(ram []elfcore.Range, mem *kmem.Mem, info *vmcoreinfo.Info, sum *Report, what string) []elfcore.Range {
-	present, err := mem.PresentSections(info)
-	if err != nil {
-		return ram
-	}
-	kept := elfcore.IntersectRanges(ram, present)
-	if len(kept) == 0 {
-		return ram
-	}
-	if gone := elfcore.Covered(ram) - elfcore.Covered(kept); gone > 0 {
-		sum.repair("left out %d KiB of %s that no present memory section of the kernel covers (firmware such as the BIOS ROM)", gone>>10, what)
-	}
-	return kept
 }

@@ -141,7 +141,7 @@ func openKdump(ctx context.Context, in *Input) (*Dump, error) {
 		return nil, &InputError{Path: src.Path, Off: -1, What: err.Error()}
 	}
 	d.PageOffset = pob
-	d.RAM = clipToPresent(d.RAM, mem, info, sum, "the RAM bitmap")
+	d.RAM = clipToKernelRAM(d.RAM, mem, info, sum, "the RAM bitmap")
 	sum.RAMRanges = len(d.RAM)
 	d.Image, d.ImageVirt = mem.ImageExtent(stext, info)
 	var excluded uint64

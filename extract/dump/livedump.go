@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"ldx/elfcore"
-	"ldx/elfcore/kernel/kallsyms"
 	"ldx/elfcore/kernel/kmem"
 	"ldx/elfcore/livedump"
 	"ldx/kmod/manifest"
@@ -453,34 +452,6 @@ func kernelMemoryModel(src *Source, h *livedumpHeader, info *vmcoreinfo.Info, ra
 	bits, _ := info.Number("SECTION_SIZE_BITS") // PresentSections needs it, so it is there
 	sum.warn(noMap+"RAM ranges come from the kernel's memory sections (%d MiB each), since its RAM map could not be read (%v): smaller holes and reserved ranges inside them are presented as memory and hold whatever the device held", int64(1)<<bits>>20, e820Err)
 	return out
-}
-
-// e820RAM narrows ram to the RAM ranges of the kernel's e820 table, each
-// rounded inwards to whole pages.
-func e820RAM(mem *kmem.Mem, info *vmcoreinfo.Info, ram []elfcore.Range) ([]elfcore.Range, error) {
-	syms, err := kallsyms.Read(mem, info)
-	if err != nil {
-		return nil, err
-	}
-	v, ok := syms.Lookup("e820_table")
-	if !ok {
-		return nil, errors.New("the kernel's symbol table has no e820_table")
-	}
-	entries, err := kmem.ReadE820(mem, v)
-	if err != nil {
-		return nil, err
-	}
-	var e820 []elfcore.Range
-	for _, e := range entries {
-		if start, end := pageUp(e.Addr), pageDown(e.Addr+e.Size); e.IsRAM() && start < end {
-			e820 = append(e820, elfcore.Range{Start: start, End: end})
-		}
-	}
-	out := elfcore.IntersectRanges(ram, e820)
-	if len(out) == 0 {
-		return nil, errors.New("the e820 table's RAM does not overlap the kernel's RAM range")
-	}
-	return out, nil
 }
 
 // lostKeys names the VMCOREINFO lines that did not survive in the notes
