@@ -16,6 +16,7 @@ import (
 func newDmesgCmd() *cobra.Command {
 	var o printk.FormatOptions
 	var asJSON bool
+	var dopt dump.Options
 	cmd := &cobra.Command{
 		Use:   "dmesg FILE",
 		Short: "Print the kernel log from the dump's printk ring buffer",
@@ -42,7 +43,7 @@ usage, 3 not a readable dump.`,
   ldx dmesg vmcore --json | jq -r '.records[].text'`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := openDump(cmd.Context(), args[0])
+			d, err := openDump(cmd.Context(), args[0], dopt)
 			if err != nil {
 				return err
 			}
@@ -76,6 +77,7 @@ usage, 3 not a readable dump.`,
 	f.BoolVar(&o.Caller, "caller", false, "show the caller id (thread or CPU) of each record")
 	f.BoolVar(&o.Seq, "seq", false, "show each record's sequence number")
 	f.BoolVar(&asJSON, "json", false, "print the records and what was skipped as JSON")
+	zeroExcludedFlag(cmd, &dopt)
 	return cmd
 }
 

@@ -23,10 +23,10 @@ import (
 )
 
 // openDump analyses any input the way extract would (raw livedump device
-// or image, xz image, ELF vmcore) without writing anything. Inputs that
-// are not dumps exit with exitBadInput, like extract.
-func openDump(ctx context.Context, path string) (*dump.Dump, error) {
-	d, err := dump.Open(ctx, path, dump.Options{})
+// or image, xz image, ELF vmcore, kdump file) without writing anything.
+// Inputs that are not dumps exit with exitBadInput, like extract.
+func openDump(ctx context.Context, path string, opt dump.Options) (*dump.Dump, error) {
+	d, err := dump.Open(ctx, path, opt)
 	if err == nil {
 		return d, nil
 	}
@@ -168,7 +168,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not a readable dump.`,
   ldx info /dev/sdb --json`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := openDump(cmd.Context(), args[0])
+			d, err := openDump(cmd.Context(), args[0], dump.Options{})
 			if err != nil {
 				return err
 			}
@@ -439,4 +439,10 @@ func openVmlinux(cmd, path string) (*vmlinux.File, error) {
 		return nil, &exitError{exitBadInput, fmt.Errorf("%s: --vmlinux: %w", cmd, err)}
 	}
 	return v, nil
+}
+
+// zeroExcludedFlag adds --zero-excluded to a command that reads memory:
+// crash's --zero_excluded, for filtered kdump files.
+func zeroExcludedFlag(cmd *cobra.Command, opt *dump.Options) {
+	cmd.Flags().BoolVar(&opt.ZeroExcluded, "zero-excluded", false, "read pages a filtered dump left out (its dump level) as zeros instead of failing on them (crash's --zero_excluded)")
 }

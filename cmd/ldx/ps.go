@@ -51,6 +51,7 @@ type psReport struct {
 func newPsCmd() *cobra.Command {
 	var vmlinuxPath string
 	var asJSON bool
+	var dopt dump.Options
 	cmd := &cobra.Command{
 		Use:   "ps FILE --vmlinux VMLINUX",
 		Short: "List the dumped kernel's tasks (needs the debug vmlinux)",
@@ -94,7 +95,7 @@ the dumped kernel's.`,
 				return err
 			}
 			defer v.Close()
-			d, err := openDump(cmd.Context(), args[0])
+			d, err := openDump(cmd.Context(), args[0], dopt)
 			if err != nil {
 				return err
 			}
@@ -117,6 +118,7 @@ the dumped kernel's.`,
 	f := cmd.Flags()
 	f.StringVar(&vmlinuxPath, "vmlinux", "", "debug vmlinux of the dumped kernel (required)")
 	f.BoolVar(&asJSON, "json", false, "print the tasks, the CPUs and what could not be read as JSON")
+	zeroExcludedFlag(cmd, &dopt)
 	return cmd
 }
 

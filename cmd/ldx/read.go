@@ -24,6 +24,7 @@ const maxReadLen = 1 << 30
 func newReadCmd() *cobra.Command {
 	var phys, raw bool
 	var pgd string
+	var dopt dump.Options
 	cmd := &cobra.Command{
 		Use:   "read FILE ADDR [LEN]",
 		Short: "Hexdump kernel virtual (default) or physical memory of a dump",
@@ -67,7 +68,7 @@ readable dump.`,
 			if phys && pgd != "" {
 				return &exitError{exitUsage, errors.New("read: --pgd translates virtual addresses; it makes no sense with --phys")}
 			}
-			d, err := openDump(cmd.Context(), args[0])
+			d, err := openDump(cmd.Context(), args[0], dopt)
 			if err != nil {
 				return err
 			}
@@ -105,6 +106,7 @@ readable dump.`,
 	f.BoolVar(&phys, "phys", false, "ADDR is a physical address")
 	f.BoolVar(&raw, "raw", false, "write the bytes themselves, not a hexdump")
 	f.StringVar(&pgd, "pgd", "", "translate through this page global directory (a process's mm->pgd, or a CR3 value) instead of init_top_pgt")
+	zeroExcludedFlag(cmd, &dopt)
 	return cmd
 }
 

@@ -29,6 +29,7 @@ type symsOutput struct {
 
 func newSymsCmd() *cobra.Command {
 	var asJSON bool
+	var dopt dump.Options
 	cmd := &cobra.Command{
 		Use:   "syms FILE [PATTERN]",
 		Short: "List the kernel's symbols from the dump's own kallsyms table",
@@ -69,7 +70,7 @@ readable dump.`,
 					match = func(s string) bool { return strings.Contains(s, pat) }
 				}
 			}
-			d, err := openDump(cmd.Context(), args[0])
+			d, err := openDump(cmd.Context(), args[0], dopt)
 			if err != nil {
 				return err
 			}
@@ -108,6 +109,7 @@ readable dump.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the encoding and the symbols as JSON")
+	zeroExcludedFlag(cmd, &dopt)
 	return cmd
 }
 

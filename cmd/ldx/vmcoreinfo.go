@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"ldx/extract/dump"
 )
 
 func newVMCOREINFOCmd() *cobra.Command {
@@ -31,7 +33,7 @@ Exit codes: 0 ok, 1 failure or a missing key, 2 usage, 3 not a readable dump.`,
   ldx vmcoreinfo vmcore --json | jq -r '.OSRELEASE'`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := openDump(cmd.Context(), args[0])
+			d, err := openDump(cmd.Context(), args[0], dump.Options{})
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ldx/extract/dump"
 	"ldx/vmcoreinfo/generate"
 )
 
@@ -97,7 +98,7 @@ or the vmlinux cannot be read or is not the dumped kernel's.`,
 			rep := &generateReport{Vmlinux: vmlinuxPath, Dump: dumpPath}
 			var rt *generate.Runtime
 			if dumpPath != "" {
-				d, err := openDump(cmd.Context(), dumpPath)
+				d, err := openDump(cmd.Context(), dumpPath, dump.Options{})
 				if err != nil {
 					return err
 				}

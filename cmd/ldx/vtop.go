@@ -44,6 +44,7 @@ type vtopResult struct {
 func newVtopCmd() *cobra.Command {
 	var pgd string
 	var asJSON bool
+	var dopt dump.Options
 	cmd := &cobra.Command{
 		Use:   "vtop FILE ADDR...",
 		Short: "Translate virtual addresses through the dump's page tables, level by level",
@@ -74,7 +75,7 @@ readable dump.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := openDump(cmd.Context(), args[0])
+			d, err := openDump(cmd.Context(), args[0], dopt)
 			if err != nil {
 				return err
 			}
@@ -125,6 +126,7 @@ readable dump.`,
 	}
 	cmd.Flags().StringVar(&pgd, "pgd", "", "walk this page global directory (a process's mm->pgd, or a CR3 value) instead of init_top_pgt")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the walks as JSON")
+	zeroExcludedFlag(cmd, &dopt)
 	return cmd
 }
 

@@ -184,4 +184,20 @@ func TestKdumpOpener(t *testing.T) {
 	if _, err := d.Memory.ReadAt(got, int64(excl.Start)); err != nil || !elfcore.IsZero(got) {
 		t.Errorf("Memory of an excluded page: %v, zero %v; want zeros for extract", err, elfcore.IsZero(got))
 	}
+	// Asked to (crash's --zero_excluded), Phys reads them as zeros and
+	// the report says so.
+	z, err := Open(ctx, path, Options{ZeroExcluded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.Close()
+	for i := range got {
+		got[i] = 0xff
+	}
+	if n, err := z.Phys.ReadAt(got, int64(excl.Start-pageSize)); err != nil || n != len(got) || !elfcore.IsZero(got[pageSize:]) {
+		t.Errorf("ZeroExcluded: physical %#x: %d bytes, %v, zero %v; want zeros", excl.Start, n, err, elfcore.IsZero(got[pageSize:]))
+	}
+	if !strings.Contains(strings.Join(z.Report.Warnings, "\n"), "excluded at dump level 31 are read as zeros") {
+		t.Errorf("ZeroExcluded is not reported: %q", z.Report.Warnings)
+	}
 }

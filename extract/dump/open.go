@@ -79,6 +79,13 @@ type Options struct {
 	// dump's VMCOREINFO cannot be recovered from the dumped memory, it is
 	// rebuilt from the vmlinux and the memory (and the report says so).
 	Vmlinux *vmlinux.File
+
+	// ZeroExcluded makes Phys read the pages the input's producer left
+	// out (a filtered kdump file's excluded pages) as zeros instead of
+	// failing with an *ExcludedError, as crash's --zero_excluded does:
+	// for looking past a filtered dump's holes when the reader knows the
+	// bytes there are not needed (a walk that touches one freed page).
+	ZeroExcluded bool
 }
 
 func (o *Options) progress(phase string, done, total int64) {
@@ -145,6 +152,10 @@ func Analyse(ctx context.Context, src *Source, opt Options) (*Dump, error) {
 			return nil, err
 		}
 		d.finish(in, o.Format)
+		if opt.ZeroExcluded && d.Excluded != nil {
+			d.Phys = &ramReader{r: d.Memory, ram: d.RAM, unwritten: d.Unwritten}
+			d.Report.warn("pages excluded at %s are read as zeros (asked for): bytes read from them are not the kernel's", d.ExcludedWhy)
+		}
 		return d, nil
 	}
 	switch {
