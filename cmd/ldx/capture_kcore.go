@@ -48,11 +48,14 @@ func captureKcore(cmd *cobra.Command, fl kcoreFlags) error {
 	if fl.output == "-" {
 		// The vmcore goes to stdout as a flattened stream; everything
 		// else goes to stderr.
-		if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return &exitError{exitUsage, errors.New("capture --kcore -o -: stdout is a terminal; redirect it to a file or a pipe")}
+		if f, ok := out.(*os.File); ok {
+			if term.IsTerminal(int(f.Fd())) {
+				return &exitError{exitUsage, errors.New("capture --kcore -o -: stdout is a terminal; redirect it to a file or a pipe")}
+			}
+			opt.StreamFile = f
 		}
 		stream = bufio.NewWriterSize(out, 4<<20)
-		opt.Stream, opt.StreamPath = stream, "/dev/stdout"
+		opt.Stream = stream
 		out = cmd.ErrOrStderr()
 	}
 	if fl.maxRate != "" {

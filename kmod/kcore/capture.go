@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -24,10 +25,11 @@ type Options struct {
 	MaxRate  int64
 	Progress func(extract.Progress)
 	// Stream, if set, receives the vmcore as a flattened stream instead
-	// of the file Output names (ldx capture --kcore -o -); StreamPath is
-	// the path its file system is checked through (/dev/stdout).
+	// of the file Output names (ldx capture --kcore -o -); StreamFile,
+	// if set, is the file under it (stdout), whose file system is
+	// checked (see CheckStream).
 	Stream     io.Writer
-	StreamPath string
+	StreamFile *os.File
 	// OutputFormat, Compression and DumpLevel are extract's: a kdump-
 	// compressed output, its page compression, makedumpfile's dump level.
 	OutputFormat string
@@ -89,7 +91,7 @@ func Capture(ctx context.Context, opt Options) (*Result, error) {
 	res := &Result{Plan: plan}
 	if opt.Stream != nil {
 		plan.Output = "- (flattened stream)"
-		if err := CheckStream(h, opt.StreamPath); err != nil {
+		if err := CheckStream(h, opt.StreamFile); err != nil {
 			return res, err
 		}
 	} else {
