@@ -209,7 +209,7 @@ func TestKcoreE2E(t *testing.T) {
 					t.Errorf("kcore_e2e %s: %s was refused yet left %v", sc.name, name, g.left[name])
 				}
 			}
-			for name, want := range map[string]string{"ramfs": "is on ramfs", "tmpfs": "is on tmpfs", "tmpfsstream": "RAM-backed file system",
+			for name, want := range map[string]string{"ramfs": "keeps files in RAM", "tmpfs": "is on tmpfs", "tmpfsstream": "RAM-backed file system",
 				"notroot": "needs root", "nokcore": "/proc/kcore does not exist", "hidden": "hide it behind an empty file"} {
 				if got := strings.Join(g.out[name], "\n"); !strings.Contains(got, want) {
 					t.Errorf("kcore_e2e %s: the %s refusal does not say %q: %q", sc.name, name, want, got)
@@ -302,6 +302,7 @@ func checkKcoreVmcore(t *testing.T, sc kcoreScenario, label string, k *guest.Ker
 		}
 	}
 	ref := filepath.Join(dir, "makedumpfile.dmesg")
+	os.Remove(ref) // makedumpfile does not replace it (the file capture's, before the stream's)
 	mdOut, err := exec.Command("makedumpfile", "--dump-dmesg", vmcore, ref).CombinedOutput()
 	if err != nil {
 		t.Errorf("kcore_e2e %s: makedumpfile --dump-dmesg: %v\n%s", label, err, mdOut)

@@ -68,6 +68,9 @@ type Result struct {
 	Unreadable []elfcore.Range   `json:"unreadable"`
 }
 
+// InputKind is the summary's input kind for a capture through /proc/kcore.
+const InputKind dump.SourceKind = "live kernel memory"
+
 // headerRoom is what the estimate adds to RAM for headers and notes.
 const headerRoom = 1 << 20
 
@@ -139,7 +142,7 @@ func Capture(ctx context.Context, opt Options) (*Result, error) {
 		OutputFormat: opt.OutputFormat, Compression: opt.Compression, DumpLevel: opt.DumpLevel})
 	res.Summary = sum
 	if sum != nil {
-		sum.InputKind, sum.InputSize = "live kernel memory", int64(plan.RAMBytes)
+		sum.InputKind, sum.InputSize = InputKind, int64(plan.RAMBytes)
 	}
 	if err != nil {
 		return res, err
