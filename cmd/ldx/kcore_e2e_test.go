@@ -15,8 +15,8 @@ package main
 // stdout (-o -) as a flattened stream. Once per kernel the stream goes
 // onto a second, raw virtio disk: the host's ldx extract reads the disk
 // image (the stream, then the rest of the disk) into a vmcore judged like
-// the file capture, and makedumpfile -R rearranges it too; otherwise it
-// goes to a file on the ext4 disk for makedumpfile -R. The capture is the
+// the file capture (but for crash); otherwise it goes to a file on the
+// ext4 disk for makedumpfile -R. The capture is the
 // script's last work: the guest then idles while the host takes a QMP
 // dump-guest-memory of it, and both captures are compared with it (kernel
 // log, tasks, kernel text).
@@ -228,7 +228,11 @@ func TestKcoreE2E(t *testing.T) {
 			} else {
 				t.Errorf("kcore_e2e %s: no QMP dump was taken after the capture", sc.name)
 			}
-			checkKcoreCompressed(t, sc, vmcore, dir)
+			if !sc.la57 {
+				// The 4-level guests cover it; the 5-level guest stays
+				// within the test's time budget.
+				checkKcoreCompressed(t, sc, vmcore, dir)
+			}
 			if !sc.rawStream {
 				checkKcoreStream(t, sc, disk, dir)
 				return
@@ -328,7 +332,9 @@ func checkKcoreVmcore(t *testing.T, sc kcoreScenario, label string, k *guest.Ker
 	}
 	t.Logf("kcore_e2e %s: drgn: release %s, %d tasks with init, ldx-kcore-task and ldx", label, k.Release, tasks)
 
-	if !sc.crash {
+	if !sc.crash || label != sc.name {
+		// crash judges the file capture only: the stream's vmcore
+		// holds the same kind of image, and crash takes longest.
 		return
 	}
 	cscript := filepath.Join(dir, "crash.in")
@@ -511,9 +517,9 @@ func compareKcoreQEMU(t *testing.T, label string, k *guest.Kernel, vmcore, qemu 
 
 // checkKcoreRawStream reads the stream the guest wrote onto its raw
 // second disk: ldx extract of the whole disk image (the flattened stream,
-// then the zeros the rest of the disk holds) and makedumpfile -R of it,
-// which must both stop at the stream's end record. It returns the
-// extracted vmcore.
+// then the zeros the rest of the disk holds), which must stop at the
+// stream's end record. It returns the extracted vmcore. (makedumpfile -R
+// of a stream is checked in the cases that stream to a file.)
 func checkKcoreRawStream(t *testing.T, sc kcoreScenario, raw, dir string) string {
 	vmcore := filepath.Join(dir, "vmcore.from-disk")
 	out, errs, code := ldx("extract", "-q", "--json", raw, "-o", vmcore)
@@ -535,24 +541,6 @@ func checkKcoreRawStream(t *testing.T, sc kcoreScenario, raw, dir string) string
 	if !strings.Contains(sum.InputKind, "flattened") {
 		t.Errorf("kcore_e2e %s: ldx extract reads the raw disk as %q, not as a flattened stream", sc.name, sum.InputKind)
 	}
-	in, err := os.Open(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	re := filepath.Join(dir, "vmcore.rearranged")
-	cmd := exec.Command("makedumpfile", "-R", re)
-	cmd.Stdin = in
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("kcore_e2e %s: makedumpfile -R of the raw disk: %v\n%s", sc.name, err, b)
-	} else {
-		_, _, code := ldx("verify", re)
-		if code != 0 {
-			t.Errorf("kcore_e2e %s: ldx verify of makedumpfile -R's rearranged disk: exit %d", sc.name, code)
-		}
-		t.Logf("kcore_e2e %s: raw-disk stream: makedumpfile -R rearranges the disk, ldx verify exit %d", sc.name, code)
-	}
-	os.Remove(re)
 	fi, _ := os.Stat(raw)
 	t.Logf("kcore_e2e %s: raw-disk stream: ldx extract of the %d MiB disk image (%s) wrote %s", sc.name, fi.Size()>>20, sum.InputKind, filepath.Base(vmcore))
 	return vmcore
