@@ -223,8 +223,9 @@ func TestKcoreE2E(t *testing.T) {
 				t.Fatalf("debugfs dump: %v\n%s", err, out)
 			}
 			checkKcoreVmcore(t, sc, sc.name, k, vmcore, dir)
+			memo := ldxMemo{} // the QEMU dump is read once for both captures
 			if run.Dumped {
-				compareKcoreQEMU(t, sc.name, k, vmcore, filepath.Join(dir, "qemu.elf"))
+				compareKcoreQEMU(t, sc.name, k, vmcore, filepath.Join(dir, "qemu.elf"), memo)
 			} else {
 				t.Errorf("kcore_e2e %s: no QMP dump was taken after the capture", sc.name)
 			}
@@ -241,7 +242,7 @@ func TestKcoreE2E(t *testing.T) {
 			streamed := checkKcoreRawStream(t, sc, raw, dir)
 			checkKcoreVmcore(t, sc, sc.name+" raw-disk stream", k, streamed, dir)
 			if run.Dumped {
-				compareKcoreQEMU(t, sc.name+" raw-disk stream", k, streamed, filepath.Join(dir, "qemu.elf"))
+				compareKcoreQEMU(t, sc.name+" raw-disk stream", k, streamed, filepath.Join(dir, "qemu.elf"), memo)
 			}
 		})
 	}
@@ -386,12 +387,12 @@ func checkKcoreStream(t *testing.T, sc kcoreScenario, disk, dir string) {
 // agree except for tasks that may come and go in between (ldx itself, the
 // script's sleeps, kernel workers, the unmounted file system's threads),
 // and the kernel text must be identical.
-func compareKcoreQEMU(t *testing.T, label string, k *guest.Kernel, vmcore, qemu string) {
+func compareKcoreQEMU(t *testing.T, label string, k *guest.Kernel, vmcore, qemu string, memo ldxMemo) {
 	capLog, errs, code := ldx("dmesg", vmcore)
 	if code != 0 {
 		t.Fatalf("kcore_e2e %s: ldx dmesg of the capture: exit %d: %s", label, code, errs)
 	}
-	qemuLog, errs, code := ldx("dmesg", qemu)
+	qemuLog, errs, code := memo.ldx("dmesg", qemu)
 	if code != 0 {
 		t.Fatalf("kcore_e2e %s: ldx dmesg of the QEMU dump: exit %d: %s", label, code, errs)
 	}
@@ -416,8 +417,8 @@ func compareKcoreQEMU(t *testing.T, label string, k *guest.Kernel, vmcore, qemu 
 		PID  int32  `json:"pid"`
 		Comm string `json:"comm"`
 	}
-	psOf := func(in string) map[task]bool {
-		out, errs, code := ldx("ps", "--json", "--vmlinux", k.Vmlinux, in)
+	psOf := func(in string, run func(...string) (string, string, int)) map[task]bool {
+		out, errs, code := run("ps", "--json", "--vmlinux", k.Vmlinux, in)
 		if code != 0 {
 			t.Fatalf("kcore_e2e %s: ldx ps %s: exit %d: %s", label, filepath.Base(in), code, errs)
 		}
@@ -433,7 +434,7 @@ func compareKcoreQEMU(t *testing.T, label string, k *guest.Kernel, vmcore, qemu 
 		}
 		return m
 	}
-	capPs, qemuPs := psOf(vmcore), psOf(qemu)
+	capPs, qemuPs := psOf(vmcore, ldx), psOf(qemu, memo.ldx)
 	// Tasks that may come or go between the two: ldx's threads, the
 	// script's sleeps and other short-lived commands (busybox-static
 	// runs applets by executing itself through /proc/self/exe, so one
@@ -504,7 +505,7 @@ func compareKcoreQEMU(t *testing.T, label string, k *guest.Kernel, vmcore, qemu 
 	if code != 0 {
 		t.Fatalf("kcore_e2e %s: ldx read of the capture's kernel text: exit %d: %s", label, code, errs)
 	}
-	qemuText, errs, code := ldx("read", "--raw", qemu, strconv.FormatUint(start, 16), n)
+	qemuText, errs, code := memo.ldx("read", "--raw", qemu, strconv.FormatUint(start, 16), n)
 	if code != 0 {
 		t.Fatalf("kcore_e2e %s: ldx read of the QEMU dump's kernel text: exit %d: %s", label, code, errs)
 	}
@@ -549,6 +550,25 @@ func checkKcoreRawStream(t *testing.T, sc kcoreScenario, raw, dir string) string
 	fi, _ := os.Stat(raw)
 	t.Logf("kcore_e2e %s: raw-disk stream: ldx extract of the %d MiB disk image (%s) wrote %s", sc.name, fi.Size()>>20, sum.InputKind, filepath.Base(vmcore))
 	return vmcore
+}
+
+// ldxMemo keeps what ldx printed for a set of arguments, for a file that
+// more than one comparison reads the same way.
+type ldxMemo map[string]ldxResult
+
+type ldxResult struct {
+	out, errs string
+	code      int
+}
+
+func (m ldxMemo) ldx(args ...string) (string, string, int) {
+	key := strings.Join(args, "\x00")
+	r, ok := m[key]
+	if !ok {
+		r.out, r.errs, r.code = ldx(args...)
+		m[key] = r
+	}
+	return r.out, r.errs, r.code
 }
 
 // checkKcoreCompressed filters and compresses the capture with
