@@ -33,6 +33,7 @@ const (
 func newCaptureCmd() *cobra.Command {
 	var (
 		mark, noClear, force, reset, dryRun, doExtract, quiet bool
+		asJSON                                                bool
 		output                                                string
 		useKcore                                              bool
 		maxRate, kfmt, kcompress                              string
@@ -90,7 +91,11 @@ registers. Unreadable ranges are stored as zeros and listed. --max-rate
 (bytes/s, e.g. 200M) paces the reads; --dry-run prints the plan. -o -
 writes the vmcore to stdout as a flattened stream (makedumpfile -F's
 format, for a pipe off the machine; ldx extract and makedumpfile -R turn
-it back into a vmcore) and the summary to stderr. Exit
+it back into a vmcore) and the summary to stderr. The summary says
+what matters for a live capture: the method, the read window, the smear
+check (the pages read twice and how many changed), the unreadable ranges
+and the register-less CPU notes; --json prints it as one object (on
+stderr with -o -, like the text). Exit
 codes: 0 written, 4 output exists (use --force), 21 no /proc/kcore (kernel
 without CONFIG_PROC_KCORE, or hidden in a container), 22 the kernel is
 locked down (lockdown=confidentiality), 23 not permitted (needs root with
@@ -118,12 +123,15 @@ ramfs), 25 too little free space for all of RAM (--force goes ahead),
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
+			if asJSON && reset {
+				return &exitError{exitUsage, errors.New("capture: --json is for captures, not --reset")}
+			}
 			if useKcore {
 				if mark || noClear || doExtract {
 					return &exitError{exitUsage, errors.New("capture: --mark, --no-clear and --extract are for livedump devices, not --kcore")}
 				}
 				return captureKcore(cmd, kcoreFlags{output: output, force: force, dryRun: dryRun, quiet: quiet, maxRate: maxRate,
-					format: kfmt, compress: kcompress, dumpLevel: klevel})
+					format: kfmt, compress: kcompress, dumpLevel: klevel, json: asJSON})
 			}
 			if kfmt != extract.FormatELF || kcompress != "" || klevel != 0 {
 				return &exitError{exitUsage, errors.New("capture: --format, --compress and --dump-level are for --kcore; for a livedump device, give them to ldx extract")}
@@ -156,25 +164,37 @@ ramfs), 25 too little free space for all of RAM (--force goes ahead),
 			case noClear:
 				opt.Prepare = manifest.Unprepared
 			}
-			opt.Events = captureEvents(out, cmd.ErrOrStderr(), quiet)
+			// With --json stdout holds only the object: the phase lines
+			// and kernel log lines of a failure go to stderr.
+			text := out
+			if asJSON {
+				text = cmd.ErrOrStderr()
+			}
+			opt.Events = captureEvents(text, cmd.ErrOrStderr(), quiet)
 			res, err := kmod.Capture(cmd.Context(), opt)
-			if dryRun && res != nil && res.Preflight != nil {
-				printPreflight(out, res)
+			if dryRun && res != nil && res.Preflight != nil && (!asJSON || err != nil) {
+				printPreflight(text, res)
 			}
 			if err != nil {
 				var we *kmod.WriteError
 				if res != nil && !errors.As(err, &we) {
 					for _, l := range res.KernelLog {
-						fmt.Fprintf(out, "kernel log: %s\n", l)
+						fmt.Fprintf(text, "kernel log: %s\n", l)
 					}
 				}
 				return classifyCaptureError(err)
+			}
+			if asJSON && (dryRun || !doExtract) {
+				warnTo(cmd.ErrOrStderr(), res.Warnings)
+				return writeJSON(out, newLivedumpCaptureJSON(res, dryRun))
 			}
 			if dryRun {
 				fmt.Fprintln(out, "dry run: every check passed; nothing was written")
 				return nil
 			}
-			printCaptured(out, res)
+			if !asJSON {
+				printCaptured(out, res)
+			}
 			if !doExtract {
 				fmt.Fprintf(out, "next: ldx extract %s -o vmcore\n", res.Device)
 				return nil
@@ -189,6 +209,13 @@ ramfs), 25 too little free space for all of RAM (--force goes ahead),
 			}
 			if err != nil {
 				return classifyExtractError(err)
+			}
+			if asJSON {
+				j := newLivedumpCaptureJSON(res, false)
+				j.Extract = sum
+				warnTo(cmd.ErrOrStderr(), res.Warnings)
+				warnTo(cmd.ErrOrStderr(), sum.Warnings)
+				return writeJSON(out, j)
 			}
 			printSummary(out, sum)
 			fmt.Fprintf(out, "next: ldx verify %s\n", output)
@@ -207,6 +234,7 @@ ramfs), 25 too little free space for all of RAM (--force goes ahead),
 	f.DurationVar(&q.QuietFor, "quiet-for", 2*time.Second, "and until the device has written nothing for this long")
 	f.DurationVar(&q.MaxWait, "max-wait", 2*time.Minute, "fail if the device is still being written this long after FINISH")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	f.BoolVar(&asJSON, "json", false, "print the summary as one JSON object on stdout (with --kcore -o -, on stderr: stdout is the stream); progress and warnings (also in the object) go to stderr")
 	f.BoolVar(&useKcore, "kcore", false, "capture the running kernel through /proc/kcore (no livedump patches) into the vmcore -o names")
 	f.StringVar(&maxRate, "max-rate", "", "with --kcore: read at most this many bytes per second (e.g. 200M)")
 	f.StringVar(&kfmt, "format", extract.FormatELF, "with --kcore: output format, elf or kdump (kdump-compressed, as makedumpfile -c writes)")

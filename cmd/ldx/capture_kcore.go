@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/term"
@@ -25,6 +26,7 @@ var kcoreHost *kcore.Host
 type kcoreFlags struct {
 	output, maxRate      string
 	force, dryRun, quiet bool
+	json                 bool
 	format, compress     string
 	dumpLevel            uint8
 }
@@ -48,11 +50,14 @@ func captureKcore(cmd *cobra.Command, fl kcoreFlags) error {
 	if fl.output == "-" {
 		// The vmcore goes to stdout as a flattened stream; everything
 		// else goes to stderr.
-		if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return &exitError{exitUsage, errors.New("capture --kcore -o -: stdout is a terminal; redirect it to a file or a pipe")}
+		if f, ok := out.(*os.File); ok {
+			if term.IsTerminal(int(f.Fd())) {
+				return &exitError{exitUsage, errors.New("capture --kcore -o -: stdout is a terminal; redirect it to a file or a pipe")}
+			}
+			opt.StreamFile = f
 		}
 		stream = bufio.NewWriterSize(out, 4<<20)
-		opt.Stream, opt.StreamPath = stream, "/dev/stdout"
+		opt.Stream = stream
 		out = cmd.ErrOrStderr()
 	}
 	if fl.maxRate != "" {
@@ -69,8 +74,14 @@ func captureKcore(cmd *cobra.Command, fl kcoreFlags) error {
 	if opt.Progress != nil {
 		opt.Progress(extract.Progress{Phase: "done"})
 	}
-	if res != nil && (fl.dryRun || err != nil) {
-		printKcorePlan(out, res.Plan)
+	if res != nil && err != nil {
+		// A refusal's plan shows what was found; with --json it goes
+		// to stderr beside the error.
+		if fl.json {
+			printKcorePlan(cmd.ErrOrStderr(), res.Plan)
+		} else {
+			printKcorePlan(out, res.Plan)
+		}
 	}
 	if err == nil && stream != nil && !fl.dryRun {
 		err = stream.Flush()
@@ -78,31 +89,69 @@ func captureKcore(cmd *cobra.Command, fl kcoreFlags) error {
 	if err != nil {
 		return classifyKcoreError(err)
 	}
+	if fl.json {
+		// With -o - stdout carries the stream: the object goes to stderr,
+		// where the text summary would.
+		j := newKcoreCaptureJSON(res, fl.output, stream != nil, fl.dryRun)
+		switch {
+		case stream != nil:
+			// stderr carries the object itself.
+		case res.Summary != nil:
+			warnTo(cmd.ErrOrStderr(), res.Summary.Warnings)
+		case res.Plan != nil:
+			warnTo(cmd.ErrOrStderr(), res.Plan.Warnings)
+		}
+		return writeJSON(out, j)
+	}
 	if fl.dryRun {
+		printKcorePlan(out, res.Plan)
 		fmt.Fprintln(out, "dry run: every check passed; nothing was written")
 		return nil
 	}
-	printSummary(out, res.Summary)
-	row := func(k, v string) { fmt.Fprintf(out, "  %-18s %s\n", k+":", v) }
-	row("live capture", fmt.Sprintf("not a snapshot: memory read from %s to %s (%s) while the kernel ran",
-		res.Start.UTC().Format(time.RFC3339), res.End.UTC().Format(time.RFC3339), res.End.Sub(res.Start).Round(time.Millisecond)))
-	changed := fmt.Sprintf("%d read first and again at the end, %d changed", res.PagesChecked, len(res.PagesChanged))
-	if len(res.PagesChanged) > 0 {
-		changed += ": " + res.DescribeChanged()
-	}
-	row("pages checked", changed)
-	var bad uint64
-	for _, r := range res.Unreadable {
-		bad += r.End - r.Start
-	}
-	row("unreadable", fmt.Sprintf("%d ranges, %s stored as zeros", len(res.Unreadable), mib(int64(bad))))
-	row("cpu registers", "none: /proc/kcore has no saved registers (the CPU notes are synthetic)")
+	printKcoreSummary(out, res)
 	if stream != nil {
 		fmt.Fprintln(out, "next: ldx extract STREAM -o vmcore (or makedumpfile -R vmcore < STREAM) on the receiving side")
 		return nil
 	}
 	fmt.Fprintf(out, "next: ldx verify %s\n", fl.output)
 	return nil
+}
+
+// printKcoreSummary is the summary of a capture through /proc/kcore:
+// extract's rows for what was written, then what matters for a live
+// capture — the method and its read window, the smear check, the
+// unreadable ranges and the register-less CPU notes.
+func printKcoreSummary(w io.Writer, res *kcore.Result) {
+	// extract's rows without its warnings, which come after the rows
+	// below, as in every summary.
+	sum := *res.Summary
+	sum.Repairs, sum.Warnings = nil, nil
+	printSummary(w, &sum)
+	row := func(k, v string) { fmt.Fprintf(w, "  %-18s %s\n", k+":", v) }
+	row("method", "kcore: the running kernel's memory read through /proc/kcore")
+	row("live capture", fmt.Sprintf("not a snapshot: memory read from %s to %s (%s) while the kernel ran",
+		res.Start.UTC().Format(time.RFC3339), res.End.UTC().Format(time.RFC3339), res.End.Sub(res.Start).Round(time.Millisecond)))
+	changed := fmt.Sprintf("%d pages readers depend on most read first and again at the end, %d changed", res.PagesChecked, len(res.PagesChanged))
+	if len(res.PagesChanged) > 0 {
+		changed += ": " + res.DescribeChanged()
+	}
+	row("smear", changed)
+	var bad uint64
+	for _, r := range res.Unreadable {
+		bad += r.End - r.Start
+	}
+	row("unreadable", fmt.Sprintf("%d ranges, %s stored as zeros (each is a warning below)", len(res.Unreadable), mib(int64(bad))))
+	cpus := 0
+	if res.Plan != nil {
+		cpus = len(res.Plan.CPUs)
+	}
+	row("cpu notes", fmt.Sprintf("%d synthetic, without registers (/proc/kcore has none)", cpus))
+	for _, r := range res.Summary.Repairs {
+		fmt.Fprintf(w, "repaired: %s\n", r)
+	}
+	for _, m := range res.Summary.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", strings.TrimSpace(m))
+	}
 }
 
 func printKcorePlan(w io.Writer, p *kcore.Plan) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,7 +71,7 @@ func TestCaptureKcoreCLI(t *testing.T) {
 	if code := run([]string{"capture", "--kcore", "-o", vmcore, "--max-rate", "1G"}, &stdout, &stderr); code != exitOK {
 		t.Fatalf("capture exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"live capture:", "pages checked:", "cpu registers:"} {
+	for _, want := range []string{"live capture:", "smear:", "cpu notes:"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
 		}
@@ -124,5 +125,136 @@ func TestCaptureKcoreStream(t *testing.T) {
 	out, _, code := ldx("info", vmcore)
 	if code != exitOK || !strings.Contains(out, "non-atomic") {
 		t.Errorf("info (exit %d) does not report the live capture:\n%s", code, out)
+	}
+}
+
+// TestCaptureKcoreJSON: --json prints one object with the summary fields
+// on stdout (the stream's case: on stderr), and the text summary names
+// the method instead of a capture manifest a live capture cannot have.
+func TestCaptureKcoreJSON(t *testing.T) {
+	dir := t.TempDir()
+	k := kmodtest.NewSynthetic(kmodtest.SyntheticOptions{MemSize: 48 << 20, CPUs: 3})
+	h, err := kcoretest.Host(dir, k, true, "0-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcoreHost = h
+	defer func() { kcoreHost = nil }()
+	type object struct {
+		Method   string `json:"method"`
+		DryRun   bool   `json:"dry_run"`
+		Output   string `json:"output"`
+		Stream   bool   `json:"stream"`
+		Duration int64  `json:"duration_ns"`
+		Plan     *struct {
+			RAMBytes uint64 `json:"ram_bytes"`
+			CPUs     []int  `json:"online_cpus"`
+		} `json:"plan"`
+		Smear *struct {
+			Checked int               `json:"pages_checked"`
+			Changed int               `json:"pages_changed"`
+			Pages   []json.RawMessage `json:"changed"`
+		} `json:"smear"`
+		Unreadable []json.RawMessage `json:"unreadable"`
+		CPUNotes   struct {
+			Count     int  `json:"count"`
+			Synthetic bool `json:"synthetic"`
+			Registers bool `json:"registers"`
+		} `json:"cpu_notes"`
+		Summary *struct {
+			Output    string `json:"output"`
+			InputKind string `json:"input_kind"`
+			Memory    uint64 `json:"memory_bytes"`
+		} `json:"summary"`
+	}
+	decode := func(t *testing.T, b []byte) object {
+		t.Helper()
+		var o object
+		if err := json.Unmarshal(b, &o); err != nil {
+			t.Fatalf("not one JSON object: %v\n%s", err, b)
+		}
+		return o
+	}
+	vmcore := filepath.Join(dir, "vmcore")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		dryRun bool
+		stream bool
+	}{
+		{"file", []string{"capture", "--kcore", "-q", "--json", "-o", vmcore}, false, false},
+		{"dry run", []string{"capture", "--kcore", "-q", "--json", "--dry-run", "-o", vmcore + ".dry"}, true, false},
+		{"stream", []string{"capture", "--kcore", "-q", "--json", "-o", "-"}, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tc.args, &stdout, &stderr); code != exitOK {
+				t.Fatalf("exit %d\n%s", code, stderr.String())
+			}
+			js := stdout.Bytes()
+			if tc.stream {
+				if !bytes.HasPrefix(js, []byte("makedumpfile")) {
+					t.Errorf("stdout is not the flattened stream: %q", js[:min(len(js), 16)])
+				}
+				js = stderr.Bytes()
+			} else if strings.Contains(stdout.String(), "warning:") {
+				t.Errorf("warnings on stdout:\n%s", stdout.String())
+			}
+			o := decode(t, js)
+			if o.Method != "kcore" || o.DryRun != tc.dryRun || o.Stream != tc.stream || o.Plan == nil || o.Plan.RAMBytes == 0 || len(o.Plan.CPUs) != 3 {
+				t.Errorf("method %q dry run %v stream %v plan %+v", o.Method, o.DryRun, o.Stream, o.Plan)
+			}
+			if o.CPUNotes.Count != 3 || !o.CPUNotes.Synthetic || o.CPUNotes.Registers {
+				t.Errorf("cpu notes %+v, want 3 synthetic without registers", o.CPUNotes)
+			}
+			if o.Unreadable == nil {
+				t.Error("unreadable is null, want a list")
+			}
+			if tc.dryRun {
+				if o.Summary != nil || o.Smear != nil {
+					t.Errorf("a dry run reports a capture: summary %+v smear %+v", o.Summary, o.Smear)
+				}
+				if _, err := os.Stat(vmcore + ".dry"); err == nil {
+					t.Error("the dry run wrote its output")
+				}
+				return
+			}
+			if o.Summary == nil || o.Summary.InputKind != string(kcore.InputKind) || o.Summary.Memory == 0 {
+				t.Errorf("summary %+v", o.Summary)
+			}
+			if o.Smear == nil || o.Smear.Checked == 0 || o.Smear.Changed != len(o.Smear.Pages) {
+				t.Errorf("smear %+v", o.Smear)
+			}
+			if o.Duration <= 0 {
+				t.Errorf("duration %d", o.Duration)
+			}
+			if !tc.stream {
+				if o.Summary.Output != vmcore {
+					t.Errorf("summary output %q, want %q", o.Summary.Output, vmcore)
+				}
+				if !strings.Contains(stderr.String(), "warning: live capture") {
+					t.Errorf("the warnings are not repeated on stderr:\n%s", stderr.String())
+				}
+			}
+		})
+	}
+
+	// The text summary: the method and the live rows, no capture manifest.
+	os.Remove(vmcore)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"capture", "--kcore", "-q", "-o", vmcore}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	s := stdout.String()
+	for _, want := range []string{"method:            kcore", "live capture:", "smear:", "unreadable:        0 ranges", "cpu notes:         3 synthetic, without registers"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "capture manifest") {
+		t.Errorf("the summary of a live capture speaks of a capture manifest:\n%s", s)
+	}
+	if i, j := strings.Index(s, "cpu notes:"), strings.Index(s, "warning:"); j >= 0 && j < i {
+		t.Errorf("warnings come before the live rows:\n%s", s)
 	}
 }

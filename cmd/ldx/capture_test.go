@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -223,5 +224,78 @@ func TestCaptureDryRun(t *testing.T) {
 	}
 	if captureSum(t, m.Device) != before || len(m.Livedump.Writes()) != 0 {
 		t.Error("a dry run wrote something")
+	}
+}
+
+// TestCaptureJSON: a livedump capture with --json prints one object on
+// stdout (the phase lines go to stderr): the device, manifest, phases and
+// with --extract the extract summary; a dry run's object has the checks
+// and the plan.
+func TestCaptureJSON(t *testing.T) {
+	k, err := verifytest.SyntheticKernel(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type object struct {
+		Method   string `json:"method"`
+		DryRun   bool   `json:"dry_run"`
+		Device   string `json:"device"`
+		Manifest *struct {
+			Release string `json:"release"`
+		} `json:"manifest"`
+		Phases []struct {
+			Phase string `json:"phase"`
+		} `json:"phases"`
+		Checks []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"checks"`
+		Plan    []string `json:"plan"`
+		Extract *struct {
+			Output string `json:"output"`
+		} `json:"extract"`
+	}
+	for _, tc := range []struct {
+		name   string
+		dryRun bool
+	}{{"capture and extract", false}, {"dry run", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := captureMachine(t, kmodtest.MachineConfig{Kernel: k})
+			vmcore := filepath.Join(t.TempDir(), "vmcore")
+			args := []string{"capture", m.Device, "--extract", "-o", vmcore, "-q", "--json"}
+			if tc.dryRun {
+				args = []string{"capture", m.Device, "-q", "--json", "--dry-run"}
+			}
+			out, errs, code := captureCLI(t, m, args...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+			}
+			var o object
+			if err := json.Unmarshal([]byte(out), &o); err != nil {
+				t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
+			}
+			if o.Method != "livedump" || o.DryRun != tc.dryRun || o.Device != m.Device {
+				t.Errorf("method %q dry run %v device %q", o.Method, o.DryRun, o.Device)
+			}
+			if tc.dryRun {
+				if len(o.Checks) == 0 || len(o.Plan) == 0 || o.Extract != nil {
+					t.Errorf("dry run: %d checks, %d plan steps, extract %v", len(o.Checks), len(o.Plan), o.Extract)
+				}
+				return
+			}
+			if o.Manifest == nil || o.Manifest.Release == "" || len(o.Phases) == 0 {
+				t.Errorf("manifest %+v, %d phases", o.Manifest, len(o.Phases))
+			}
+			if o.Extract == nil || o.Extract.Output != vmcore {
+				t.Errorf("extract %+v, want output %s", o.Extract, vmcore)
+			}
+			if !strings.Contains(errs, "SWEEP") {
+				t.Errorf("the phase lines are not on stderr:\n%s", errs)
+			}
+		})
+	}
+	m := captureMachine(t, kmodtest.MachineConfig{Kernel: k})
+	if _, _, code := captureCLI(t, m, "capture", "--reset", "--json"); code != exitUsage {
+		t.Errorf("--reset --json: exit %d, want %d", code, exitUsage)
 	}
 }

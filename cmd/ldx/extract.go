@@ -17,6 +17,7 @@ import (
 	"ldx/elfcore/kdump"
 	"ldx/extract"
 	"ldx/extract/dump"
+	"ldx/kmod/kcore"
 )
 
 func newExtractCmd() *cobra.Command {
@@ -191,7 +192,8 @@ func printSummary(w io.Writer, s *extract.Summary) {
 	row("vmcoreinfo", "from "+s.VMCOREINFO)
 	if s.Manifest {
 		row("capture manifest", "yes, device "+s.Prepared)
-	} else {
+	} else if s.InputKind != kcore.InputKind {
+		// Only livedump devices have one; a live capture never does.
 		row("capture manifest", "none")
 	}
 	if k := s.Kdump; k != nil {

@@ -129,7 +129,7 @@ func TestBenchKcoreE2E(t *testing.T) {
 	}
 	rate := regexp.MustCompile(`time:\s+(.*)`)
 	load := regexp.MustCompile(`loadavg: (\S+)`)
-	smear := regexp.MustCompile(`pages checked:\s+(\d+) read first and again at the end, (\d+) changed`)
+	smear := regexp.MustCompile(`smear:\s+(\d+) pages readers depend on most read first and again at the end, (\d+) changed`)
 	t.Logf("bench_kcore: guest %s, %s RAM, 2 CPUs, TCG", k.Release, memory)
 	for _, name := range []string{"idle", "busy"} {
 		text := strings.Join(out[name], "\n")

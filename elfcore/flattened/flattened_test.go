@@ -111,6 +111,36 @@ func TestZeroTail(t *testing.T) {
 	}
 }
 
+// TestTrailingBytes: a complete stream written onto a raw disk is
+// followed by whatever the disk held; the end record ends it, and what
+// follows (zeros, an older stream, garbage that would be a bad record) is
+// never read as records.
+func TestTrailingBytes(t *testing.T) {
+	writes := []write{{8, "data"}, {0, "HEAD"}}
+	for _, tail := range []struct {
+		name string
+		b    []byte
+	}{
+		{"zeros", make([]byte, 1<<20)},
+		{"garbage", bytes.Repeat([]byte{0xff, 0x12, 0x80}, 4096)},
+		{"an older stream", stream(t, []write{{0, "older, longer file"}}, true)},
+	} {
+		t.Run(tail.name, func(t *testing.T) {
+			s := append(stream(t, writes, true), tail.b...)
+			f, err := Open(bytes.NewReader(s), int64(len(s)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Truncated || f.Records != len(writes) {
+				t.Errorf("truncated %v, %d records; want a complete stream of %d", f.Truncated, f.Records, len(writes))
+			}
+			if got, want := readAll(t, f), rearrange(writes); !bytes.Equal(got, want) {
+				t.Errorf("rearranged %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 func TestBadStreams(t *testing.T) {
 	good := stream(t, []write{{0, "abc"}}, true)
 	rec := func(off, size int64) []byte {

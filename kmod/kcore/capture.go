@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -24,10 +25,11 @@ type Options struct {
 	MaxRate  int64
 	Progress func(extract.Progress)
 	// Stream, if set, receives the vmcore as a flattened stream instead
-	// of the file Output names (ldx capture --kcore -o -); StreamPath is
-	// the path its file system is checked through (/dev/stdout).
+	// of the file Output names (ldx capture --kcore -o -); StreamFile,
+	// if set, is the file under it (stdout), whose file system is
+	// checked (see CheckStream).
 	Stream     io.Writer
-	StreamPath string
+	StreamFile *os.File
 	// OutputFormat, Compression and DumpLevel are extract's: a kdump-
 	// compressed output, its page compression, makedumpfile's dump level.
 	OutputFormat string
@@ -66,6 +68,9 @@ type Result struct {
 	Unreadable []elfcore.Range   `json:"unreadable"`
 }
 
+// InputKind is the summary's input kind for a capture through /proc/kcore.
+const InputKind dump.SourceKind = "live kernel memory"
+
 // headerRoom is what the estimate adds to RAM for headers and notes.
 const headerRoom = 1 << 20
 
@@ -89,7 +94,7 @@ func Capture(ctx context.Context, opt Options) (*Result, error) {
 	res := &Result{Plan: plan}
 	if opt.Stream != nil {
 		plan.Output = "- (flattened stream)"
-		if err := CheckStream(h, opt.StreamPath); err != nil {
+		if err := CheckStream(h, opt.StreamFile); err != nil {
 			return res, err
 		}
 	} else {
@@ -137,7 +142,7 @@ func Capture(ctx context.Context, opt Options) (*Result, error) {
 		OutputFormat: opt.OutputFormat, Compression: opt.Compression, DumpLevel: opt.DumpLevel})
 	res.Summary = sum
 	if sum != nil {
-		sum.InputKind, sum.InputSize = "live kernel memory", int64(plan.RAMBytes)
+		sum.InputKind, sum.InputSize = InputKind, int64(plan.RAMBytes)
 	}
 	if err != nil {
 		return res, err

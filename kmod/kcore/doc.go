@@ -53,6 +53,10 @@
 // (MaxRate), and ldx writes nothing but its output. The output can also be
 // a stream (Options.Stream, `-o -`): the vmcore in makedumpfile's flattened
 // format, every write a record and the headers last, so it can leave the
-// machine through a pipe without touching its file systems; only a stream
-// into a file on a RAM-backed file system is refused.
+// machine through a pipe without touching its file systems, or go onto a
+// raw disk (its reader stops at the stream's end record, whatever the disk
+// holds after it). Only a stream into a regular file on a RAM-backed file
+// system is refused, judged by the open file itself (fstat, fstatfs): a
+// block device's node lives on devtmpfs, which statfs reports as tmpfs,
+// yet what is written to the device takes no RAM.
 package kcore

@@ -367,3 +367,47 @@ func TestCaptureKdump(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckStream: only a regular file on a RAM-backed file system is
+// refused as a stream's destination; a pipe or a device passes whatever
+// its node's file system (a raw disk's node is on devtmpfs, which statfs
+// calls tmpfs).
+func TestCheckStream(t *testing.T) {
+	dir := t.TempDir()
+	tmpfs := &kcore.Host{Statfs: func(string) (kcore.Statfs, error) { return kcore.Statfs{Type: 0x01021994}, nil }}
+	disk := &kcore.Host{Statfs: func(string) (kcore.Statfs, error) { return kcore.Statfs{Type: 0xEF53}, nil }}
+	file, err := os.Create(filepath.Join(dir, "stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	for _, tc := range []struct {
+		name    string
+		h       *kcore.Host
+		f       *os.File
+		refused bool
+	}{
+		{"file on tmpfs", tmpfs, file, true},
+		{"file on a disk", disk, file, false},
+		{"pipe", tmpfs, pw, false},
+		{"device node on devtmpfs", tmpfs, devNull, false},
+		{"not a file", tmpfs, nil, false},
+	} {
+		err := kcore.CheckStream(tc.h, tc.f)
+		var r *kcore.Refusal
+		if got := errors.As(err, &r) && r.Reason == kcore.RAMBackedOutput; got != tc.refused {
+			t.Errorf("%s: CheckStream = %v, want refused %v", tc.name, err, tc.refused)
+		}
+	}
+}

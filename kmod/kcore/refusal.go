@@ -110,19 +110,41 @@ func CheckOutput(h *Host, output string, estimate uint64, force bool) (*OutputCh
 	return oc, nil
 }
 
-// CheckStream refuses a stream whose file (statPath, such as /dev/stdout)
-// is on a RAM-backed file system; a pipe or a disk file passes.
-func CheckStream(h *Host, statPath string) error {
-	st, err := h.statfs(statPath)
+// CheckStream refuses a stream into a regular file on a RAM-backed file
+// system. Only a regular file is judged: a pipe, a socket, a terminal or
+// a block device (a raw disk the stream is written onto) passes, even
+// though the device node itself lives on devtmpfs, which statfs reports
+// as tmpfs. f is the stream's file (stdout); nil (not a file) passes.
+func CheckStream(h *Host, f *os.File) error {
+	if f == nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	st, err := h.fstatfs(f)
 	if err != nil {
-		return nil // not a file (a socket, say): nothing to check
+		return nil
 	}
 	if st.Type == tmpfsMagic || st.Type == ramfsMagic {
 		return &Refusal{Reason: RAMBackedOutput,
-			What: "the output stream goes to a file on a RAM-backed file system (tmpfs or ramfs): the dump would eat the memory it is dumping",
-			Hint: "send the stream to a disk-backed file or through a pipe off the machine"}
+			What: fmt.Sprintf("the output stream goes to a file (%s) on a RAM-backed file system (tmpfs or ramfs): the dump would eat the memory it is dumping", f.Name()),
+			Hint: "send the stream to a disk-backed file, a raw disk or through a pipe off the machine"}
 	}
 	return nil
+}
+
+// fstatfs is statfs of an open file; the test hook gets its name.
+func (h *Host) fstatfs(f *os.File) (Statfs, error) {
+	if h.Statfs != nil {
+		return h.Statfs(f.Name())
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+		return Statfs{}, err
+	}
+	return Statfs{Type: int64(st.Type), Avail: st.Bavail * uint64(st.Bsize)}, nil
 }
 
 // ErrOutputExists is the output existing without force.

@@ -26,6 +26,10 @@ type ScriptConfig struct {
 	// Memory in QEMU -m syntax; default 2G. CPUs default 2.
 	Memory string
 	CPUs   int
+	// LA57 gives the guest a CPU with 5-level paging (LA57CPU), which
+	// Debian kernels use when the CPU has it; otherwise the CPU is
+	// qemu64, which has no la57, so no5lvl is not needed.
+	LA57 bool
 	// Cmdline is appended to "console=ttyS0 panic=-1 printk.devkmsg=on".
 	Cmdline string
 	// Script is /init, run by busybox sh as PID 1. It should end with
@@ -96,12 +100,16 @@ func RunScript(ctx context.Context, cfg ScriptConfig) (*ScriptRun, error) {
 		return nil, err
 	}
 	serial := filepath.Join(dir, "serial.log")
+	cpu := "qemu64"
+	if cfg.LA57 {
+		cpu = LA57CPU
+	}
 	cmdline := "console=ttyS0 panic=-1 printk.devkmsg=on"
 	if cfg.Cmdline != "" {
 		cmdline += " " + cfg.Cmdline
 	}
 	args := []string{
-		"-accel", "tcg", "-M", "pc", "-cpu", "qemu64",
+		"-accel", "tcg", "-M", "pc", "-cpu", cpu,
 		"-m", strconv.Itoa(mib) + "M", "-smp", strconv.Itoa(cfg.CPUs),
 		"-nographic", "-nodefaults", "-no-reboot",
 		"-kernel", cfg.Kernel, "-initrd", initrd,
