@@ -265,7 +265,7 @@ func NewWriter(out io.WriterAt, cfg WriterConfig) (*Writer, error) {
 	w.order = make(chan *job, q)
 	w.writerD = make(chan struct{})
 	for range q {
-		w.free <- &job{in: make([]byte, chunkPages*pageSize), recs: make([]pageRec, chunkPages), done: make(chan struct{}, 1)}
+		w.free <- &job{in: make([]byte, chunkPages*pageSize), out: make([]byte, 0, chunkPages*pageSize), recs: make([]pageRec, chunkPages), done: make(chan struct{}, 1)}
 	}
 	for range cfg.Workers {
 		w.wg.Add(1)
