@@ -29,7 +29,8 @@ func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 // synthPage is the content of pfn in the synthetic memory: every 3rd page
-// zero, every 5th random (incompressible), the rest text.
+// zero, every 5th random (incompressible), every 11th the same 0xcc fill
+// (pages the writer's memo has seen), the rest text.
 func synthPage(pfn uint64) []byte {
 	p := make([]byte, pageSize)
 	switch {
@@ -39,6 +40,8 @@ func synthPage(pfn uint64) []byte {
 		for i := range p {
 			p[i] = byte(r.Uint32())
 		}
+	case pfn%11 == 0:
+		copy(p, bytes.Repeat([]byte{0xcc}, pageSize))
 	default:
 		copy(p, strings.Repeat(fmt.Sprintf("page %#x of synthetic memory; ", pfn), 200))
 	}
@@ -162,6 +165,9 @@ func TestWriterRoundTrip(t *testing.T) {
 			{"d0", 0, nil},
 			{"d1", DumpLevelZero, nil},
 			{"d17-odd-excluded", DumpLevelZero | 16, func(pfn uint64) bool { return pfn%7 == 1 }},
+			// Runs of excluded pages, long and short, starting inside
+			// and at the edges of chunks and RAM ranges.
+			{"d31-runs", 31, func(pfn uint64) bool { return pfn%300 >= 100 && pfn%300 < 250 || pfn%29 < 3 || pfn >= 4098 }},
 		} {
 			t.Run(c.String()+"/"+tc.name, func(t *testing.T) {
 				f := &memFile{}

@@ -181,17 +181,26 @@ func (m *Mem) VtoP(va uint64) (uint64, error) {
 	return w.Paddr, nil
 }
 
-// ReadAt reads kernel virtual memory at virtual address off, page by page.
+// ReadAt reads kernel virtual memory at virtual address off, one mapping
+// (4 KiB, 2 MiB or 1 GiB page) at a time.
 func (m *Mem) ReadAt(p []byte, off int64) (int, error) {
 	va := uint64(off)
 	n := 0
 	for n < len(p) {
-		pa, err := m.VtoP(va)
+		w, err := m.Translate(va)
 		if err != nil {
 			return n, err
 		}
-		k := min(len(p)-n, int(pageSize-va%pageSize))
+		pa := w.Paddr
+		// A large page (the struct page array's 2 MiB mappings) is read
+		// in one piece; should that fail, page by page, so that what
+		// can be read is.
+		k := min(len(p)-n, int(w.Size-va%w.Size))
 		got, err := m.phys.ReadAt(p[n:n+k], int64(pa))
+		if got < k && k > int(pageSize-va%pageSize) {
+			k = int(pageSize - va%pageSize)
+			got, err = m.phys.ReadAt(p[n:n+k], int64(pa))
+		}
 		n += got
 		if got < k {
 			if err == nil {

@@ -86,7 +86,14 @@
 // Only pfns inside the given RAM ranges are decided (the bitmap covers up
 // to the last RAM page). A section map that cannot be read is counted as
 // an anomaly and its pages are kept. Nothing read from the dump sizes an
-// allocation: struct pages are read 8192 at a time into one buffer.
+// allocation: struct pages are read 8192 at a time, into one buffer per
+// core.
+//
+// # On all cores
+//
+// The struct page array (1/64 of memory) is read and decided by one
+// worker per core, each over runs of consecutive chunks; the result is
+// the one a single pass in pfn order gives (see classify).
 package pageclass
 
 import (
@@ -94,6 +101,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
+
 	"ldx/elfcore"
 
 	"ldx/vmcoreinfo"
@@ -461,8 +471,60 @@ func Classify(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Info, level
 // ClassifyProgress is Classify reporting, after each chunk of struct
 // pages, how many bytes of memory (pfns × page size, up to the last RAM
 // page) have been decided out of the total: on a TiB machine the struct
-// page array is some 16 GiB to read.
+// page array is some 16 GiB to read. progress is called from one
+// goroutine at a time.
 func ClassifyProgress(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Info, level Level, ram []elfcore.Range, progress func(done, total int64)) (*Result, error) {
+	return classify(ctx, mem, info, level, ram, progress, tuning{workers: runtime.GOMAXPROCS(0), chunk: chunkPages})
+}
+
+// tuning is how the work is cut: tests use small chunks and many
+// workers to put block boundaries everywhere.
+type tuning struct {
+	workers int
+	chunk   uint64 // struct pages read at once
+	group   int    // chunks per unit of work (0: chosen from the size)
+}
+
+// chunk is one read of struct pages: pfns [first, first+n) of section s.
+type chunk struct {
+	s        section
+	first, n uint64
+}
+
+// part is what one run over consecutive chunks decided: its bits go
+// straight into Result's bitmap (a part's pfns are whole bitmap words),
+// the bits of blocks reaching past its last pfn are kept as spills.
+type part struct {
+	counts    Counts
+	anomalies uint64
+	notes     []string
+	skipUntil uint64 // where the run's skipping ended
+	spills    []spill
+}
+
+type spill struct {
+	start, end uint64
+	cl         Class
+}
+
+func (p *part) anomaly(format string, a ...any) {
+	p.anomalies++
+	if len(p.notes) < maxAnomalyNotes {
+		p.notes = append(p.notes, fmt.Sprintf(format, a...))
+	}
+}
+
+// The struct pages are read and decided on all cores. The work is cut
+// into runs of whole chunks; each run starts as if no block of an
+// earlier run reached into it. A head or buddy decides a naturally
+// aligned block of 1 << order pages and the pages it covers are skipped,
+// so that is what a run starting in the middle of such a block would get
+// wrong: when the runs are put together in order and an earlier run's
+// last block reaches into the next run, that run is done again from
+// where the block ends (rare: only blocks larger than a chunk, 32 MiB,
+// cross). The result, anomalies and notes included, is the one a single
+// pass in pfn order gives.
+func classify(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Info, level Level, ram []elfcore.Range, progress func(done, total int64), tn tuning) (*Result, error) {
 	res := &Result{Level: level}
 	for _, r := range ram {
 		res.MaxPFN = max(res.MaxPFN, (r.End+(1<<pageShift)-1)>>pageShift)
@@ -483,80 +545,213 @@ func ClassifyProgress(ctx context.Context, mem io.ReaderAt, info *vmcoreinfo.Inf
 		return nil, err
 	}
 	res.bits = make([]uint64, (res.MaxPFN+63)/64)
-	inRAM := ramIndex(ram)
-	buf := make([]byte, (chunkPages+1)*l.size)
-	var skipUntil uint64 // pfns below were decided by a head or buddy block
+	var chunks []chunk
 	for _, s := range secs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 		start, end := s.first, min(s.first+s.pages, res.MaxPFN)
-		for c := start; c < end; c += chunkPages {
-			n := min(chunkPages, end-c)
-			if progress != nil {
-				progress(int64(c<<pageShift), int64(res.MaxPFN<<pageShift))
+		for c := start; c < end; c += tn.chunk {
+			chunks = append(chunks, chunk{s: s, first: c, n: min(tn.chunk, end-c)})
+		}
+	}
+	workers := max(tn.workers, 1)
+	group := tn.group
+	if group <= 0 {
+		// Four runs per worker balance the load; at most 64 chunks
+		// (2 GiB of memory) a run keep the results small.
+		group = min(max(len(chunks)/(4*workers), 1), 64)
+	}
+	// A run starts only on a bitmap word (a multiple of 64 pfns, as every
+	// chunk of a real kernel's 32768-page sections does), so that no two
+	// runs set bits in the same word.
+	var runs [][]chunk
+	from := 0
+	for i := range chunks {
+		if i-from >= group && chunks[i].first%64 == 0 {
+			runs = append(runs, chunks[from:i])
+			from = i
+		}
+	}
+	if from < len(chunks) {
+		runs = append(runs, chunks[from:])
+	}
+	parts := make([]*part, len(runs))
+	total := int64(res.MaxPFN << pageShift)
+	var mu sync.Mutex // progress
+	var done uint64
+	report := func(n uint64) {
+		if progress == nil {
+			return
+		}
+		mu.Lock()
+		done += n
+		progress(min(int64(done<<pageShift), total), total)
+		mu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range min(workers, len(runs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, (tn.chunk+1)*l.size)
+			for i := range next {
+				p, err := l.run(ctx, mem, level, res, ram, runs[i], 0, buf, report)
+				if err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+				parts[i] = p
 			}
-			want := n
-			if c+n < s.first+s.pages {
-				want++ // the first tail of a head at the chunk's end
+		}()
+	}
+feed:
+	for i := range runs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var carry uint64
+	var spills []spill
+	buf := make([]byte, (tn.chunk+1)*l.size)
+	for i, rc := range runs {
+		p := parts[i]
+		if first := rc[0].first; carry > first {
+			// An earlier block reaches into this run: do it again,
+			// skipping what that block decided.
+			last := rc[len(rc)-1]
+			clear(res.bits[first/64 : (last.first+last.n+63)/64])
+			if p, err = l.run(ctx, mem, level, res, ram, rc, carry, buf, nil); err != nil {
+				return nil, err
 			}
-			b := buf[:want*l.size]
-			_, err := mem.ReadAt(b, int64(s.memMap+c*l.size))
-			if err != nil && want > n {
-				// The next section's first struct page may be what failed.
-				want, b = n, b[:n*l.size]
-				_, err = mem.ReadAt(b, int64(s.memMap+c*l.size))
+		}
+		res.Counts.addAll(p.counts)
+		res.Anomalies += p.anomalies
+		for _, n := range p.notes {
+			if len(res.Notes) < maxAnomalyNotes {
+				res.Notes = append(res.Notes, n)
 			}
-			if err != nil {
-				res.anomaly("struct pages of pfns %#x–%#x unreadable at %#x: %v", c, c+n-1, s.memMap+c*l.size, err)
-				continue
-			}
-			for i := range n {
-				pfn := c + i
-				if pfn < skipUntil || !inRAM(pfn) {
-					continue
-				}
-				sp := b[i*l.size : (i+1)*l.size]
-				p := l.decode(sp)
-				if l.hasHead && p.head&1 != 0 {
-					continue // a tail whose head kept it
-				}
-				var order uint64
-				var hugetlb bool
-				if l.headMask != 0 && p.flags&l.headMask != 0 && i+1 < want {
-					order, hugetlb = l.compound(p, b[(i+1)*l.size:(i+2)*l.size])
-					if order > MaxCompoundOrder && order < 64 {
-						res.anomaly("pfn %#x: compound order %d", pfn, order)
-					}
-					if order > MaxCompoundOrder || pfn&(1<<order-1) != 0 {
-						order = 0
-					}
-				}
-				cl, ord, bad := l.classify(level, p, order, hugetlb)
-				if bad != "" {
-					res.anomaly("pfn %#x: %s", pfn, bad)
-				}
-				if cl == Kept {
-					continue
-				}
-				if cl == ClassFree && pfn&(1<<ord-1) != 0 {
-					res.anomaly("pfn %#x: free block of order %d not aligned", pfn, ord)
-					continue
-				}
-				last := min(pfn+1<<ord, res.MaxPFN)
-				for q := pfn; q < last; q++ {
-					if inRAM(q) && res.set(q) {
-						res.Counts.add(cl, 1)
-					}
-				}
-				skipUntil = last
+		}
+		spills = append(spills, p.spills...)
+		carry = p.skipUntil
+	}
+	inRAM := ramIndex(ram)
+	for _, sp := range spills {
+		for q := sp.start; q < sp.end; q++ {
+			if inRAM(q) && res.set(q) {
+				res.Counts.add(sp.cl, 1)
 			}
 		}
 	}
 	if progress != nil {
-		progress(int64(res.MaxPFN<<pageShift), int64(res.MaxPFN<<pageShift))
+		progress(total, total)
 	}
 	return res, nil
+}
+
+func (c *Counts) addAll(o Counts) {
+	c.Cache += o.Cache
+	c.CachePrivate += o.CachePrivate
+	c.User += o.User
+	c.Free += o.Free
+	c.HWPoison += o.HWPoison
+	c.Offline += o.Offline
+}
+
+// run decides the pages of consecutive chunks in pfn order, skipping
+// pfns below skipUntil. It sets res's bits for its own pfns only (no
+// other run shares their bitmap words); a block reaching past its last
+// chunk leaves the rest as a spill.
+func (l *layout) run(ctx context.Context, mem io.ReaderAt, level Level, res *Result, ram []elfcore.Range, chunks []chunk, skipUntil uint64, buf []byte, report func(uint64)) (*part, error) {
+	p := &part{}
+	end := chunks[len(chunks)-1].first + chunks[len(chunks)-1].n
+	inRAM := ramIndex(ram)
+	for _, ch := range chunks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		s, c, n := ch.s, ch.first, ch.n
+		want := n
+		if c+n < s.first+s.pages {
+			want++ // the first tail of a head at the chunk's end
+		}
+		b := buf[:want*l.size]
+		_, err := mem.ReadAt(b, int64(s.memMap+c*l.size))
+		if err != nil && want > n {
+			// The next section's first struct page may be what failed.
+			want, b = n, b[:n*l.size]
+			_, err = mem.ReadAt(b, int64(s.memMap+c*l.size))
+		}
+		if err != nil {
+			p.anomaly("struct pages of pfns %#x–%#x unreadable at %#x: %v", c, c+n-1, s.memMap+c*l.size, err)
+			if report != nil {
+				report(n)
+			}
+			continue
+		}
+		for i := range n {
+			pfn := c + i
+			if pfn < skipUntil || !inRAM(pfn) {
+				continue
+			}
+			sp := b[i*l.size : (i+1)*l.size]
+			pg := l.decode(sp)
+			if l.hasHead && pg.head&1 != 0 {
+				continue // a tail whose head kept it
+			}
+			var order uint64
+			var hugetlb bool
+			if l.headMask != 0 && pg.flags&l.headMask != 0 && i+1 < want {
+				order, hugetlb = l.compound(pg, b[(i+1)*l.size:(i+2)*l.size])
+				if order > MaxCompoundOrder && order < 64 {
+					p.anomaly("pfn %#x: compound order %d", pfn, order)
+				}
+				if order > MaxCompoundOrder || pfn&(1<<order-1) != 0 {
+					order = 0
+				}
+			}
+			cl, ord, bad := l.classify(level, pg, order, hugetlb)
+			if bad != "" {
+				p.anomaly("pfn %#x: %s", pfn, bad)
+			}
+			if cl == Kept {
+				continue
+			}
+			if cl == ClassFree && pfn&(1<<ord-1) != 0 {
+				p.anomaly("pfn %#x: free block of order %d not aligned", pfn, ord)
+				continue
+			}
+			last := min(pfn+1<<ord, res.MaxPFN)
+			for q := pfn; q < min(last, end); q++ {
+				if inRAM(q) && res.set(q) {
+					p.counts.add(cl, 1)
+				}
+			}
+			if last > end {
+				p.spills = append(p.spills, spill{end, last, cl})
+			}
+			skipUntil = last
+		}
+		if report != nil {
+			report(n)
+		}
+	}
+	p.skipUntil = skipUntil
+	return p, nil
 }
 
 // ramIndex returns a membership test for sorted ranges, fast for the
