@@ -1,0 +1,159 @@
+//go:build e2e
+
+package verify
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ldx/elfcore/kdump"
+	"ldx/elfcore/kernel/pageclass"
+	"ldx/extract"
+	"ldx/extract/verify/verifytest"
+	"ldx/kmod/kmodtest/guest"
+)
+
+// kdumpGuests are the boots the kdump corpus runs on: one of each kernel
+// series (crash 8.0.2 reads only the 6.1 one, as G1 says). Each mutant
+// runs on one guest only, alternating, to keep the corpus short.
+var kdumpGuests = []int{0, 2} // indexes into agreementGuests
+
+// kdumpBase is a good kdump file a mutant starts from.
+type kdumpBase struct{ name, path string }
+
+// kdumpBases writes the good kdump files of a guest's QEMU dump: ldx's
+// zlib output of all pages and at dump level 31, and makedumpfile's
+// `-c -d 31` of ldx's ELF vmcore.
+func kdumpBases(t *testing.T, art *guest.Artefacts) []kdumpBase {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	elfOut := filepath.Join(dir, "good.vmcore")
+	if _, err := extract.Run(ctx, extract.Options{Input: art.Dump, Output: elfOut}); err != nil {
+		t.Fatalf("ldx extract: %v", err)
+	}
+	bases := []kdumpBase{{"ldx zlib", filepath.Join(dir, "zlib.kdump")}, {"ldx zlib -d 31", filepath.Join(dir, "d31.kdump")}, {"makedumpfile -c -d 31", filepath.Join(dir, "mkd.kdump")}}
+	for i, level := range []int{0, 31} {
+		if _, err := extract.Run(ctx, extract.Options{Input: art.Dump, Output: bases[i].path, OutputFormat: extract.FormatKdump, Compression: kdump.CompressZlib, DumpLevel: pageclass.Level(level)}); err != nil {
+			t.Fatalf("ldx extract --format kdump -d %d: %v", level, err)
+		}
+	}
+	if out, err := exec.Command("makedumpfile", "-c", "-d", "31", elfOut, bases[2].path).CombinedOutput(); err != nil {
+		t.Fatalf("makedumpfile -c -d 31: %v\n%s", err, out)
+	}
+	os.Remove(elfOut)
+	return bases
+}
+
+// unreadableReport stands for verify's refusal of a file that is no dump
+// (exit 3): every consumer is predicted to fail.
+func unreadableReport(path string) *Report {
+	var effects []Effect
+	for _, c := range Consumers {
+		effects = append(effects, eff(c, Fatal, "not a dump").novm())
+	}
+	rep := &Report{File: path, Checks: []Result{{ID: H1, Status: Fail, Severity: Fatal, Effects: effects}}}
+	rep.finish(nil)
+	return rep
+}
+
+// kdumpAgreement runs the kdump corpus: the good files pass and every
+// consumer reads them; each mutant fires its checks and the prediction
+// agrees with the installed consumers.
+func kdumpAgreement(t *testing.T) {
+	a := &agreement{perTool: map[string][2]int{}}
+	mutants := verifytest.KdumpMutants()
+	var kernels []string
+	for gi, idx := range kdumpGuests {
+		gs := agreementGuests[idx]
+		t.Run(gs.name, func(t *testing.T) {
+			ctx := guest.WithLog(context.Background(), t.Logf)
+			art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), gs.spec)
+			if err != nil {
+				t.Fatalf("preparing the guest: %v", err)
+			}
+			kernels = append(kernels, fmt.Sprintf("%s: %s %s", gs.name, art.Kernel.Package, art.Kernel.Version))
+			bases := kdumpBases(t, art)
+			for _, b := range bases {
+				t.Run("good "+b.name, func(t *testing.T) {
+					rep := verifyWithTools(t, b.path, art.Vmlinux, art.Facts.Markers)
+					a.count(rep)
+					for _, c := range rep.Checks {
+						if c.Failed() && c.ID != G1 {
+							t.Errorf("%s fails on a good file: %s", c.ID, c.Found)
+						}
+					}
+					a.disagree(t, gs.name+" good "+b.name, rep)
+					t.Logf("verify_e2e %s good %s: failed %v; %s", gs.name, b.name, rep.Failed(), toolLine(rep))
+				})
+			}
+			dir := t.TempDir()
+			for mi, m := range mutants {
+				if mi%len(kdumpGuests) != gi {
+					continue
+				}
+				b := bases[(mi/len(kdumpGuests))%len(bases)]
+				t.Run(m.Name, func(t *testing.T) {
+					good, err := os.ReadFile(b.path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					k, err := verifytest.ParseKdump(bytes.NewReader(good), int64(len(good)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					mu, err := m.Make(k)
+					k.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
+					path := filepath.Join(dir, "mutant.kdump")
+					if err := mu.WriteFile(b.path, path); err != nil {
+						t.Fatal(err)
+					}
+					defer os.Remove(path)
+					rep, err := File(context.Background(), path, Options{})
+					var ue *UnreadableError
+					switch {
+					case m.Unreadable && errors.As(err, &ue):
+						rep = unreadableReport(path)
+					case m.Unreadable:
+						t.Fatalf("verify read the file (%v), want it refused as no dump", err)
+					case err != nil:
+						t.Fatal(err)
+					}
+					if err := RunTools(context.Background(), rep, ToolOptions{Vmlinux: art.Vmlinux, ExpectLog: art.Facts.Markers}); err != nil {
+						t.Fatal(err)
+					}
+					a.mutants++
+					a.count(rep)
+					for _, id := range m.Want {
+						if c := rep.Check(ID(id)); c == nil || !c.Failed() {
+							t.Errorf("check %s did not fire: %+v", id, c)
+						}
+					}
+					where := fmt.Sprintf("%s %s mutant %q", gs.name, b.name, m.Name)
+					a.disagree(t, where, rep)
+					t.Logf("verify_e2e %s: failed %v; %s", where, rep.Failed(), toolLine(rep))
+				})
+			}
+		})
+	}
+	var parts []string
+	for _, k := range []string{"crash --osrelease", "crash sys", "makedumpfile --dump-dmesg", "drgn init_uts_ns"} {
+		c := a.perTool[k]
+		parts = append(parts, fmt.Sprintf("%s %d/%d", k, c[0], c[1]))
+	}
+	t.Logf("verify agreement on kdump files: %d of %d tool runs agree (%.1f%%) on %d mutants over %d guests (%s), ldx's and makedumpfile's kdump files; %s",
+		a.agree, a.runs, 100*float64(a.agree)/float64(max(a.runs, 1)), a.mutants, len(kernels), strings.Join(kernels, "; "), strings.Join(parts, ", "))
+	for _, d := range a.disagreements {
+		t.Logf("verify disagreement (kdump): %s", d)
+	}
+}
