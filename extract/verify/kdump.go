@@ -244,7 +244,6 @@ func (c *group) checkKdumpUts(f *kdump.File, info *vmcoreinfo.Info) {
 // virtual base, phys_base bytes below its physical load address.
 const startKernelMap = 0xffffffff80000000
 
-
 // h1Effects are the consumers a header, sub-header or bitmap defect
 // stops, by the field at fault. The note blob is where drgn's
 // libkdumpfile takes VMCOREINFO from and crash the CPU notes, while
