@@ -91,6 +91,7 @@ const (
 	H5  ID = "H5"
 	H6  ID = "H6"
 	H7  ID = "H7"
+	H8  ID = "H8"
 )
 
 var (
@@ -183,6 +184,7 @@ var catalog = []entry{
 	{H5, "every kdump page decompresses (--deep)", Degraded, []Consumer{Crash, Makedumpfile}},
 	{H6, "kdump bitmaps agree with the page_desc array", Fatal, tools3},
 	{H7, "init_uts_ns reads from the kdump file", Fatal, tools3},
+	{H8, "kdump file as written, not a flattened stream", Fatal, []Consumer{Makedumpfile, Drgn}},
 }
 
 func lookup(id ID) entry {

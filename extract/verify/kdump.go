@@ -23,6 +23,7 @@ func kdumpChecks(in input, rep *Report) []Result {
 	rep.Notes = append(rep.Notes,
 		"kdump-compressed input: header, bitmap and page-descriptor checks only (H1–H5); `ldx extract` makes an ELF vmcore of it that verify checks in full",
 		"vmcore-dmesg reads ELF vmcores only, and drgn reads kdump files only when built with libkdumpfile (Debian's is); their rows below do not judge the format")
+	c.checkFlattened()
 	f, err := kdump.Open(c.raw, c.size)
 	if err != nil {
 		loc := nowhere
@@ -274,4 +275,20 @@ func noteHasVMCOREINFO(blob []byte) bool {
 	}
 	info, _ := vmcoreinfo.ParseLenient(desc)
 	return info != nil && info.Has("OSRELEASE")
+}
+
+// checkFlattened is H8: a flattened stream (makedumpfile -F, QEMU's
+// kdump-* formats written to a pipe or by older QEMU) is a sequence of
+// records verify reassembles, but of the consumers only crash does so;
+// makedumpfile reads it only to rearrange it (-R), and libkdumpfile (drgn)
+// not at all ("not an ELF core file").
+func (c *group) checkFlattened() {
+	if c.kind != string(dump.KindFlattened) {
+		c.pass(H8, "a seekable kdump file")
+		return
+	}
+	c.fail(H8, "the file is a flattened stream (makedumpfile -F records); the checks below are of the file it stands for",
+		"rearrange it: `makedumpfile -R FILE.kdump < FILE`, or `ldx extract FILE -o VMCORE`", at("signature", 0),
+		eff(Makedumpfile, Fatal, "makedumpfile: reads a flattened stream only with -R (\"Can't get valid ehdr\")"),
+		eff(Drgn, Fatal, "drgn (libkdumpfile): \"not an ELF core file\""))
 }

@@ -44,6 +44,10 @@ type KdumpMutant struct {
 	Want       []string
 	Unreadable bool
 	Make       func(k *KdumpCore) (*Mutation, error)
+	// Hangs names a consumer seen to spin on the mutant until killed
+	// rather than fail: the e2e corpus runs it only when asked, since
+	// each such run costs a whole tool timeout.
+	Hangs string
 }
 
 // KdumpCore is the parsed good kdump file mutants start from.
@@ -143,44 +147,44 @@ func KdumpMutants() []KdumpMutant {
 	return []KdumpMutant{
 		{"signature garbled", nil, true, func(k *KdumpCore) (*Mutation, error) {
 			return patch(kOffSignature, []byte("XDUMP   ")), nil
-		}},
+		}, ""},
 		{"header_version 2 (no VMCOREINFO, notes)", []string{"H2"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return patch(kOffVersion, u32le(2)), nil
-		}},
+		}, ""},
 		{"block_size 8192", []string{"H1"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return patch(kOffBlockSize, u32le(8192)), nil
-		}},
+		}, "drgn 0.0.22 (libkdumpfile)"},
 		{"sub_hdr_size past the end", []string{"H1"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return patch(kOffSubHdrSize, u32le(uint32(k.size/k.bs+8))), nil
-		}},
+		}, "crash 8.0.2"},
 		{"bitmap_blocks one block short (read as one bitmap)", []string{"H6"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return patch(kOffBitmapBlocks, u32le(k.f.Header.BitmapBlocks-1)), nil
-		}},
+		}, ""},
 		{"max_mapnr larger than the bitmaps hold", []string{"H1"}, false, func(k *KdumpCore) (*Mutation, error) {
 			n := uint64(k.f.Header.BitmapBlocks)*uint64(k.bs)*8 + 64
 			m := patch(kOffMaxMapnr, u32le(uint32(n)))
 			m.Patches = append(m.Patches, Patch{k.bs + kSubMaxMapnr64, u64le(n)})
 			return m, nil
-		}},
+		}, ""},
 		{"sub-header phys_base +2 MiB", []string{"H4"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return patch(k.bs+kSubPhysBase, u64le(k.f.PhysBase()+2<<20)), nil
-		}},
+		}, ""},
 		{"offset_vmcoreinfo past the end", []string{"H1"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return patch(k.bs+kSubVmcoreinfo, u64le(uint64(k.size+k.bs))), nil
-		}},
+		}, ""},
 		{"size_vmcoreinfo 0", []string{"H2"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return patch(k.bs+kSubVmcoreinfo+8, u64le(0)), nil
-		}},
+		}, ""},
 		{"VMCOREINFO zeroed", []string{"H2"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return patch(k.f.Sub.OffsetVmcoreinfo, make([]byte, k.f.Sub.SizeVmcoreinfo)), nil
-		}},
+		}, ""},
 		{"offset_note past the end", []string{"H1"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return patch(k.bs+kSubNote, u64le(uint64(k.size+k.bs))), nil
-		}},
+		}, ""},
 		{"first dumped page marked excluded", []string{"H6"}, false, func(k *KdumpCore) (*Mutation, error) {
 			off, n := k.bitmapArea()
 			return k.flagBit(off+n/2, k.f.DumpableRanges()[0].Start, false)
-		}},
+		}, ""},
 		{"an excluded page below the kernel marked dumped", []string{"H6"}, false, func(k *KdumpCore) (*Mutation, error) {
 			off, n := k.bitmapArea()
 			r := k.f.DumpableRanges()
@@ -188,43 +192,43 @@ func KdumpMutants() []KdumpMutant {
 				return nil, fmt.Errorf("no excluded pfn between dumpable ones")
 			}
 			return k.flagBit(off+n/2, r[0].End, true)
-		}},
+		}, ""},
 		{"RAM bitmap lacks a dumped page", []string{"H6"}, false, func(k *KdumpCore) (*Mutation, error) {
 			off, _ := k.bitmapArea()
 			return k.flagBit(off, k.lastPFN(), false)
-		}},
+		}, ""},
 		{"last page's descriptor past the end", []string{"H3"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return k.descField(k.lastPFN(), kDescOffset, u64le(uint64(k.size+k.bs)))
-		}},
+		}, ""},
 		{"last page's descriptor size > block_size", []string{"H3"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return k.descField(k.lastPFN(), kDescSize, u32le(uint32(k.bs)+1))
-		}},
+		}, ""},
 		{"last page's descriptor size 0", []string{"H3"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return k.descField(k.lastPFN(), kDescSize, u32le(0))
-		}},
+		}, ""},
 		{"init_uts_ns page's descriptor past the end", []string{"H3", "H7"}, false, func(k *KdumpCore) (*Mutation, error) {
 			pfn, err := k.UtsPFN()
 			if err != nil {
 				return nil, err
 			}
 			return k.descField(pfn, kDescOffset, u64le(uint64(k.size+k.bs)))
-		}},
+		}, ""},
 		{"init_uts_ns page's flags unknown (0x80)", []string{"H3", "H7"}, false, func(k *KdumpCore) (*Mutation, error) {
 			pfn, err := k.UtsPFN()
 			if err != nil {
 				return nil, err
 			}
 			return k.descField(pfn, kDescFlags, u32le(0x80))
-		}},
+		}, ""},
 		{"init_uts_ns page's zlib data flagged snappy", []string{"H7"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return k.reflag(kdump.FlagSnappy)
-		}},
+		}, ""},
 		{"init_uts_ns page's zlib data flagged zstd", []string{"H7"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return k.reflag(kdump.FlagZstd)
-		}},
+		}, ""},
 		{"init_uts_ns page's zlib data flagged lzo", []string{"H7"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return k.reflag(kdump.FlagLZO)
-		}},
+		}, ""},
 		{"init_uts_ns page's compressed data garbled", []string{"H7"}, false, func(k *KdumpCore) (*Mutation, error) {
 			pfn, err := k.UtsPFN()
 			if err != nil {
@@ -242,14 +246,14 @@ func KdumpMutants() []KdumpMutant {
 				junk[i] = byte(0x5a ^ i*7)
 			}
 			return patch(d.Offset+int64(d.Size/4), junk), nil
-		}},
+		}, ""},
 		{"truncated in the page data (half)", []string{"H3"}, false, func(k *KdumpCore) (*Mutation, error) {
 			return &Mutation{Size: k.size / 2}, nil
-		}},
+		}, ""},
 		{"truncated in the bitmaps", []string{"H1"}, false, func(k *KdumpCore) (*Mutation, error) {
 			off, n := k.bitmapArea()
 			return &Mutation{Size: off + n/4}, nil
-		}},
+		}, "crash 8.0.2"},
 	}
 }
 
