@@ -11,18 +11,19 @@ import (
 	"ldx/vmcoreinfo"
 )
 
-// checkKdump verifies a kdump-compressed file (makedumpfile's default
-// output, QEMU's kdump-* formats): its header, sub-header and bitmaps
-// (H1), its VMCOREINFO (H2), every page descriptor (H3), the sub-header's
-// phys_base (H4) and, with --deep, every page's data (H5). The ELF checks
-// (A–G) do not apply to it: ldx extract turns it into an ELF vmcore, which
-// verify then checks in full.
+// kdumpChecks verifies a kdump-compressed file (makedumpfile's default
+// output, QEMU's kdump-* formats): the container (H8), its header,
+// sub-header and bitmaps (H1), its VMCOREINFO (H2), every page descriptor
+// (H3), the sub-header's phys_base (H4), with --deep every page's data
+// (H5), the bitmaps against the descriptor array (H6), init_uts_ns read
+// from the file (H7), and G1. The ELF checks (A–G) do not apply: ldx
+// extract turns it into an ELF vmcore, which verify then checks in full.
 func kdumpChecks(in input, rep *Report) []Result {
 	c := (&facts{input: in, kdump: true}).newGroup()
 	rep.Format = dump.FormatKdump.String()
 	rep.Notes = append(rep.Notes,
-		"kdump-compressed input: header, bitmap and page-descriptor checks only (H1–H5); `ldx extract` makes an ELF vmcore of it that verify checks in full",
-		"vmcore-dmesg reads ELF vmcores only, and drgn reads kdump files only when built with libkdumpfile (Debian's is); their rows below do not judge the format")
+		"kdump-compressed input: header, bitmap, page-descriptor and init_uts_ns checks only (H1–H8); `ldx extract` makes an ELF vmcore of it that verify checks in full",
+		"vmcore-dmesg reads ELF vmcores only; drgn reads kdump files through libkdumpfile (Debian's drgn is built with it)")
 	c.checkFlattened()
 	f, err := kdump.Open(c.raw, c.size)
 	if err != nil {

@@ -184,7 +184,7 @@ func kdumpAgreement(t *testing.T) {
 		})
 	}
 	var parts []string
-	for _, k := range []string{"crash --osrelease", "crash sys", "makedumpfile --dump-dmesg", "drgn init_uts_ns"} {
+	for _, k := range []string{"crash --osrelease", "crash sys", "makedumpfile --dump-dmesg", "makedumpfile -c -d 31", "drgn init_uts_ns", "drgn for_each_task"} {
 		c := a.perTool[k]
 		parts = append(parts, fmt.Sprintf("%s %d/%d", k, c[0], c[1]))
 	}
