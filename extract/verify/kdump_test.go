@@ -73,36 +73,37 @@ func TestKdumpChecks(t *testing.T) {
 }
 
 // synthKdump is a kdump file written by package kdump's writer (the
-// layout makedumpfile -c -d N writes): RAM pfns 0x10…0x3ff, zlib, dump
-// level 31 with every 7th page excluded and every 5th page zero, and
-// init_uts_ns at physical 0x200000 holding the release.
-func synthKdump(t *testing.T) []byte {
+// layout makedumpfile -c -d N writes): RAM of pages pfns from 0x10, zlib,
+// dump level 31 with every 7th page excluded and every 5th page zero, and
+// init_uts_ns in the middle page holding the release.
+func synthKdump(t testing.TB, pages uint64) []byte {
 	t.Helper()
 	const (
 		rel  = "6.1.0-synth"
-		pb   = 0x100000
-		uts  = startKernelMap + 0x100000 // physical 0x200000
-		name = 4                         // OFFSET(uts_namespace.name)
+		pb   = 0x1000
+		name = 4 // OFFSET(uts_namespace.name)
 	)
+	utsPFN := 0x10 + pages/2
+	uts := startKernelMap + utsPFN*4096 - pb
 	vmci := fmt.Sprintf("OSRELEASE=%s\nPAGESIZE=4096\nSYMBOL(init_uts_ns)=%x\nOFFSET(uts_namespace.name)=%d\nNUMBER(phys_base)=%d\n", rel, uint64(uts), name, pb)
 	notes := elfcore.EncodeNotes([]elfcore.Note{{Name: "VMCOREINFO", Desc: []byte(vmci)}})
 	m := &memFile{}
 	w, err := kdump.NewWriter(m, kdump.WriterConfig{
 		Utsname: kdump.Utsname{Sysname: "Linux", Release: rel, Machine: "x86_64"}, NrCPUs: 1, PhysBase: pb,
 		Notes: notes, VMCOREINFOOff: 24, VMCOREINFOSize: len(vmci),
-		RAM: []kdump.PFNRange{{Start: 0x10, End: 0x400}}, DumpLevel: 31, Workers: 1,
-		Exclude: func(pfn uint64) bool { return pfn%7 == 3 && pfn != 0x200 },
+		RAM: []kdump.PFNRange{{Start: 0x10, End: 0x10 + pages}}, DumpLevel: 31, Workers: 1,
+		Exclude: func(pfn uint64) bool { return pfn%7 == 3 && pfn != utsPFN },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	page := make([]byte, 4096)
-	for pfn := uint64(0x10); pfn < 0x400; pfn++ {
+	for pfn := uint64(0x10); pfn < 0x10+pages; pfn++ {
 		clear(page)
 		if pfn%5 != 0 {
 			copy(page, strings.Repeat(fmt.Sprintf("page %#x ", pfn), 300))
 		}
-		if pfn == 0x200 {
+		if pfn == utsPFN {
 			copy(page[name+utsReleaseOff:], rel+"\x00")
 		}
 		if err := w.Write(pfn, page); err != nil {
@@ -118,7 +119,7 @@ func synthKdump(t *testing.T) []byte {
 // TestKdumpMutants runs the kdump corpus on the synthetic file: the good
 // file passes every check, and each mutant fires its checks.
 func TestKdumpMutants(t *testing.T) {
-	good := synthKdump(t)
+	good := synthKdump(t, 1000)
 	rep, err := Reader(context.Background(), "good", bytes.NewReader(good), int64(len(good)), Options{Deep: true})
 	if err != nil {
 		t.Fatal(err)

@@ -134,7 +134,7 @@ func TestRunToolsTimeoutAndMissing(t *testing.T) {
 // (predicted to fail when a page descriptor is damaged: it copies every
 // page it keeps) and drgn also walks the task list.
 func TestRunToolsKdump(t *testing.T) {
-	good := synthKdump(t)
+	good := synthKdump(t, 64)
 	dir := t.TempDir()
 	crash := fakeTool(t, dir, "crash", `
 case "$1" in
