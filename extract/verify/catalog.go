@@ -92,6 +92,7 @@ const (
 	H6  ID = "H6"
 	H7  ID = "H7"
 	H8  ID = "H8"
+	H9  ID = "H9"
 )
 
 var (
@@ -185,6 +186,7 @@ var catalog = []entry{
 	{H6, "kdump bitmaps agree with the page_desc array", Fatal, tools3},
 	{H7, "init_uts_ns reads from the kdump file", Fatal, tools3},
 	{H8, "kdump file as written, not a flattened stream", Fatal, []Consumer{Makedumpfile, Drgn}},
+	{H9, "kdump page compressions each consumer build reads", Info, []Consumer{Makedumpfile}},
 }
 
 func lookup(id ID) entry {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
 	"ldx/elfcore"
 	"ldx/elfcore/kdump"
@@ -33,7 +34,7 @@ func kdumpChecks(in input, rep *Report) []Result {
 			loc = at(fe.Field, fe.Off)
 		}
 		c.fail(H1, err.Error(), "the file is damaged or cut short: dump again, or copy it whole", loc, h1Effects(fe)...)
-		for _, id := range []ID{H2, H3, H4, H5, H6, H7} {
+		for _, id := range []ID{H2, H3, H4, H5, H6, H7, H9} {
 			if c.applies(id) {
 				c.skip(id, "the kdump headers cannot be read (H1)")
 			}
@@ -76,6 +77,7 @@ func kdumpChecks(in input, rep *Report) []Result {
 	var bad error
 	var n uint64
 	minData := int64(-1) // the lowest data offset of any descriptor
+	methods := map[uint32]uint64{}
 	for _, r := range f.DumpableRanges() {
 		for pfn := r.Start; pfn < r.End; pfn++ {
 			if err := c.ctx.Err(); err != nil {
@@ -86,6 +88,7 @@ func kdumpChecks(in input, rep *Report) []Result {
 				if minData < 0 || d.Offset < minData {
 					minData = d.Offset
 				}
+				methods[d.Flags]++
 				err = descError(d, off, pfn, c.size, f.PageSize)
 			}
 			if bad == nil {
@@ -108,6 +111,7 @@ func kdumpChecks(in input, rep *Report) []Result {
 
 	c.checkKdumpArray(f, minData)
 	c.checkKdumpUts(f, info)
+	c.checkMethods(f, info, methods, rep)
 
 	if info == nil {
 		c.skip(H4, "no VMCOREINFO (H2)")
@@ -292,4 +296,50 @@ func (c *group) checkFlattened() {
 		"rearrange it: `makedumpfile -R FILE.kdump < FILE`, or `ldx extract FILE -o VMCORE`", at("signature", 0),
 		eff(Makedumpfile, Fatal, "makedumpfile: reads a flattened stream only with -R (\"Can't get valid ehdr\")"),
 		eff(Drgn, Fatal, "drgn (libkdumpfile): \"not an ELF core file\""))
+}
+
+// methodNames are the page compressions by descriptor flag.
+var methodNames = map[uint32]string{0: "raw", kdump.FlagZlib: "zlib", kdump.FlagLZO: "lzo", kdump.FlagSnappy: "snappy", kdump.FlagZstd: "zstd"}
+
+// checkMethods is H9: which compressions the pages use. The format has
+// four, and each consumer reads those its build was linked with:
+// makedumpfile's `-v` lists them (Debian 12's 1.7.2: zlib and lzo, not
+// snappy or zstd; it then stops with "snappy compression unsupported"),
+// crash 8.0.2 and libkdumpfile on Debian 12 read all four. Without the
+// build at hand a method outside zlib is information only; RunTools,
+// which asks makedumpfile, predicts its runs from it (a page it needs,
+// init_uts_ns's, or for a re-filter any page, in a method it lacks).
+func (c *group) checkMethods(f *kdump.File, info *vmcoreinfo.Info, methods map[uint32]uint64, rep *Report) {
+	var used []string
+	var parts []string
+	for _, fl := range []uint32{kdump.FlagZlib, kdump.FlagLZO, kdump.FlagSnappy, kdump.FlagZstd, 0} {
+		if n := methods[fl]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", methodNames[fl], n))
+			if fl != 0 {
+				used = append(used, methodNames[fl])
+			}
+		}
+	}
+	rep.kdumpMethods = used
+	if info != nil {
+		uts, ok1 := info.Symbol("init_uts_ns")
+		pb, ok2 := info.Number("phys_base")
+		if ok1 && ok2 && uts >= startKernelMap {
+			if d, _, err := f.PageDesc((uts - startKernelMap + uint64(pb)) / uint64(f.PageSize)); err == nil {
+				rep.utsMethod = methodNames[d.Flags]
+			}
+		}
+	}
+	var rare []string
+	for _, m := range used {
+		if m == "snappy" || m == "zstd" {
+			rare = append(rare, m)
+		}
+	}
+	if len(rare) == 0 {
+		c.pass(H9, "pages: "+strings.Join(parts, ", "))
+		return
+	}
+	c.failSev(H9, Info, fmt.Sprintf("pages: %s; makedumpfile reads %s only when built with it (`makedumpfile -v` lists its methods; Debian 12's 1.7.2 has neither snappy nor zstd)", strings.Join(parts, ", "), strings.Join(rare, " and ")),
+		"for makedumpfile without them, write the file with zlib (`ldx extract --format kdump`, the default) or use crash or drgn", nowhere)
 }

@@ -56,6 +56,25 @@ func qemuKdump(t *testing.T, a *agreement, gname string, spec guest.Spec) {
 	})
 }
 
+// otherCompression checks ldx's kdump file of the guest in a compression
+// other than zlib (H9): crash and drgn read it; makedumpfile reads it only
+// if its build has the method, as its -v says.
+func otherCompression(t *testing.T, a *agreement, gname string, art *guest.Artefacts, comp kdump.Compression) {
+	t.Run("ldx "+comp.String()+" -d 31", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "other.kdump")
+		if _, err := extract.Run(context.Background(), extract.Options{Input: art.Dump, Output: path, OutputFormat: extract.FormatKdump, Compression: comp, DumpLevel: 31}); err != nil {
+			t.Fatal(err)
+		}
+		rep := verifyWithTools(t, path, art.Vmlinux, art.Facts.Markers)
+		a.count(rep)
+		if c := rep.Check(H9); c == nil || !c.Failed() {
+			t.Errorf("H9 does not name %s: %+v", comp, c)
+		}
+		a.disagree(t, gname+" ldx "+comp.String(), rep)
+		t.Logf("verify_e2e %s ldx %s -d 31: failed %v; %s", gname, comp, rep.Failed(), toolLine(rep))
+	})
+}
+
 // kdumpBase is a good kdump file a mutant starts from.
 type kdumpBase struct{ name, path string }
 
@@ -115,6 +134,7 @@ func kdumpAgreement(t *testing.T) {
 				qemuKdump(t, a, gs.name, gs.spec)
 			}
 			bases := kdumpBases(t, art)
+			otherCompression(t, a, gs.name, art, []kdump.Compression{kdump.CompressSnappy, kdump.CompressZstd}[gi%2])
 			for _, b := range bases {
 				t.Run("good "+b.name, func(t *testing.T) {
 					rep := verifyWithTools(t, b.path, art.Vmlinux, art.Facts.Markers)

@@ -76,7 +76,10 @@ func TestKdumpChecks(t *testing.T) {
 // layout makedumpfile -c -d N writes): RAM of pages pfns from 0x10, zlib,
 // dump level 31 with every 7th page excluded and every 5th page zero, and
 // init_uts_ns in the middle page holding the release.
-func synthKdump(t testing.TB, pages uint64) []byte {
+func synthKdump(t testing.TB, pages uint64) []byte { return synthKdumpAs(t, pages, kdump.CompressZlib) }
+
+// synthKdumpAs is synthKdump with another compression.
+func synthKdumpAs(t testing.TB, pages uint64, comp kdump.Compression) []byte {
 	t.Helper()
 	const (
 		rel  = "6.1.0-synth"
@@ -91,7 +94,7 @@ func synthKdump(t testing.TB, pages uint64) []byte {
 	w, err := kdump.NewWriter(m, kdump.WriterConfig{
 		Utsname: kdump.Utsname{Sysname: "Linux", Release: rel, Machine: "x86_64"}, NrCPUs: 1, PhysBase: pb,
 		Notes: notes, VMCOREINFOOff: 24, VMCOREINFOSize: len(vmci),
-		RAM: []kdump.PFNRange{{Start: 0x10, End: 0x10 + pages}}, DumpLevel: 31, Workers: 1,
+		RAM: []kdump.PFNRange{{Start: 0x10, End: 0x10 + pages}}, DumpLevel: 31, Workers: 1, Compression: comp,
 		Exclude: func(pfn uint64) bool { return pfn%7 == 3 && pfn != utsPFN },
 	})
 	if err != nil {

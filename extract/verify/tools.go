@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -87,8 +88,15 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 	if crash != "" {
 		versions[Crash] = toolVersion(ctx, `crash (\d+\.\d+\.\d+)`, crash, "--version")
 	}
+	var mkdLacks []string // compressions this makedumpfile build lacks
 	if mkd != "" {
-		versions[Makedumpfile] = toolVersion(ctx, `version (\d+\.\d+\.\d+)`, mkd, "-v")
+		out, _, _, _ := runTool(ctx, 30*time.Second, "", mkd, "-v")
+		if m := regexp.MustCompile(`version (\d+\.\d+\.\d+)`).FindStringSubmatch(out); m != nil {
+			versions[Makedumpfile] = m[1]
+		}
+		for _, m := range regexp.MustCompile(`(?m)^(lzo|snappy|zstd)\s+disabled`).FindAllStringSubmatch(out, -1) {
+			mkdLacks = append(mkdLacks, m[1])
+		}
 	}
 	if drgn != "" {
 		versions[Drgn] = toolVersion(ctx, `drgn (\d+\.\d+\.\d+)`, drgn, "--version")
@@ -106,6 +114,9 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 		}
 		if r.Mode == refilterMode && rep.pageDamage() {
 			r.Predicted = Fatal // a re-filter reads every page it keeps
+		}
+		if r.Tool == Makedumpfile && lacksMethod(mkdLacks, rep, r.Mode == refilterMode) {
+			r.Predicted = Fatal // H9: "… compression unsupported"
 		}
 		r.PredictedOK = r.Predicted < Fatal
 		r.Version = versions[r.Tool]
@@ -392,6 +403,17 @@ func refiltered(path string) string {
 func (r *Report) pageDamage() bool {
 	for _, id := range []ID{H3, H5} {
 		if c := r.Check(id); c != nil && c.Failed() {
+			return true
+		}
+	}
+	return false
+}
+
+// lacksMethod says the makedumpfile build cannot decompress pages it will
+// read: init_uts_ns's (every run reads it), or for a re-filter any page.
+func lacksMethod(lacks []string, rep *Report, everyPage bool) bool {
+	for _, m := range lacks {
+		if m == rep.utsMethod || everyPage && slices.Contains(rep.kdumpMethods, m) {
 			return true
 		}
 	}

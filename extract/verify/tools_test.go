@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"ldx/elfcore/kdump"
 	"ldx/extract/verify/verifytest"
 )
 
@@ -196,5 +197,40 @@ echo "RELEASE 6.1.0-synth"; echo "TASKS 42"`)
 				t.Errorf("for_each_task: %+v", r)
 			}
 		})
+	}
+}
+
+// TestRunToolsKdumpMethods: a snappy kdump file is information only
+// statically (H9); RunTools predicts makedumpfile's failure from a build
+// whose -v says snappy is disabled, and not from one that has it.
+func TestRunToolsKdumpMethods(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snappy.kdump")
+	os.WriteFile(path, synthKdumpAs(t, 64, kdump.CompressSnappy), 0o600)
+	for _, tc := range []struct {
+		build string
+		ok    bool
+	}{{"snappy\tdisabled", false}, {"snappy\tenabled", true}} {
+		mkd := fakeTool(t, dir, "makedumpfile", `
+case "$1" in
+-v) printf "makedumpfile: version 1.7.2 (released on 20 Oct 2022)\nlzo\tenabled\n`+tc.build+`\nzstd\tdisabled\n"; exit 0;;
+esac
+case "`+tc.build+`" in *disabled) echo "readpage_kdump_compressed: snappy compression unsupported" >&2; exit 1;; esac
+case "$1" in --dump-dmesg) echo "x" > "$3";; -c) cp "$4" "$5";; esac`)
+		rep, err := File(context.Background(), path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := rep.Check(H9); c == nil || c.Status != Fail || c.Severity != Info {
+			t.Fatalf("H9: %+v", c)
+		}
+		if err := RunTools(context.Background(), rep, ToolOptions{Makedumpfile: mkd, Crash: "/nonexistent", Drgn: "/nonexistent", Timeout: 10 * time.Second, ExpectLog: []string{}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rep.Tools {
+			if r.Tool == Makedumpfile && (r.PredictedOK != tc.ok || r.OK != tc.ok || !r.Agree) {
+				t.Errorf("%s: %s %s predicted ok %v, real %v (%s)", tc.build, r.Tool, r.Mode, r.PredictedOK, r.OK, r.Verdict)
+			}
+		}
 	}
 }
