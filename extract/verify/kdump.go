@@ -89,10 +89,16 @@ func kdumpChecks(in input, rep *Report) []Result {
 					minData = d.Offset
 				}
 				methods[d.Flags]++
+				if makedumpfileRejects(d, c.size, f.PageSize) {
+					rep.refilterStops = true
+				}
 				err = descError(d, off, pfn, c.size, f.PageSize)
 			}
 			if bad == nil {
 				bad = err
+			}
+			if err != nil && d == (kdump.RawPageDesc{}) {
+				rep.refilterStops = true // the descriptor itself is unreadable
 			}
 			n++
 		}
@@ -342,4 +348,14 @@ func (c *group) checkMethods(f *kdump.File, info *vmcoreinfo.Info, methods map[u
 	}
 	c.failSev(H9, Info, fmt.Sprintf("pages: %s; makedumpfile reads %s only when built with it (`makedumpfile -v` lists its methods; Debian 12's 1.7.2 has neither snappy nor zstd)", strings.Join(parts, ", "), strings.Join(rare, " and ")),
 		"for makedumpfile without them, write the file with zlib (`ldx extract --format kdump`, the default) or use crash or drgn", nowhere)
+}
+
+// makedumpfileRejects says makedumpfile 1.7.2 stops on reading the page of
+// descriptor d: a size above the block size, data it cannot read whole,
+// or a compressed page of no bytes. A page without a known compression
+// bit is read raw, size bytes into the page buffer, and taken whatever
+// its size or flags (wrong data, no error).
+func makedumpfileRejects(d kdump.RawPageDesc, size int64, pageSize int) bool {
+	const compressed = kdump.FlagZlib | kdump.FlagLZO | kdump.FlagSnappy | kdump.FlagZstd
+	return d.Size > uint32(pageSize) || d.Offset < 0 || d.Offset+int64(d.Size) > size || d.Flags&compressed != 0 && d.Size == 0
 }

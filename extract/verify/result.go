@@ -143,6 +143,10 @@ type Report struct {
 	// build it finds (H9).
 	kdumpMethods []string
 	utsMethod    string
+	// refilterStops: a page descriptor makedumpfile rejects, or a header
+	// defect (H1), stops a re-filter, which copies every kept page and the
+	// note blob (set by the kdump checks and the H results).
+	refilterStops bool
 }
 
 // Check returns the result with the given ID, or nil.

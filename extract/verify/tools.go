@@ -112,7 +112,7 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 		if r.Mode == "--osrelease" {
 			r.Predicted = p.NoVmlinux
 		}
-		if r.Mode == refilterMode && rep.pageDamage() {
+		if r.Mode == refilterMode && rep.refilterFails() {
 			r.Predicted = Fatal // a re-filter reads every page it keeps
 		}
 		if r.Tool == Makedumpfile && lacksMethod(mkdLacks, rep, r.Mode == refilterMode) {
@@ -398,10 +398,15 @@ func refiltered(path string) string {
 	return fmt.Sprintf("wrote %d pages", kf.DumpablePages())
 }
 
-// pageDamage says a page-descriptor or page-data check failed: a reader
-// of every page meets it.
-func (r *Report) pageDamage() bool {
-	for _, id := range []ID{H3, H5} {
+// refilterFails says a makedumpfile re-filter stops on the file: it
+// copies the note blob and every page it keeps, so a header defect (H1),
+// a descriptor makedumpfile rejects, or page data that does not
+// decompress (H5, with --deep) stops it.
+func (r *Report) refilterFails() bool {
+	if r.refilterStops {
+		return true
+	}
+	for _, id := range []ID{H1, H5} {
 		if c := r.Check(id); c != nil && c.Failed() {
 			return true
 		}
