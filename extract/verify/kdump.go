@@ -34,6 +34,8 @@ func kdumpChecks(in input, rep *Report) []Result {
 			loc = at(fe.Field, fe.Off)
 		}
 		c.fail(H1, err.Error(), "the file is damaged or cut short: dump again, or copy it whole", loc, h1Effects(fe)...)
+		// --dump-dmesg never reads the note blob, a re-filter copies it.
+		rep.refilterStops = fe != nil && fe.Field == "offset_note/size_note"
 		for _, id := range []ID{H2, H3, H4, H5, H6, H7, H9} {
 			if c.applies(id) {
 				c.skip(id, "the kdump headers cannot be read (H1)")
@@ -70,8 +72,13 @@ func kdumpChecks(in input, rep *Report) []Result {
 		c.pass(H2, fmt.Sprintf("%d bytes at %#x, OSRELEASE %s", len(text), f.Sub.OffsetVmcoreinfo, r))
 	}
 
+	// G1 needs only the release: the header's when VMCOREINFO is gone.
 	c.info = info
-	c.checkKernelSupport() // G1
+	if info == nil && rel != "" {
+		c.info, _ = vmcoreinfo.ParseLenient([]byte("OSRELEASE=" + rel + "\n"))
+	}
+	c.checkKernelSupport()
+	c.info = info
 
 	// Every descriptor, in file order: one sequential read of the array.
 	var bad error
@@ -271,6 +278,10 @@ func h1Effects(fe *kdump.FormatError) []Effect {
 	switch {
 	case fe != nil && fe.Field == "offset_note/size_note":
 		return []Effect{crash, drgn}
+	case fe != nil && fe.Field == "bitmap_blocks" && strings.Contains(fe.Msg, "cannot describe max_mapnr"):
+		// makedumpfile sizes its bitmaps by bitmap_blocks alone, and
+		// crash --osrelease reads no bitmap.
+		return []Effect{eff(Crash, Fatal, "crash: the bitmaps do not cover max_mapnr"), drgn}
 	case fe != nil && fe.Field == "offset_vmcoreinfo/size_vmcoreinfo":
 		return []Effect{crash, mkd}
 	}

@@ -143,9 +143,9 @@ type Report struct {
 	// build it finds (H9).
 	kdumpMethods []string
 	utsMethod    string
-	// refilterStops: a page descriptor makedumpfile rejects, or a header
-	// defect (H1), stops a re-filter, which copies every kept page and the
-	// note blob (set by the kdump checks and the H results).
+	// refilterStops: a page descriptor makedumpfile rejects, or a bad
+	// offset_note, stops a re-filter, which copies every kept page and the
+	// note blob.
 	refilterStops bool
 }
 

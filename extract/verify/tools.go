@@ -398,20 +398,13 @@ func refiltered(path string) string {
 	return fmt.Sprintf("wrote %d pages", kf.DumpablePages())
 }
 
-// refilterFails says a makedumpfile re-filter stops on the file: it
-// copies the note blob and every page it keeps, so a header defect (H1),
-// a descriptor makedumpfile rejects, or page data that does not
-// decompress (H5, with --deep) stops it.
+// refilterFails says a makedumpfile re-filter stops on the file where
+// --dump-dmesg does not: it copies the note blob and every page it keeps,
+// so a bad offset_note, a descriptor makedumpfile rejects, or page data
+// that does not decompress (H5, with --deep) stops it.
 func (r *Report) refilterFails() bool {
-	if r.refilterStops {
-		return true
-	}
-	for _, id := range []ID{H1, H5} {
-		if c := r.Check(id); c != nil && c.Failed() {
-			return true
-		}
-	}
-	return false
+	c := r.Check(H5)
+	return r.refilterStops || c != nil && c.Failed()
 }
 
 // lacksMethod says the makedumpfile build cannot decompress pages it will
