@@ -188,10 +188,13 @@ func KdumpMutants() []KdumpMutant {
 		{"an excluded page below the kernel marked dumped", []string{"H6"}, false, func(k *KdumpCore) (*Mutation, error) {
 			off, n := k.bitmapArea()
 			r := k.f.DumpableRanges()
-			if len(r) < 2 {
-				return nil, fmt.Errorf("no excluded pfn between dumpable ones")
+			switch {
+			case len(r) >= 2: // a page a dump level left out
+				return k.flagBit(off+n/2, r[0].End, true)
+			case r[0].Start > 0: // all of RAM is dumped: a page below it
+				return k.flagBit(off+n/2, r[0].Start-1, true)
 			}
-			return k.flagBit(off+n/2, r[0].End, true)
+			return nil, fmt.Errorf("no excluded pfn below the last dumpable one")
 		}, ""},
 		{"RAM bitmap lacks a dumped page", []string{"H6"}, false, func(k *KdumpCore) (*Mutation, error) {
 			off, _ := k.bitmapArea()
