@@ -361,10 +361,13 @@
 //     crash the CPU notes, while makedumpfile reads only the sub-header's
 //     own VMCOREINFO, so a bad offset_note stops crash and drgn and leaves
 //     makedumpfile reading; a bad offset_vmcoreinfo stops crash and
-//     makedumpfile; anything else stops all three. Some damage makes a
-//     tool spin until killed rather than fail (crash on a bitmap cut short
-//     or a sub_hdr_size past the end, libkdumpfile on a block_size of
-//     8192): they count as failures.
+//     makedumpfile; a bitmap_blocks too small for max_mapnr stops crash
+//     (with a vmlinux) and drgn, while makedumpfile sizes its bitmaps by
+//     bitmap_blocks alone and crash --osrelease reads no bitmap; anything
+//     else stops all three. Some damage makes a tool spin until killed
+//     rather than fail (crash on a bitmap cut short or a sub_hdr_size past
+//     the end, libkdumpfile on a block_size of 8192): they count as
+//     failures.
 //   - H2 (fatal): the sub-header's VMCOREINFO with an OSRELEASE of the
 //     release the header names. Without it makedumpfile cannot find the
 //     kernel's layout and crash --osrelease prints "unknown"; crash with a
@@ -375,7 +378,13 @@
 //   - H3 (degraded): every page descriptor has its data inside the file,
 //     a size of 1 to block_size bytes and a known compression flag. A bad
 //     descriptor costs only its page: no consumer reads every page to
-//     start (H7 is the page they all read).
+//     start (H7 is the page they all read). A makedumpfile re-filter
+//     (-c -d N of the kdump file) copies every page it keeps and stops on
+//     a descriptor whose size exceeds the block size, whose data it cannot
+//     read whole, or a compressed page of no bytes; a page with no known
+//     compression bit it reads raw, size bytes, whatever the size or
+//     flags: wrong data, no error. It also copies the note blob, so a bad
+//     offset_note stops it where --dump-dmesg does not look.
 //   - H4 (fatal for makedumpfile): the sub-header's phys_base equals
 //     NUMBER(phys_base). makedumpfile translates kernel addresses of a
 //     kdump file with the sub-header's value, so its page-table walk fails
@@ -398,11 +407,23 @@
 //     a damaged descriptor of that page, or data that does not decompress
 //     with the method its flags name (zlib data flagged snappy, zstd or lzo,
 //     garbled data) stops all three.
+//   - H9 (information): the page compressions used. makedumpfile reads
+//     those its build was linked with, as its -v lists (Debian 12's 1.7.2:
+//     zlib and lzo; "snappy compression unsupported" otherwise); crash
+//     8.0.2 and libkdumpfile on Debian 12 read all four. --with-tools asks
+//     makedumpfile and predicts its runs from that.
 //   - H8 (fatal for makedumpfile and drgn): the file is a kdump file, not
 //     a flattened stream (makedumpfile -F records; QEMU's kdump-* dumps as
 //     the test bed's QEMU writes them). verify and crash reassemble the
 //     stream; makedumpfile reads it only to rearrange it (-R), libkdumpfile
 //     not at all.
+//
+// Not judged: which pages a dump level left out of a kdump file. drgn's
+// walk of the task list (for_each_task, run by --with-tools on kdump
+// files) meets an excluded page on makedumpfile 1.7.2's -d 31 file of a
+// 6.12 kernel, which that release predates, and not on ldx's -d 31 file
+// of the same memory; verify does not classify excluded pages of a kdump
+// file (L1 does so for ELF vmcores).
 //
 // The bitmap sizing rule (crash's, which package kdump follows): when
 // bitmap_blocks is at least twice the blocks one bitmap of max_mapnr bits
