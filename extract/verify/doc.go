@@ -407,16 +407,16 @@
 //     a damaged descriptor of that page, or data that does not decompress
 //     with the method its flags name (zlib data flagged snappy, zstd or lzo,
 //     garbled data) stops all three.
-//   - H9 (information): the page compressions used. makedumpfile reads
-//     those its build was linked with, as its -v lists (Debian 12's 1.7.2:
-//     zlib and lzo; "snappy compression unsupported" otherwise); crash
-//     8.0.2 and libkdumpfile on Debian 12 read all four. --with-tools asks
-//     makedumpfile and predicts its runs from that.
 //   - H8 (fatal for makedumpfile and drgn): the file is a kdump file, not
 //     a flattened stream (makedumpfile -F records; QEMU's kdump-* dumps as
 //     the test bed's QEMU writes them). verify and crash reassemble the
 //     stream; makedumpfile reads it only to rearrange it (-R), libkdumpfile
 //     not at all.
+//   - H9 (information): the page compressions used. makedumpfile reads
+//     those its build was linked with, as its -v lists (Debian 12's 1.7.2:
+//     zlib and lzo; "snappy compression unsupported" otherwise); crash
+//     8.0.2 and libkdumpfile on Debian 12 read all four. --with-tools asks
+//     makedumpfile and predicts its runs from that.
 //
 // Not judged: which pages a dump level left out of a kdump file. drgn's
 // walk of the task list (for_each_task, run by --with-tools on kdump
