@@ -145,7 +145,13 @@ func kdumpAgreement(t *testing.T) {
 			}
 			bases := kdumpBases(t, art)
 			otherCompression(t, a, gs.name, art, []kdump.Compression{kdump.CompressSnappy, kdump.CompressZstd}[gi%2])
-			for _, b := range bases {
+			for bi, b := range bases {
+				if gi == 0 && bi < 2 {
+					// ldx's own kdump files meet the tools in extract's
+					// e2e tests; here only as mutant bases, to keep the
+					// crash-reading guest's share short.
+					continue
+				}
 				t.Run("good "+b.name, func(t *testing.T) {
 					rep := verifyWithTools(t, b.path, art.Vmlinux, art.Facts.Markers)
 					a.count(rep)
