@@ -83,19 +83,23 @@ func kdumpChecks(in input, rep *Report) []Result {
 	// Every descriptor, in file order: one sequential read of the array.
 	var bad error
 	var n uint64
-	minData := int64(-1) // the lowest data offset of any descriptor
-	methods := map[uint32]uint64{}
+	minData := int64(-1)                   // the lowest data offset of any descriptor
+	var methods [kdump.FlagZstd + 1]uint64 // pages by compression flag
 	for _, r := range f.DumpableRanges() {
 		for pfn := r.Start; pfn < r.End; pfn++ {
 			if err := c.ctx.Err(); err != nil {
 				return c.out
 			}
 			d, off, err := f.PageDesc(pfn)
-			if err == nil {
+			if err != nil {
+				rep.refilterStops = true // the descriptor itself is unreadable
+			} else {
 				if minData < 0 || d.Offset < minData {
 					minData = d.Offset
 				}
-				methods[d.Flags]++
+				if int(d.Flags) < len(methods) {
+					methods[d.Flags]++
+				}
 				if makedumpfileRejects(d, c.size, f.PageSize) {
 					rep.refilterStops = true
 				}
@@ -103,9 +107,6 @@ func kdumpChecks(in input, rep *Report) []Result {
 			}
 			if bad == nil {
 				bad = err
-			}
-			if err != nil && d == (kdump.RawPageDesc{}) {
-				rep.refilterStops = true // the descriptor itself is unreadable
 			}
 			n++
 		}
@@ -124,7 +125,7 @@ func kdumpChecks(in input, rep *Report) []Result {
 
 	c.checkKdumpArray(f, minData)
 	c.checkKdumpUts(f, info)
-	c.checkMethods(f, info, methods, rep)
+	c.checkMethods(f, info, methods[:], rep)
 
 	if info == nil {
 		c.skip(H4, "no VMCOREINFO (H2)")
@@ -326,7 +327,7 @@ var methodNames = map[uint32]string{0: "raw", kdump.FlagZlib: "zlib", kdump.Flag
 // build at hand a method outside zlib is information only; RunTools,
 // which asks makedumpfile, predicts its runs from it (a page it needs,
 // init_uts_ns's, or for a re-filter any page, in a method it lacks).
-func (c *group) checkMethods(f *kdump.File, info *vmcoreinfo.Info, methods map[uint32]uint64, rep *Report) {
+func (c *group) checkMethods(f *kdump.File, info *vmcoreinfo.Info, methods []uint64, rep *Report) {
 	var used []string
 	var parts []string
 	for _, fl := range []uint32{kdump.FlagZlib, kdump.FlagLZO, kdump.FlagSnappy, kdump.FlagZstd, 0} {
