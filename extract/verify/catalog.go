@@ -89,6 +89,10 @@ const (
 	H3  ID = "H3"
 	H4  ID = "H4"
 	H5  ID = "H5"
+	H6  ID = "H6"
+	H7  ID = "H7"
+	H8  ID = "H8"
+	H9  ID = "H9"
 )
 
 var (
@@ -177,8 +181,12 @@ var catalog = []entry{
 	{H1, "kdump header, sub-header and bitmaps", Fatal, []Consumer{Crash, Makedumpfile}},
 	{H2, "VMCOREINFO in the kdump sub-header", Fatal, []Consumer{Crash, Makedumpfile}},
 	{H3, "kdump page descriptors inside the file", Degraded, []Consumer{Crash, Makedumpfile}},
-	{H4, "kdump sub-header phys_base equals NUMBER(phys_base)", Degraded, []Consumer{Crash}},
+	{H4, "kdump sub-header phys_base equals NUMBER(phys_base)", Fatal, []Consumer{Makedumpfile}},
 	{H5, "every kdump page decompresses (--deep)", Degraded, []Consumer{Crash, Makedumpfile}},
+	{H6, "kdump bitmaps agree with the page_desc array", Fatal, tools3},
+	{H7, "init_uts_ns reads from the kdump file", Fatal, tools3},
+	{H8, "kdump file as written, not a flattened stream", Fatal, []Consumer{Makedumpfile, Drgn}},
+	{H9, "kdump page compressions each consumer build reads", Info, []Consumer{Makedumpfile}},
 }
 
 func lookup(id ID) entry {

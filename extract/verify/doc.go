@@ -348,15 +348,88 @@
 // them out. Firmware holes inside sections are reserved pages, never of
 // those classes, so a full dump reads as not filtered.
 //
-// A kdump-compressed file (package kdump) gets only the H checks: H1 its
-// header, sub-header and bitmaps as package kdump validates them, H2 the
-// sub-header's VMCOREINFO (present, and of the release the header names),
-// H3 every page descriptor (data inside the file, at most a page, a known
-// compression), H4 the sub-header's phys_base against NUMBER(phys_base)
-// (QEMU's kdump-* formats write a guess there under KASLR, which crash may
-// use), H5 (--deep) every page decompressing to exactly a page. The ELF
-// checks do not apply; ldx extract turns the file into an ELF vmcore that
-// verify checks in full.
+// A kdump-compressed file (package kdump) gets the H checks and G1 (whether
+// each consumer version knows the kernel). What each consumer does with a
+// damaged file was found by running crash 8.0.2, makedumpfile 1.7.2
+// (--dump-dmesg) and drgn 0.0.22 (libkdumpfile) on mutants of ldx's and
+// makedumpfile's kdump files of real guests (the kdump agreement corpus,
+// verifytest.KdumpMutants):
+//
+//   - H1 (fatal): the header, sub-header and bitmaps as package kdump
+//     validates them. Which consumers stop depends on the field: the note
+//     blob (offset_note) is where libkdumpfile takes VMCOREINFO from and
+//     crash the CPU notes, while makedumpfile reads only the sub-header's
+//     own VMCOREINFO, so a bad offset_note stops crash and drgn and leaves
+//     makedumpfile reading; a bad offset_vmcoreinfo stops crash and
+//     makedumpfile; a bitmap_blocks too small for max_mapnr stops crash
+//     (with a vmlinux) and drgn, while makedumpfile sizes its bitmaps by
+//     bitmap_blocks alone and crash --osrelease reads no bitmap; anything
+//     else stops all three. Some damage makes a tool spin until killed
+//     rather than fail (crash on a bitmap cut short or a sub_hdr_size past
+//     the end, libkdumpfile on a block_size of 8192): they count as
+//     failures.
+//   - H2 (fatal): the sub-header's VMCOREINFO with an OSRELEASE of the
+//     release the header names. Without it makedumpfile cannot find the
+//     kernel's layout and crash --osrelease prints "unknown"; crash with a
+//     vmlinux still starts. drgn reads the VMCOREINFO note of the note blob
+//     instead (header version 4 on), so it is stopped only when that note
+//     is gone too — ldx's and makedumpfile's offset_vmcoreinfo points into
+//     the note blob, so zeroed text stops all three.
+//   - H3 (degraded): every page descriptor has its data inside the file,
+//     a size of 1 to block_size bytes and a known compression flag. A bad
+//     descriptor costs only its page: no consumer reads every page to
+//     start (H7 is the page they all read). A makedumpfile re-filter
+//     (-c -d N of the kdump file) copies every page it keeps and stops on
+//     a descriptor whose size exceeds the block size, whose data it cannot
+//     read whole, or a compressed page of no bytes; a page with no known
+//     compression bit it reads raw, size bytes, whatever the size or
+//     flags: wrong data, no error. It also copies the note blob, so a bad
+//     offset_note stops it where --dump-dmesg does not look.
+//   - H4 (fatal for makedumpfile): the sub-header's phys_base equals
+//     NUMBER(phys_base). makedumpfile translates kernel addresses of a
+//     kdump file with the sub-header's value, so its page-table walk fails
+//     ("Can't get a valid pgd"); crash and drgn take phys_base from
+//     VMCOREINFO. QEMU's kdump-* formats write a guess there under KASLR.
+//   - H5 (--deep): every page decompresses to exactly a page.
+//   - H6 (fatal): the dumpable bitmap agrees with the page_desc array.
+//     Descriptor n belongs to the n-th set bit, and every writer
+//     (makedumpfile, QEMU, ldx) puts the page data right after the array,
+//     so the lowest data offset of any descriptor must be where the array
+//     ends by the bit count; a bit too many or too few shifts every later
+//     page onto its neighbour's descriptor. bitmap_blocks one block short
+//     turns the two bitmaps into one under the sizing rule below and moves
+//     the array: the same finding. A dumpable page missing from the RAM
+//     bitmap is only degraded.
+//   - H7 (fatal): init_uts_ns, at __START_KERNEL_map + phys_base by
+//     VMCOREINFO, reads OSRELEASE from the file. crash with a vmlinux
+//     compares it to the vmlinux ("vmlinux and dump do not match"),
+//     makedumpfile checks the kernel version from it, drgn reads it first:
+//     a damaged descriptor of that page, or data that does not decompress
+//     with the method its flags name (zlib data flagged snappy, zstd or lzo,
+//     garbled data) stops all three.
+//   - H8 (fatal for makedumpfile and drgn): the file is a kdump file, not
+//     a flattened stream (makedumpfile -F records; QEMU's kdump-* dumps as
+//     the test bed's QEMU writes them). verify and crash reassemble the
+//     stream; makedumpfile reads it only to rearrange it (-R), libkdumpfile
+//     not at all.
+//   - H9 (information): the page compressions used. makedumpfile reads
+//     those its build was linked with, as its -v lists (Debian 12's 1.7.2:
+//     zlib and lzo; "snappy compression unsupported" otherwise); crash
+//     8.0.2 and libkdumpfile on Debian 12 read all four. --with-tools asks
+//     makedumpfile and predicts its runs from that.
+//
+// Not judged: which pages a dump level left out of a kdump file. drgn's
+// walk of the task list (for_each_task, run by --with-tools on kdump
+// files) meets an excluded page on makedumpfile 1.7.2's -d 31 file of a
+// 6.12 kernel, which that release predates, and not on ldx's -d 31 file
+// of the same memory; verify does not classify excluded pages of a kdump
+// file (L1 does so for ELF vmcores).
+//
+// The bitmap sizing rule (crash's, which package kdump follows): when
+// bitmap_blocks is at least twice the blocks one bitmap of max_mapnr bits
+// needs, the area holds two bitmaps of equal size (RAM, then dumpable);
+// otherwise it is one bitmap serving as both. The ELF checks do not apply;
+// ldx extract turns the file into an ELF vmcore that verify checks in full.
 //
 // # VMCOREINFO keys each consumer reads
 //

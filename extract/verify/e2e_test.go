@@ -177,6 +177,12 @@ func TestVerifyAgreement(t *testing.T) {
 			agreementOn(t, a, gs.name, art, good)
 		})
 	}
+	// The kdump-compressed corpus, counted apart (-run
+	// 'TestVerifyAgreement/kdump' runs it alone).
+	t.Run("kdump", kdumpAgreement)
+	if a.runs == 0 {
+		return
+	}
 	var parts []string
 	for _, k := range []string{"crash --osrelease", "crash sys", "makedumpfile --dump-dmesg", "drgn init_uts_ns"} {
 		c := a.perTool[k]

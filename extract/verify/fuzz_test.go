@@ -47,6 +47,9 @@ func FuzzVerify(f *testing.F) {
 	seed := fuzzSeed(f)
 	f.Add(seed)
 	f.Add(seed[:len(seed)/2])
+	kd := synthKdump(f, 24) // the kdump-compressed path (H checks)
+	f.Add(kd)
+	f.Add(kd[:len(kd)/3])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rep, err := Reader(context.Background(), "fuzz", bytes.NewReader(b), int64(len(b)), Options{})
 		if err == nil && len(rep.Checks) == 0 {

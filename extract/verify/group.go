@@ -115,7 +115,7 @@ func (f *facts) applies(id ID) bool {
 	case strings.HasPrefix(string(id), "H"):
 		return f.kdump && (id != H5 || f.opt.Deep)
 	case f.kdump:
-		return false
+		return id == G1 // whether each consumer knows the kernel holds for any format
 	case strings.HasPrefix(string(id), "K-") && id != K7:
 		return f.livedump
 	case id == Z1:

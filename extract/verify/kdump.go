@@ -1,26 +1,31 @@
 package verify
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 
+	"ldx/elfcore"
 	"ldx/elfcore/kdump"
 	"ldx/extract/dump"
 	"ldx/vmcoreinfo"
 )
 
-// checkKdump verifies a kdump-compressed file (makedumpfile's default
-// output, QEMU's kdump-* formats): its header, sub-header and bitmaps
-// (H1), its VMCOREINFO (H2), every page descriptor (H3), the sub-header's
-// phys_base (H4) and, with --deep, every page's data (H5). The ELF checks
-// (A–G) do not apply to it: ldx extract turns it into an ELF vmcore, which
-// verify then checks in full.
+// kdumpChecks verifies a kdump-compressed file (makedumpfile's default
+// output, QEMU's kdump-* formats): the container (H8), its header,
+// sub-header and bitmaps (H1), its VMCOREINFO (H2), every page descriptor
+// (H3), the sub-header's phys_base (H4), with --deep every page's data
+// (H5), the bitmaps against the descriptor array (H6), init_uts_ns read
+// from the file (H7), and G1. The ELF checks (A–G) do not apply: ldx
+// extract turns it into an ELF vmcore, which verify then checks in full.
 func kdumpChecks(in input, rep *Report) []Result {
 	c := (&facts{input: in, kdump: true}).newGroup()
 	rep.Format = dump.FormatKdump.String()
 	rep.Notes = append(rep.Notes,
-		"kdump-compressed input: header, bitmap and page-descriptor checks only (H1–H5); `ldx extract` makes an ELF vmcore of it that verify checks in full",
-		"vmcore-dmesg reads ELF vmcores only, and drgn reads kdump files only when built with libkdumpfile (Debian's is); their rows below do not judge the format")
+		"kdump-compressed input: header, bitmap, page-descriptor and init_uts_ns checks only (H1–H8); `ldx extract` makes an ELF vmcore of it that verify checks in full",
+		"vmcore-dmesg reads ELF vmcores only; drgn reads kdump files through libkdumpfile (Debian's drgn is built with it)")
+	c.checkFlattened()
 	f, err := kdump.Open(c.raw, c.size)
 	if err != nil {
 		loc := nowhere
@@ -28,9 +33,10 @@ func kdumpChecks(in input, rep *Report) []Result {
 		if errors.As(err, &fe) {
 			loc = at(fe.Field, fe.Off)
 		}
-		c.fail(H1, err.Error(), "the file is damaged or cut short: dump again, or copy it whole", loc,
-			eff(Crash, Fatal, "crash: not a supported file format / read error").novm(), eff(Makedumpfile, Fatal, "makedumpfile: the dump file cannot be read"))
-		for _, id := range []ID{H2, H3, H4, H5} {
+		c.fail(H1, err.Error(), "the file is damaged or cut short: dump again, or copy it whole", loc, h1Effects(fe)...)
+		// --dump-dmesg never reads the note blob, a re-filter copies it.
+		rep.refilterStops = fe != nil && fe.Field == "offset_note/size_note"
+		for _, id := range []ID{H2, H3, H4, H5, H6, H7, H9} {
 			if c.applies(id) {
 				c.skip(id, "the kdump headers cannot be read (H1)")
 			}
@@ -47,9 +53,18 @@ func kdumpChecks(in input, rep *Report) []Result {
 	if text != nil {
 		info, _ = vmcoreinfo.ParseLenient(text)
 	}
-	if info == nil {
-		c.fail(H2, "the sub-header has no VMCOREINFO (header version below 3, or size 0)", "make the dump with a VMCOREINFO (makedumpfile with -x VMLINUX or from a vmcore that has one)", at("offset_vmcoreinfo", int64(f.PageSize)+32),
-			eff(Crash, Fatal, "crash: cannot find the KASLR offset / phys_base"), eff(Makedumpfile, Fatal, "makedumpfile: cannot read the kernel's layout"))
+	if info == nil || !info.Has("OSRELEASE") {
+		effects := []Effect{eff(Crash, Fatal, "crash --osrelease prints \"unknown\" (with a vmlinux crash finds the layout without it)").onlyNovm(),
+			eff(Makedumpfile, Fatal, "makedumpfile: cannot read the kernel's layout")}
+		noteSays := "the note blob has no VMCOREINFO note either"
+		if noteHasVMCOREINFO(f.Notes()) {
+			noteSays = "the note blob's VMCOREINFO note, which drgn (libkdumpfile) reads, is intact"
+		} else {
+			effects = append(effects, eff(Drgn, Fatal, "drgn (libkdumpfile): no VMCOREINFO"))
+		}
+		c.fail(H2, fmt.Sprintf("the sub-header has no VMCOREINFO with an OSRELEASE (header version %d, %d bytes at %#x); %s", f.Header.HeaderVersion, f.Sub.SizeVmcoreinfo, f.Sub.OffsetVmcoreinfo, noteSays),
+			"make the dump with a VMCOREINFO (makedumpfile with -x VMLINUX or from a vmcore that has one)", at("offset_vmcoreinfo", int64(f.PageSize)+32), effects...)
+		info = nil
 	} else if r, ok := info.OSRelease(); !ok || (rel != "" && r != rel) {
 		c.fail(H2, fmt.Sprintf("VMCOREINFO OSRELEASE %q, the header's utsname release %q", r, rel), "the VMCOREINFO is another kernel's: make the dump again", at("offset_vmcoreinfo", f.Sub.OffsetVmcoreinfo),
 			eff(Crash, Fatal, "crash: the release does not match"), eff(Makedumpfile, Fatal, "makedumpfile: wrong kernel layout"))
@@ -57,24 +72,41 @@ func kdumpChecks(in input, rep *Report) []Result {
 		c.pass(H2, fmt.Sprintf("%d bytes at %#x, OSRELEASE %s", len(text), f.Sub.OffsetVmcoreinfo, r))
 	}
 
+	// G1 needs only the release: the header's when VMCOREINFO is gone.
+	c.info = info
+	if info == nil && rel != "" {
+		c.info, _ = vmcoreinfo.ParseLenient([]byte("OSRELEASE=" + rel + "\n"))
+	}
+	c.checkKernelSupport()
+	c.info = info
+
 	// Every descriptor, in file order: one sequential read of the array.
 	var bad error
 	var n uint64
+	minData := int64(-1)                   // the lowest data offset of any descriptor
+	var methods [kdump.FlagZstd + 1]uint64 // pages by compression flag
 	for _, r := range f.DumpableRanges() {
-		for pfn := r.Start; pfn < r.End && bad == nil; pfn++ {
+		for pfn := r.Start; pfn < r.End; pfn++ {
 			if err := c.ctx.Err(); err != nil {
 				return c.out
 			}
 			d, off, err := f.PageDesc(pfn)
-			switch {
-			case err != nil:
+			if err != nil {
+				rep.refilterStops = true // the descriptor itself is unreadable
+			} else {
+				if minData < 0 || d.Offset < minData {
+					minData = d.Offset
+				}
+				if int(d.Flags) < len(methods) {
+					methods[d.Flags]++
+				}
+				if makedumpfileRejects(d, c.size, f.PageSize) {
+					rep.refilterStops = true
+				}
+				err = descError(d, off, pfn, c.size, f.PageSize)
+			}
+			if bad == nil {
 				bad = err
-			case d.Size == 0 || d.Size > uint32(f.PageSize):
-				bad = &kdump.FormatError{Off: off, Field: fmt.Sprintf("page_desc of pfn %#x", pfn), Msg: "size must be 1…page size", Val: d.Size}
-			case d.Offset < 0 || d.Offset+int64(d.Size) > c.size:
-				bad = &kdump.FormatError{Off: off, Field: fmt.Sprintf("page_desc of pfn %#x", pfn), Msg: "data past the end of the file", Val: fmt.Sprintf("offset %#x size %#x", d.Offset, d.Size)}
-			case d.Flags&^kdump.KnownPageFlags != 0:
-				bad = &kdump.FormatError{Off: off, Field: fmt.Sprintf("page_desc of pfn %#x", pfn), Msg: "unknown compression flags", Val: fmt.Sprintf("%#x", d.Flags)}
 			}
 			n++
 		}
@@ -91,14 +123,18 @@ func kdumpChecks(in input, rep *Report) []Result {
 		c.pass(H3, fmt.Sprintf("%d descriptors inside the file, sizes within a page, known compressions", n))
 	}
 
+	c.checkKdumpArray(f, minData)
+	c.checkKdumpUts(f, info)
+	c.checkMethods(f, info, methods[:], rep)
+
 	if info == nil {
 		c.skip(H4, "no VMCOREINFO (H2)")
 	} else if pb, ok := info.Number("phys_base"); !ok {
 		c.skip(H4, "VMCOREINFO has no NUMBER(phys_base)")
 	} else if uint64(pb) != f.PhysBase() {
-		c.failSev(H4, Degraded, fmt.Sprintf("the sub-header's phys_base is %#x, VMCOREINFO's NUMBER(phys_base) %#x (QEMU writes a guess under KASLR)", f.PhysBase(), uint64(pb)),
+		c.fail(H4, fmt.Sprintf("the sub-header's phys_base is %#x, VMCOREINFO's NUMBER(phys_base) %#x (QEMU writes a guess under KASLR)", f.PhysBase(), uint64(pb)),
 			"`ldx extract` writes an ELF vmcore with the right phys_base; ldx's commands read the file as it is", at("phys_base", int64(f.PageSize)),
-			eff(Crash, Degraded, "crash may take the sub-header's phys_base and translate kernel addresses wrongly"))
+			eff(Makedumpfile, Fatal, "makedumpfile translates kernel addresses with the sub-header's phys_base: its page-table walk fails"))
 	} else {
 		c.pass(H4, fmt.Sprintf("%#x, as VMCOREINFO says", f.PhysBase()))
 	}
@@ -123,4 +159,215 @@ func kdumpChecks(in input, rep *Report) []Result {
 		}
 	}
 	return c.out
+}
+
+// descError checks one page descriptor: its data inside the file, at most
+// a page, a compression this format knows.
+func descError(d kdump.RawPageDesc, off int64, pfn uint64, size int64, pageSize int) error {
+	field := fmt.Sprintf("page_desc of pfn %#x", pfn)
+	switch {
+	case d.Size == 0 || d.Size > uint32(pageSize):
+		return &kdump.FormatError{Off: off, Field: field, Msg: "size must be 1…page size", Val: d.Size}
+	case d.Offset < 0 || d.Offset+int64(d.Size) > size:
+		return &kdump.FormatError{Off: off, Field: field, Msg: "data past the end of the file", Val: fmt.Sprintf("offset %#x size %#x", d.Offset, d.Size)}
+	case d.Flags&^kdump.KnownPageFlags != 0:
+		return &kdump.FormatError{Off: off, Field: field, Msg: "unknown compression flags", Val: fmt.Sprintf("%#x", d.Flags)}
+	}
+	return nil
+}
+
+// checkKdumpArray is H6: the dumpable bitmap's bit count must be the
+// number of descriptors the file holds. Every writer (makedumpfile, QEMU,
+// ldx) puts the page data right after the page_desc array, so the lowest
+// data offset of any descriptor is where the array ends; a bit too few or
+// too many moves that end by a descriptor, and every reader then gives
+// each page after the bit its neighbour's descriptor. The RAM bitmap must
+// also hold every dumpable page.
+func (c *group) checkKdumpArray(f *kdump.File, minData int64) {
+	h := f.Header
+	descOff := (1 + int64(h.SubHdrSize) + int64(h.BitmapBlocks)) * int64(f.PageSize)
+	end := descOff + int64(f.DumpablePages())*kdump.PageDescSize
+	effects := []Effect{eff(Crash, Fatal, "crash: pages read with other pages' descriptors (wrong data)"), eff(Makedumpfile, Fatal, "makedumpfile: pages read with other pages' descriptors"), eff(Drgn, Fatal, "drgn (libkdumpfile): pages read with other pages' descriptors")}
+	switch {
+	case f.Incomplete():
+		c.skip(H6, "the dump is marked incomplete: its page data may stop anywhere")
+		return
+	case minData >= 0 && minData != end:
+		what := "fewer"
+		if minData < end {
+			what = "more"
+		}
+		c.fail(H6, fmt.Sprintf("the dumpable bitmap has %d bits set, so the page_desc array at %#x ends at %#x, but the page data starts at %#x: the bitmap has %s bits than the file has pages", f.DumpablePages(), descOff, end, minData, what),
+			"the file is damaged: dump again", at("bitmap_blocks", 436), effects...)
+		return
+	}
+	for _, r := range f.DumpableRanges() {
+		for pfn := r.Start; pfn < r.End; pfn++ {
+			if !f.InRAM(pfn) {
+				c.failSev(H6, Degraded, fmt.Sprintf("pfn %#x is dumpable but not in the RAM bitmap", pfn), "the file is damaged: dump again", at("RAM bitmap", descOff),
+					eff(Crash, Degraded, "crash may take the page for a hole"))
+				return
+			}
+		}
+	}
+	c.pass(H6, fmt.Sprintf("%d dumpable pages, %d descriptors before the page data at %#x; every dumpable page is in the RAM bitmap", f.DumpablePages(), f.DumpablePages(), end))
+}
+
+// checkKdumpUts is H7: init_uts_ns, the first kernel variable crash (with
+// a vmlinux) and drgn read, is read from the file through VMCOREINFO's
+// phys_base (x86-64: the kernel image is mapped at __START_KERNEL_map +
+// phys_base) and must hold OSRELEASE. A descriptor of its page that is
+// damaged, or data that does not decompress with the method its flags
+// name, stops both tools.
+func (c *group) checkKdumpUts(f *kdump.File, info *vmcoreinfo.Info) {
+	if info == nil {
+		c.skip(H7, "no VMCOREINFO (H2)")
+		return
+	}
+	uts, ok1 := info.Symbol("init_uts_ns")
+	pb, ok2 := info.Number("phys_base")
+	name, ok3 := info.Offset("uts_namespace.name")
+	rel, ok4 := info.OSRelease()
+	if !ok1 || !ok2 || !ok3 || !ok4 || uts < startKernelMap {
+		c.skip(H7, "VMCOREINFO lacks SYMBOL(init_uts_ns), NUMBER(phys_base), OFFSET(uts_namespace.name) or OSRELEASE")
+		return
+	}
+	pa := uts + uint64(name) + utsReleaseOff - startKernelMap + uint64(pb)
+	ps := uint64(f.PageSize)
+	page := make([]byte, 2*ps) // the release may cross into the next page
+	err := f.ReadPage(pa/ps, page[:ps])
+	if err == nil && pa%ps+65 > ps {
+		err = f.ReadPage(pa/ps+1, page[ps:])
+	}
+	effects := []Effect{eff(Crash, Fatal, "crash: \"vmlinux and dump do not match\" (with a vmlinux)"), eff(Makedumpfile, Fatal, "makedumpfile: cannot get the kernel version"), eff(Drgn, Fatal, "drgn: cannot read init_uts_ns")}
+	if err != nil {
+		loc := nowhere
+		var fe *kdump.FormatError
+		if errors.As(err, &fe) {
+			loc = at(fe.Field, fe.Off)
+		}
+		c.fail(H7, fmt.Sprintf("init_uts_ns's release at physical %#x: %v", pa, err), "the file is damaged: dump again", loc, effects...)
+		return
+	}
+	got := page[pa%ps : pa%ps+65]
+	if i := bytes.IndexByte(got, 0); i >= 0 {
+		got = got[:i]
+	}
+	if string(got) != rel {
+		c.fail(H7, fmt.Sprintf("init_uts_ns's release at physical %#x reads %q, OSRELEASE is %q", pa, got, rel), "the file's pages or its VMCOREINFO are not this kernel's: dump again", nowhere, effects...)
+		return
+	}
+	c.pass(H7, fmt.Sprintf("%q at physical %#x", rel, pa))
+}
+
+// startKernelMap is x86-64's __START_KERNEL_map: the kernel image's
+// virtual base, phys_base bytes below its physical load address.
+const startKernelMap = 0xffffffff80000000
+
+// h1Effects are the consumers a header, sub-header or bitmap defect
+// stops, by the field at fault. The note blob is where drgn's
+// libkdumpfile takes VMCOREINFO from and crash the CPU notes, while
+// makedumpfile reads only the sub-header's own VMCOREINFO: a bad
+// offset_note stops crash and drgn, not makedumpfile; a bad
+// offset_vmcoreinfo stops crash and makedumpfile, not drgn. Everything
+// else stops all three (libkdumpfile was seen to spin on a block_size of
+// 8192 rather than fail).
+func h1Effects(fe *kdump.FormatError) []Effect {
+	crash := eff(Crash, Fatal, "crash: not a supported file format / read error").novm()
+	mkd := eff(Makedumpfile, Fatal, "makedumpfile: the dump file cannot be read")
+	drgn := eff(Drgn, Fatal, "drgn (libkdumpfile): the file cannot be read")
+	switch {
+	case fe != nil && fe.Field == "offset_note/size_note":
+		return []Effect{crash, drgn}
+	case fe != nil && fe.Field == "bitmap_blocks" && strings.Contains(fe.Msg, "cannot describe max_mapnr"):
+		// makedumpfile sizes its bitmaps by bitmap_blocks alone, and
+		// crash --osrelease reads no bitmap.
+		return []Effect{eff(Crash, Fatal, "crash: the bitmaps do not cover max_mapnr"), drgn}
+	case fe != nil && fe.Field == "offset_vmcoreinfo/size_vmcoreinfo":
+		return []Effect{crash, mkd}
+	}
+	return []Effect{crash, mkd, drgn}
+}
+
+// noteHasVMCOREINFO says the sub-header's note blob holds a VMCOREINFO
+// note with an OSRELEASE.
+func noteHasVMCOREINFO(blob []byte) bool {
+	desc, ok := elfcore.FindNote(blob, "VMCOREINFO", 0)
+	if !ok {
+		return false
+	}
+	info, _ := vmcoreinfo.ParseLenient(desc)
+	return info != nil && info.Has("OSRELEASE")
+}
+
+// checkFlattened is H8: a flattened stream (makedumpfile -F, QEMU's
+// kdump-* formats written to a pipe or by older QEMU) is a sequence of
+// records verify reassembles, but of the consumers only crash does so;
+// makedumpfile reads it only to rearrange it (-R), and libkdumpfile (drgn)
+// not at all ("not an ELF core file").
+func (c *group) checkFlattened() {
+	if c.kind != string(dump.KindFlattened) {
+		c.pass(H8, "a seekable kdump file")
+		return
+	}
+	c.fail(H8, "the file is a flattened stream (makedumpfile -F records); the checks below are of the file it stands for",
+		"rearrange it: `makedumpfile -R FILE.kdump < FILE`, or `ldx extract FILE -o VMCORE`", at("signature", 0),
+		eff(Makedumpfile, Fatal, "makedumpfile: reads a flattened stream only with -R (\"Can't get valid ehdr\")"),
+		eff(Drgn, Fatal, "drgn (libkdumpfile): \"not an ELF core file\""))
+}
+
+// methodNames are the page compressions by descriptor flag.
+var methodNames = map[uint32]string{0: "raw", kdump.FlagZlib: "zlib", kdump.FlagLZO: "lzo", kdump.FlagSnappy: "snappy", kdump.FlagZstd: "zstd"}
+
+// checkMethods is H9: which compressions the pages use. The format has
+// four, and each consumer reads those its build was linked with:
+// makedumpfile's `-v` lists them (Debian 12's 1.7.2: zlib and lzo, not
+// snappy or zstd; it then stops with "snappy compression unsupported"),
+// crash 8.0.2 and libkdumpfile on Debian 12 read all four. Without the
+// build at hand a method outside zlib is information only; RunTools,
+// which asks makedumpfile, predicts its runs from it (a page it needs,
+// init_uts_ns's, or for a re-filter any page, in a method it lacks).
+func (c *group) checkMethods(f *kdump.File, info *vmcoreinfo.Info, methods []uint64, rep *Report) {
+	var used []string
+	var parts []string
+	for _, fl := range []uint32{kdump.FlagZlib, kdump.FlagLZO, kdump.FlagSnappy, kdump.FlagZstd, 0} {
+		if n := methods[fl]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", methodNames[fl], n))
+			if fl != 0 {
+				used = append(used, methodNames[fl])
+			}
+		}
+	}
+	rep.kdumpMethods = used
+	if info != nil {
+		uts, ok1 := info.Symbol("init_uts_ns")
+		pb, ok2 := info.Number("phys_base")
+		if ok1 && ok2 && uts >= startKernelMap {
+			if d, _, err := f.PageDesc((uts - startKernelMap + uint64(pb)) / uint64(f.PageSize)); err == nil {
+				rep.utsMethod = methodNames[d.Flags]
+			}
+		}
+	}
+	var rare []string
+	for _, m := range used {
+		if m == "snappy" || m == "zstd" {
+			rare = append(rare, m)
+		}
+	}
+	if len(rare) == 0 {
+		c.pass(H9, "pages: "+strings.Join(parts, ", "))
+		return
+	}
+	c.failSev(H9, Info, fmt.Sprintf("pages: %s; makedumpfile reads %s only when built with it (`makedumpfile -v` lists its methods; Debian 12's 1.7.2 has neither snappy nor zstd)", strings.Join(parts, ", "), strings.Join(rare, " and ")),
+		"for makedumpfile without them, write the file with zlib (`ldx extract --format kdump`, the default) or use crash or drgn", nowhere)
+}
+
+// makedumpfileRejects says makedumpfile 1.7.2 stops on reading the page of
+// descriptor d: a size above the block size, data it cannot read whole,
+// or a compressed page of no bytes. A page without a known compression
+// bit is read raw, size bytes into the page buffer, and taken whatever
+// its size or flags (wrong data, no error).
+func makedumpfileRejects(d kdump.RawPageDesc, size int64, pageSize int) bool {
+	const compressed = kdump.FlagZlib | kdump.FlagLZO | kdump.FlagSnappy | kdump.FlagZstd
+	return d.Size > uint32(pageSize) || d.Offset < 0 || d.Offset+int64(d.Size) > size || d.Flags&compressed != 0 && d.Size == 0
 }

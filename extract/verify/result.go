@@ -137,6 +137,16 @@ type Report struct {
 	// newestRecord is the newest printk message F1 decoded, which
 	// RunTools expects in makedumpfile's log.
 	newestRecord string
+	// kdumpMethods are the compressions a kdump file's pages use (by
+	// name: "zlib", "lzo", "snappy", "zstd"), utsMethod the one of
+	// init_uts_ns's page: RunTools sets them against the makedumpfile
+	// build it finds (H9).
+	kdumpMethods []string
+	utsMethod    string
+	// refilterStops: a page descriptor makedumpfile rejects, or a bad
+	// offset_note, stops a re-filter, which copies every kept page and the
+	// note blob.
+	refilterStops bool
 }
 
 // Check returns the result with the given ID, or nil.

@@ -9,9 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"ldx/elfcore/kdump"
+	"ldx/extract/dump"
 )
 
 // ToolOptions configure RunTools.
@@ -84,8 +88,15 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 	if crash != "" {
 		versions[Crash] = toolVersion(ctx, `crash (\d+\.\d+\.\d+)`, crash, "--version")
 	}
+	var mkdLacks []string // compressions this makedumpfile build lacks
 	if mkd != "" {
-		versions[Makedumpfile] = toolVersion(ctx, `version (\d+\.\d+\.\d+)`, mkd, "-v")
+		out, _, _, _ := runTool(ctx, 30*time.Second, "", mkd, "-v")
+		if m := regexp.MustCompile(`version (\d+\.\d+\.\d+)`).FindStringSubmatch(out); m != nil {
+			versions[Makedumpfile] = m[1]
+		}
+		for _, m := range regexp.MustCompile(`(?m)^(lzo|snappy|zstd)\s+disabled`).FindAllStringSubmatch(out, -1) {
+			mkdLacks = append(mkdLacks, m[1])
+		}
 	}
 	if drgn != "" {
 		versions[Drgn] = toolVersion(ctx, `drgn (\d+\.\d+\.\d+)`, drgn, "--version")
@@ -100,6 +111,12 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 		r.Predicted = p.Verdict
 		if r.Mode == "--osrelease" {
 			r.Predicted = p.NoVmlinux
+		}
+		if r.Mode == refilterMode && rep.refilterFails() {
+			r.Predicted = Fatal // a re-filter reads every page it keeps
+		}
+		if r.Tool == Makedumpfile && lacksMethod(mkdLacks, rep, r.Mode == refilterMode) {
+			r.Predicted = Fatal // H9: "… compression unsupported"
 		}
 		r.PredictedOK = r.Predicted < Fatal
 		r.Version = versions[r.Tool]
@@ -186,6 +203,27 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 		add(r)
 	}
 
+	// makedumpfile re-filtering a kdump file (-c -d 31): it classifies
+	// every page through the kernel's struct pages and copies every page
+	// it keeps, so it meets every damaged descriptor of a kept page.
+	kdumpIn := rep.Format == dump.FormatKdump.String()
+	if mkd != "" && kdumpIn {
+		outFile := filepath.Join(work, "refiltered.kdump")
+		out, code, d, err := runTool(ctx, opt.Timeout, "", mkd, "-c", "-d", "31", file, outFile)
+		r := ToolRun{Tool: Makedumpfile, Mode: refilterMode, Command: "makedumpfile -c -d 31 " + file + " OUT", Duration: d, Output: tail(out, 10)}
+		switch {
+		case err != nil:
+			r.Verdict = err.Error()
+		case code != 0:
+			r.Verdict = fmt.Sprintf("exit %d: %s", code, firstError(out))
+		default:
+			r.Verdict = refiltered(outFile)
+			r.OK = strings.HasPrefix(r.Verdict, "wrote ")
+		}
+		add(r)
+		os.Remove(outFile)
+	}
+
 	// drgn reading init_uts_ns through its own translation.
 	switch {
 	case drgn == "":
@@ -194,7 +232,11 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 		add(ToolRun{Tool: Drgn, Mode: "init_uts_ns", Skipped: "needs --vmlinux"})
 	default:
 		script := filepath.Join(work, "uts.py")
-		os.WriteFile(script, []byte("print('RELEASE', prog['init_uts_ns'].name.release.string_().decode())\n"), 0o644)
+		py := "print('RELEASE', prog['init_uts_ns'].name.release.string_().decode())\n"
+		if kdumpIn {
+			py += "from drgn.helpers.linux.pid import for_each_task\nprint('TASKS', sum(1 for _ in for_each_task(prog)))\n"
+		}
+		os.WriteFile(script, []byte(py), 0o644)
 		out, code, d, err := runTool(ctx, opt.Timeout, "", drgn, "-q", "-c", file, "-s", opt.Vmlinux, script)
 		r := ToolRun{Tool: Drgn, Mode: "init_uts_ns", Command: fmt.Sprintf("drgn -q -c %s -s %s uts.py", file, opt.Vmlinux), Duration: d, Output: tail(out, 10)}
 		m := regexp.MustCompile(`(?m)^RELEASE (\S+)`).FindStringSubmatch(out)
@@ -209,6 +251,19 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 			r.OK, r.Verdict = true, "read release "+m[1]
 		}
 		add(r)
+		if kdumpIn {
+			r := ToolRun{Tool: Drgn, Mode: "for_each_task", Command: r.Command + " (for_each_task)", Duration: d, Output: r.Output}
+			t := regexp.MustCompile(`(?m)^TASKS (\d+)`).FindStringSubmatch(out)
+			switch {
+			case err != nil:
+				r.Verdict = err.Error()
+			case t == nil || t[1] == "0":
+				r.Verdict = fmt.Sprintf("exit %d: %s", code, lastLine(out))
+			default:
+				r.OK, r.Verdict = true, "walked "+t[1]+" tasks"
+			}
+			add(r)
+		}
 	}
 	rep.Tools = runs
 	return nil
@@ -314,4 +369,51 @@ func firstError(s string) string {
 		}
 	}
 	return "(no output)"
+}
+
+// refilterMode is the ToolRun mode of makedumpfile re-filtering a kdump
+// file.
+const refilterMode = "-c -d 31"
+
+// refiltered says what makedumpfile's re-filtered output holds: a kdump
+// file that opens, with its page count.
+func refiltered(path string) string {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "wrote no output"
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return err.Error()
+	}
+	kf, err := kdump.Open(fh, st.Size())
+	if err != nil {
+		return "the output does not open: " + err.Error()
+	}
+	defer kf.Close()
+	if kf.DumpablePages() == 0 {
+		return "the output holds no pages"
+	}
+	return fmt.Sprintf("wrote %d pages", kf.DumpablePages())
+}
+
+// refilterFails says a makedumpfile re-filter stops on the file where
+// --dump-dmesg does not: it copies the note blob and every page it keeps,
+// so a bad offset_note, a descriptor makedumpfile rejects, or page data
+// that does not decompress (H5, with --deep) stops it.
+func (r *Report) refilterFails() bool {
+	c := r.Check(H5)
+	return r.refilterStops || c != nil && c.Failed()
+}
+
+// lacksMethod says the makedumpfile build cannot decompress pages it will
+// read: init_uts_ns's (every run reads it), or for a re-filter any page.
+func lacksMethod(lacks []string, rep *Report, everyPage bool) bool {
+	for _, m := range lacks {
+		if m == rep.utsMethod || everyPage && slices.Contains(rep.kdumpMethods, m) {
+			return true
+		}
+	}
+	return false
 }

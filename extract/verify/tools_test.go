@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"ldx/elfcore/kdump"
 	"ldx/extract/verify/verifytest"
 )
 
@@ -125,6 +126,110 @@ func TestRunToolsTimeoutAndMissing(t *testing.T) {
 		case r.Tool == Drgn:
 			if r.Skipped == "" {
 				t.Errorf("drgn without a vmlinux should be skipped: %+v", r)
+			}
+		}
+	}
+}
+
+// TestRunToolsKdump: on a kdump file, makedumpfile also re-filters it
+// (predicted to fail when a page descriptor is damaged: it copies every
+// page it keeps) and drgn also walks the task list.
+func TestRunToolsKdump(t *testing.T) {
+	good := synthKdump(t, 64)
+	dir := t.TempDir()
+	crash := fakeTool(t, dir, "crash", `
+case "$1" in
+--version) echo "crash 8.0.2"; exit 0;;
+--osrelease) echo "6.1.0-synth"; exit 0;;
+esac
+echo "      RELEASE: 6.1.0-synth"`)
+	// --dump-dmesg FILE LOG writes a log; -c -d 31 IN OUT copies IN
+	// unless it is the damaged mutant.
+	mkd := fakeTool(t, dir, "makedumpfile", `
+case "$1" in
+-v) echo "makedumpfile: version 1.7.2 (released on 20 Oct 2022)"; exit 0;;
+--dump-dmesg) echo "[    0.000000] Linux version 6.1.0-synth" > "$3"; exit 0;;
+-c) case "$4" in *bad*) echo "readpage_kdump_compressed: Can't read page_desc" >&2; exit 1;; esac; cp "$4" "$5"; exit 0;;
+esac
+exit 2`)
+	drgn := fakeTool(t, dir, "drgn", `
+[ "$1" = --version ] && { echo "drgn 0.0.22 (using Python 3.11.2, elfutils 0.188, with libkdumpfile)"; exit 0; }
+echo "RELEASE 6.1.0-synth"; echo "TASKS 42"`)
+	var m verifytest.KdumpMutant
+	for _, x := range verifytest.KdumpMutants() {
+		if x.Name == "last page's descriptor size 0" {
+			m = x
+		}
+	}
+	bad, err := m.Build(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		file     []byte
+		refilter bool // makedumpfile -c -d 31 predicted and real ok
+	}{{"good.kdump", good, true}, {"bad.kdump", bad, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.name)
+			os.WriteFile(path, tc.file, 0o600)
+			rep, err := File(context.Background(), path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := RunTools(context.Background(), rep, ToolOptions{Vmlinux: "vmlinux", Crash: crash, Makedumpfile: mkd, Drgn: drgn, Timeout: 10 * time.Second, ExpectLog: []string{"Linux version 6.1.0-synth"}}); err != nil {
+				t.Fatal(err)
+			}
+			modes := map[string]ToolRun{}
+			for _, r := range rep.Tools {
+				modes[r.Tool.String()+" "+r.Mode] = r
+				if !r.Agree {
+					t.Errorf("%s %s: predicted ok %v, real %v (%s)", r.Tool, r.Mode, r.PredictedOK, r.OK, r.Verdict)
+				}
+			}
+			if len(modes) != 6 {
+				t.Fatalf("tool runs %v, want crash ×2, makedumpfile ×2, drgn ×2", modes)
+			}
+			if r := modes["makedumpfile -c -d 31"]; r.OK != tc.refilter || r.PredictedOK != tc.refilter {
+				t.Errorf("re-filter: %+v", r)
+			}
+			if r := modes["drgn for_each_task"]; !r.OK || r.Verdict != "walked 42 tasks" {
+				t.Errorf("for_each_task: %+v", r)
+			}
+		})
+	}
+}
+
+// TestRunToolsKdumpMethods: a snappy kdump file is information only
+// statically (H9); RunTools predicts makedumpfile's failure from a build
+// whose -v says snappy is disabled, and not from one that has it.
+func TestRunToolsKdumpMethods(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "snappy.kdump")
+	os.WriteFile(path, synthKdumpAs(t, 64, kdump.CompressSnappy), 0o600)
+	for _, tc := range []struct {
+		build string
+		ok    bool
+	}{{"snappy\tdisabled", false}, {"snappy\tenabled", true}} {
+		mkd := fakeTool(t, dir, "makedumpfile", `
+case "$1" in
+-v) printf "makedumpfile: version 1.7.2 (released on 20 Oct 2022)\nlzo\tenabled\n`+tc.build+`\nzstd\tdisabled\n"; exit 0;;
+esac
+case "`+tc.build+`" in *disabled) echo "readpage_kdump_compressed: snappy compression unsupported" >&2; exit 1;; esac
+case "$1" in --dump-dmesg) echo "x" > "$3";; -c) cp "$4" "$5";; esac`)
+		rep, err := File(context.Background(), path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := rep.Check(H9); c == nil || c.Status != Fail || c.Severity != Info {
+			t.Fatalf("H9: %+v", c)
+		}
+		if err := RunTools(context.Background(), rep, ToolOptions{Makedumpfile: mkd, Crash: "/nonexistent", Drgn: "/nonexistent", Timeout: 10 * time.Second, ExpectLog: []string{}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rep.Tools {
+			if r.Tool == Makedumpfile && (r.PredictedOK != tc.ok || r.OK != tc.ok || !r.Agree) {
+				t.Errorf("%s: %s %s predicted ok %v, real %v (%s)", tc.build, r.Tool, r.Mode, r.PredictedOK, r.OK, r.Verdict)
 			}
 		}
 	}
