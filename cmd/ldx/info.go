@@ -74,6 +74,8 @@ type infoReport struct {
 	InputKind string      `json:"input_kind"`
 	InputSize int64       `json:"input_size"`
 	Format    dump.Format `json:"format"`
+	// Parts are the files of a split dump, in pfn order.
+	Parts []string `json:"parts,omitempty"`
 	// Producer names what wrote the dump, as far as the dump shows it.
 	Producer string `json:"producer"`
 	Live     bool   `json:"live"`
@@ -186,7 +188,7 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 not a readable dump.`,
 
 func buildInfo(d *dump.Dump) *infoReport {
 	s := d.Report
-	r := &infoReport{Input: s.Input, InputKind: string(s.InputKind), InputSize: s.InputSize, Format: d.Format,
+	r := &infoReport{Input: s.Input, InputKind: string(s.InputKind), InputSize: s.InputSize, Format: d.Format, Parts: s.Parts,
 		Arch: "x86_64", CPUs: s.CPUs, Repairs: s.Repairs, Warnings: s.Warnings, PageOffset: hexU64(d.PageOffset)}
 	if d.Core != nil && d.Core.Machine != elf.EM_X86_64 {
 		r.Arch = d.Core.Machine.String()
@@ -329,6 +331,9 @@ func printInfo(w io.Writer, r *infoReport) error {
 	row := func(k, v string) { fmt.Fprintf(w, "%-17s %s\n", k+":", v) }
 	row("input", fmt.Sprintf("%s (%s, %s)", r.Input, r.InputKind, mib(r.InputSize)))
 	row("format", r.Format.String())
+	if len(r.Parts) > 0 {
+		row("split dump", fmt.Sprintf("%d parts (makedumpfile --split), in pfn order: %s", len(r.Parts), strings.Join(r.Parts, ", ")))
+	}
 	row("producer", r.Producer)
 	live := "no"
 	if r.Live {

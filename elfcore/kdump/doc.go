@@ -49,9 +49,9 @@
 // A page the dump excluded (its dumpable bit clear: free, cache or user
 // pages at the dump level used) has no data at all; File.ReadPage reports
 // it as ErrExcluded rather than inventing zeros, so that a reader can say
-// so. A split dump (makedumpfile --split, one file per pfn range) is
-// refused: its pieces must be reassembled first (makedumpfile
-// --reassemble).
+// so. A split dump (makedumpfile --split, one file per pfn range) is read
+// with all its parts (OpenPart, Join; see split.go): Open alone refuses a
+// part with ErrSplit.
 //
 // # Reading
 //

@@ -42,7 +42,11 @@ type FormatError struct {
 	Field string
 	Msg   string
 	Val   any
+	err   error
 }
+
+// Unwrap makes errors.Is(err, ErrSplit) hold for a split part.
+func (e *FormatError) Unwrap() error { return e.err }
 
 func (e *FormatError) Error() string {
 	s := fmt.Sprintf("kdump: %s at byte %#x: %s", e.Field, e.Off, e.Msg)
@@ -74,6 +78,8 @@ const (
 	subVmcoreinfo  = 32
 	subNote        = 48
 	subEraseinfo   = 64
+	subStartPFN64  = 80
+	subEndPFN64    = 88
 	subMaxMapnr64  = 96
 	maxPageSize    = 1 << 16
 	minPageSize    = 1 << 12
@@ -81,10 +87,20 @@ const (
 	pfnsPerSection = 1 << 16 // pfns per entry of the cumulative count
 )
 
-// File is an opened kdump-compressed dump.
+// File is an opened kdump-compressed dump: one file, one part of a split
+// dump (OpenPart), or a split dump's parts joined (Join).
 type File struct {
 	r    io.ReaderAt
 	size int64
+
+	// A part of a split dump holds the pages of the pfns [start, end)
+	// only; its descriptors count from start (descBase is the number of
+	// dumpable pages below it). A joined set reads through its parts,
+	// sorted by start.
+	split      bool
+	start, end uint64
+	descBase   uint64
+	parts      []*File
 
 	Header    RawHeader
 	Sub       RawSubHeader
@@ -104,9 +120,27 @@ type File struct {
 	zstdErr  error
 }
 
+// ErrSplit is wrapped by Open's error for one part of a split dump.
+var ErrSplit = errors.New("a part of a split dump")
+
 // Open reads and validates the headers and the bitmaps of a kdump file of
-// size bytes. Every error is a *FormatError naming the field and offset.
+// size bytes. Every error is a *FormatError naming the field and offset;
+// one part of a split dump is refused with an error wrapping ErrSplit
+// (OpenPart opens it, Join joins the parts).
 func Open(r io.ReaderAt, size int64) (*File, error) {
+	f, err := open(r, size)
+	if err == nil && f.split {
+		return nil, &FormatError{Off: int64(f.Header.BlockSize) + subSplit, Field: "split", Msg: "a split dump (one of several files, makedumpfile --split) is read only with all its parts; join the files with makedumpfile --reassemble, or keep them in one directory for ldx", Val: f.Sub.Split, err: ErrSplit}
+	}
+	return f, err
+}
+
+// OpenPart opens a kdump file that may be one part of a split dump: a
+// part serves only its own pfn range (Part) until it is joined with the
+// others (Join).
+func OpenPart(r io.ReaderAt, size int64) (*File, error) { return open(r, size) }
+
+func open(r io.ReaderAt, size int64) (*File, error) {
 	f := &File{r: r, size: size}
 	hb := make([]byte, HeaderSize)
 	if n, _ := r.ReadAt(hb, 0); n < HeaderSize {
@@ -188,6 +222,19 @@ func Open(r io.ReaderAt, size int64) (*File, error) {
 	}
 	f.cum[len(f.cum)-1] = n
 	f.nDesc = n
+	f.end = f.MaxMapnr
+	if f.split {
+		s := &f.Sub
+		f.start, f.end = s.StartPFN, s.EndPFN
+		if h.HeaderVersion >= 6 {
+			f.start, f.end = s.StartPFN64, s.EndPFN64
+		}
+		if f.start > f.end || f.end > f.MaxMapnr {
+			return nil, ferr(int64(bs)+subSplit, "start_pfn/end_pfn", fmt.Sprintf("a split part's pfn range must lie within max_mapnr %#x", f.MaxMapnr), fmt.Sprintf("[%#x, %#x)", f.start, f.end))
+		}
+		f.descBase = f.descIndex(f.start)
+		f.nDesc = f.descIndex(f.end) - f.descBase
+	}
 	if end := uint64(f.descOff) + n*PageDescSize; end > uint64(size) && h.Status&FlagIncomplete == 0 {
 		return nil, ferr(f.descOff, "page_desc array", fmt.Sprintf("%d descriptors (one per dumpable page) end at byte %#x, past the end of the file (%#x) and the header does not say the dump is incomplete", n, end, size), nil)
 	}
@@ -206,9 +253,7 @@ func (f *File) readSubHeader() error {
 	n, _ := f.r.ReadAt(b, base)
 	f.Sub = DecodeSubHeader(b[:n])
 	s := &f.Sub
-	if h.HeaderVersion >= 2 && s.Split != 0 {
-		return ferr(base+subSplit, "split", "a split dump (one of several files, makedumpfile --split) is not read; join the files with makedumpfile --reassemble first", s.Split)
-	}
+	f.split = h.HeaderVersion >= 2 && s.Split != 0
 	if s.DumpLevel < 0 || s.DumpLevel > 31 {
 		return ferr(base+subDumpLevel, "dump_level", "want 0…31", s.DumpLevel)
 	}
@@ -327,6 +372,9 @@ func runs(w []uint64, n uint64) []PFNRange {
 
 // descIndex is the number of dumpable pages below pfn.
 func (f *File) descIndex(pfn uint64) uint64 {
+	if pfn >= f.MaxMapnr {
+		return f.cum[len(f.cum)-1]
+	}
 	sec := pfn / pfnsPerSection
 	n := f.cum[sec]
 	w := pfn / 64
@@ -342,7 +390,13 @@ func (f *File) PageDesc(pfn uint64) (RawPageDesc, int64, error) {
 	if !f.Dumpable(pfn) {
 		return RawPageDesc{}, 0, &ExcludedError{PFN: pfn, InRAM: f.InRAM(pfn), DumpLevel: f.DumpLevel()}
 	}
-	off := f.descOff + int64(f.descIndex(pfn))*PageDescSize
+	if f.parts != nil {
+		return f.part(pfn).PageDesc(pfn)
+	}
+	if pfn < f.start || pfn >= f.end {
+		return RawPageDesc{}, 0, fmt.Errorf("kdump: pfn %#x is in another part of the split dump (this part holds [%#x, %#x))", pfn, f.start, f.end)
+	}
+	off := f.descOff + int64(f.descIndex(pfn)-f.descBase)*PageDescSize
 	var b [PageDescSize]byte
 	if n, err := f.r.ReadAt(b[:], off); n < PageDescSize {
 		what := "unreadable"
@@ -364,6 +418,9 @@ func (f *File) PageDesc(pfn uint64) (RawPageDesc, int64, error) {
 func (f *File) ReadPage(pfn uint64, buf []byte) error {
 	if len(buf) != f.PageSize {
 		return fmt.Errorf("kdump: ReadPage needs a %d-byte buffer, got %d", f.PageSize, len(buf))
+	}
+	if f.parts != nil && f.Dumpable(pfn) {
+		return f.part(pfn).ReadPage(pfn, buf)
 	}
 	d, doff, err := f.PageDesc(pfn)
 	if err != nil {
@@ -468,10 +525,13 @@ func (f *File) decompress(flags uint32, src, dst []byte) (int, error) {
 	return 0, errors.New("unknown compression")
 }
 
-// Close releases the zstd decoder, if one was made.
+// Close releases the zstd decoders, if any were made.
 func (f *File) Close() error {
 	if f.zstdDec != nil {
 		f.zstdDec.Close()
+	}
+	for _, p := range f.parts {
+		p.Close()
 	}
 	return nil
 }

@@ -43,6 +43,9 @@ var kdumpOpener = Opener{
 func openKdump(ctx context.Context, in *Input) (*Dump, error) {
 	src, sum := in.Source, in.Report
 	f, err := kdump.Open(src, src.Size)
+	if errors.Is(err, kdump.ErrSplit) {
+		f, err = openSplit(src, sum)
+	}
 	if err != nil {
 		var fe *kdump.FormatError
 		if errors.As(err, &fe) {

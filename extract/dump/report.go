@@ -20,8 +20,11 @@ type Report struct {
 	VMCOREINFO string     `json:"vmcoreinfo_source"`
 	CPUNotes   NoteCounts `json:"cpu_notes"`
 	RAMRanges  int        `json:"ram_ranges"`
-	Repairs    []string   `json:"repairs"`
-	Warnings   []string   `json:"warnings"`
+	// Parts are the files of a split dump (makedumpfile --split), in pfn
+	// order, when the input is one of them.
+	Parts    []string `json:"parts,omitempty"`
+	Repairs  []string `json:"repairs"`
+	Warnings []string `json:"warnings"`
 }
 
 // NoteCounts counts CPU notes.

@@ -46,6 +46,9 @@ type Source struct {
 	sparse bool
 	// flat is the index of a flattened stream, which r then reads.
 	flat *flattened.File
+	// others are further files the input is read with (the other parts
+	// of a split dump), closed with it.
+	others []*os.File
 }
 
 // ReadAt reads from the input.
@@ -53,6 +56,9 @@ func (s *Source) ReadAt(p []byte, off int64) (int, error) { return s.r.ReadAt(p,
 
 // Close closes the input and removes any temporary decompressed copy.
 func (s *Source) Close() error {
+	for _, f := range s.others {
+		f.Close()
+	}
 	err := s.file.Close()
 	if s.tmp != "" {
 		os.Remove(s.tmp)

@@ -1,0 +1,109 @@
+package dump_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ldx/elfcore"
+	"ldx/elfcore/kdump"
+	"ldx/extract/dump"
+	"ldx/extract/verify/verifytest"
+	"ldx/kmod/kmodtest"
+	"ldx/kmod/manifest"
+)
+
+// cutKdump writes the parts makedumpfile --split would write of the kdump
+// file whole for the pfn ranges between cuts, into dir: the same file with
+// split = 1, the part's range in the sub-header and only the part's page
+// descriptors, first in the array (the page data stays where they point).
+func cutKdump(t *testing.T, whole []byte, cuts []uint64, dir string, names []string) {
+	t.Helper()
+	h, _ := kdump.DecodeHeader(whole)
+	f, err := kdump.Open(bytes.NewReader(whole), int64(len(whole)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	descOff := int64(1+h.SubHdrSize+int32(h.BitmapBlocks)) * int64(h.BlockSize)
+	rank := func(pfn uint64) (n uint64) { // dumpable pages below pfn
+		for _, r := range f.DumpableRanges() {
+			n += min(r.End, max(pfn, r.Start)) - r.Start
+		}
+		return n
+	}
+	for i := range len(cuts) - 1 {
+		p := bytes.Clone(whole)
+		sub := kdump.DecodeSubHeader(p[h.BlockSize:])
+		sub.Split, sub.StartPFN64, sub.EndPFN64 = 1, cuts[i], cuts[i+1]
+		copy(p[h.BlockSize:], sub.Encode())
+		lo, hi := rank(cuts[i]), rank(cuts[i+1])
+		arr := p[descOff : descOff+int64(f.DumpablePages())*kdump.PageDescSize]
+		n := copy(arr, whole[descOff+int64(lo)*kdump.PageDescSize:descOff+int64(hi)*kdump.PageDescSize])
+		clear(arr[n:])
+		if err := os.WriteFile(filepath.Join(dir, names[i]), p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestKdumpSplit: any part of a split dump opens to the dump the whole
+// file is, its other parts found beside it (among unrelated files);
+// with one missing the error names the ranges found.
+func TestKdumpSplit(t *testing.T) {
+	ctx := context.Background()
+	image := filepath.Join(t.TempDir(), "device.img")
+	if _, err := verifytest.WriteImage(image, 2, kmodtest.Run{Prepared: manifest.Zeroed, Manifest: &manifest.Manifest{}}); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := dump.Open(ctx, image, dump.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	wholePath := writeKdump(t, ref, elfcore.Range{Start: 56 << 20, End: 60 << 20}, ref.Image.Start-0x1000000)
+	whole, err := os.ReadFile(wholePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := dump.Open(ctx, wholePath, dump.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	maxPFN := w.RAM[len(w.RAM)-1].End / pageSize
+	dir := t.TempDir()
+	cutKdump(t, whole, []uint64{0, maxPFN / 3, maxPFN / 3, 2 * maxPFN / 3, maxPFN}, dir, []string{"vmcore-1", "vmcore-2", "vmcore-3", "vmcore-4"})
+	os.WriteFile(filepath.Join(dir, "notes.txt"), bytes.Repeat([]byte("x"), 3*pageSize), 0o600)
+	os.WriteFile(filepath.Join(dir, "other.kdump"), whole, 0o600) // a whole dump, not a part
+	os.Symlink(wholePath, filepath.Join(dir, "link"))
+
+	got, want := make([]byte, 64<<10), make([]byte, 64<<10)
+	for _, name := range []string{"vmcore-1", "vmcore-2", "vmcore-4"} {
+		d, err := dump.Open(ctx, filepath.Join(dir, name), dump.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(d.Report.Parts) != 4 || filepath.Base(d.Report.Parts[3]) != "vmcore-4" {
+			t.Errorf("%s: parts %q", name, d.Report.Parts)
+		}
+		for _, pa := range []uint64{0x100000, 20 << 20, maxPFN * pageSize / 2, (maxPFN - 16) * pageSize, 56 << 20} {
+			n1, e1 := w.Phys.ReadAt(want, int64(pa))
+			n2, e2 := d.Phys.ReadAt(got, int64(pa))
+			if n1 != n2 || (e1 == nil) != (e2 == nil) || !bytes.Equal(got[:n2], want[:n1]) {
+				t.Errorf("%s: physical %#x: %d bytes, %v; the whole file: %d bytes, %v", name, pa, n2, e2, n1, e1)
+			}
+		}
+		d.Close()
+	}
+
+	os.Remove(filepath.Join(dir, "vmcore-3"))
+	_, err = dump.Open(ctx, filepath.Join(dir, "vmcore-1"), dump.Options{})
+	var ie *dump.InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "a part is missing") || !strings.Contains(err.Error(), "vmcore-4 [") {
+		t.Errorf("a part missing: %v", err)
+	}
+}
