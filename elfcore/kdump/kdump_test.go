@@ -319,11 +319,24 @@ func FuzzOpen(f *testing.F) {
 	for _, flags := range []uint32{0, FlagZlib, FlagSnappy, FlagZstd} {
 		s := synth{maxMapnr: 80, ram: []PFNRange{{1, 70}}, pages: map[uint64][]byte{1: page(1), 2: zero, 65: page(9)}, flags: flags, zeroPage: true}
 		f.Add(s.build(f))
+		// One part of a split dump (pfns 0-66 of 80).
+		s.mutate = func(b []byte, l *synthLayout) {
+			le.PutUint32(b[l.subOff+subSplit:], 1)
+			le.PutUint64(b[l.subOff+subEndPFN64:], 66)
+		}
+		f.Add(s.build(f))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		kf, err := Open(readerAt(b), int64(len(b)))
+		// Split parts too, alone and joined (with themselves: a gap or
+		// an overlap unless the part covers every dumpable page).
+		kf, err := OpenPart(readerAt(b), int64(len(b)))
 		if err != nil {
 			return
+		}
+		if _, _, ok := kf.Part(); ok {
+			if j, err := Join([]*File{kf}); err == nil {
+				kf = j
+			}
 		}
 		defer kf.Close()
 		buf := make([]byte, kf.PageSize)
