@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -137,6 +138,63 @@ func TestKdumpE2E(t *testing.T) {
 			})
 		})
 	}
+	// A split dump (makedumpfile --split) of the 4 GiB guest, where
+	// 1.7.2 cuts it into ranges of whole 1 GiB blocks.
+	t.Run("split", func(t *testing.T) {
+		i := slices.IndexFunc(e2eScenarios, func(sc e2eScenario) bool { return sc.name == "6.1-8cpu-4G-pcihole" })
+		art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), e2eScenarios[i].spec)
+		if err != nil {
+			t.Fatalf("preparing the guest: %v", err)
+		}
+		dir := t.TempDir()
+		ref := filepath.Join(dir, "ref.vmcore")
+		if _, errs, code := ldxRun(t, "extract", "-q", art.Dump, "-o", ref); code != 0 {
+			t.Fatalf("ldx extract of the QEMU dump: exit %d: %s", code, errs)
+		}
+		whole := filepath.Join(dir, "whole.kdump")
+		makeKdump(t, "zlib", "31", ref, whole)
+		want := kdumpAnswers(t, whole, art)
+		pdir := filepath.Join(dir, "parts")
+		os.Mkdir(pdir, 0o700)
+		parts := []string{filepath.Join(pdir, "vmcore-1"), filepath.Join(pdir, "vmcore-2"), filepath.Join(pdir, "vmcore-3")}
+		if out, err := exec.Command("makedumpfile", append([]string{"--split", "-c", "-d", "31", ref}, parts...)...).CombinedOutput(); err != nil {
+			t.Fatalf("makedumpfile --split: %v\n%s", err, tail(string(out), 20))
+		}
+		os.Remove(ref)
+		info, errs, code := ldxRun(t, "info", parts[1])
+		if code != 0 || !strings.Contains(info, "3 parts (makedumpfile --split)") {
+			t.Fatalf("ldx info on a part: exit %d: %s\n%s", code, errs, info)
+		}
+		sizes := 0
+		for _, p := range parts {
+			if st, err := os.Stat(p); err == nil && st.Size() > 8<<20 {
+				sizes++
+			}
+		}
+		if sizes < 2 {
+			t.Errorf("makedumpfile put the pages in %d of the 3 parts: the split is not exercised", sizes)
+		}
+		for _, p := range []string{parts[0], parts[2]} {
+			got := kdumpAnswers(t, p, art)
+			for _, k := range sortedKeys(want) {
+				if got[k] != want[k] {
+					t.Errorf("ldx %s differs on split part %s from the whole kdump file:\n%s\nwant\n%s", k, filepath.Base(p), tail(got[k], 15), tail(want[k], 15))
+				}
+			}
+		}
+		out := filepath.Join(dir, "of-split.vmcore")
+		if _, errs, code := ldxRun(t, "extract", "-q", parts[2], "-o", out); code != 0 {
+			t.Fatalf("ldx extract of a split part: exit %d: %s", code, errs)
+		}
+		checkCrash(t, out, art)
+		checkMakedumpfile(t, out, art)
+		checkDrgn(t, out, art)
+		os.Remove(parts[1])
+		if _, errs, code := ldxRun(t, "dmesg", parts[0]); code != 3 || !strings.Contains(errs, "a part is missing") {
+			t.Errorf("ldx dmesg with a part missing: exit %d: %s; want 3 and the missing range", code, errs)
+		}
+		t.Logf("e2e_kdump split: %d answers of ldx on two parts of makedumpfile's 3-part split identical to the whole file's; extract of a part read by crash, makedumpfile and drgn; a missing part refused", len(want))
+	})
 	// QEMU's own kdump-zlib (flattened, with a guessed phys_base).
 	t.Run("qemu-kdump-zlib", func(t *testing.T) {
 		art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "512M", CPUs: 2, KdumpFormat: "kdump-zlib"})
