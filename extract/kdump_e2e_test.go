@@ -10,6 +10,7 @@ package extract
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -182,6 +183,39 @@ func TestKdumpE2E(t *testing.T) {
 				}
 			}
 		}
+		// verify on a part: fatal for every consumer given it alone (the
+		// real tools agree), the other checks read the whole set.
+		runs := 0
+		for _, p := range parts {
+			js, errs, code := ldxRun(t, "verify", "--json", "--with-tools", "--vmlinux", art.Vmlinux, p)
+			var rep struct {
+				Checks []struct{ ID, Status string }
+				Tools  []struct {
+					Tool, Mode, Verdict string
+					Agree               bool
+					Skipped             string
+				}
+			}
+			if err := json.Unmarshal([]byte(js), &rep); err != nil || code != 6 {
+				t.Fatalf("ldx verify --with-tools %s: exit %d, want 6: %v: %s", filepath.Base(p), code, err, errs)
+			}
+			for _, c := range rep.Checks {
+				if want := map[bool]string{true: "fail", false: "pass"}[c.ID == "H1"]; c.ID != "H8" && c.ID != "G1" && c.Status != want {
+					t.Errorf("verify %s: %s %s, want %s", filepath.Base(p), c.ID, c.Status, want)
+				}
+			}
+			for _, r := range rep.Tools {
+				if r.Skipped == "" && !r.Agree {
+					t.Errorf("verify %s: %s %s disagrees: %s", filepath.Base(p), r.Tool, r.Mode, r.Verdict)
+				}
+				if r.Skipped == "" {
+					runs++
+				}
+			}
+		}
+		if runs < 12 {
+			t.Errorf("only %d tool runs on the parts", runs)
+		}
 		out := filepath.Join(dir, "of-split.vmcore")
 		if _, errs, code := ldxRun(t, "extract", "-q", parts[2], "-o", out); code != 0 {
 			t.Fatalf("ldx extract of a split part: exit %d: %s", code, errs)
@@ -193,7 +227,7 @@ func TestKdumpE2E(t *testing.T) {
 		if _, errs, code := ldxRun(t, "dmesg", parts[0]); code != 3 || !strings.Contains(errs, "a part is missing") {
 			t.Errorf("ldx dmesg with a part missing: exit %d: %s; want 3 and the missing range", code, errs)
 		}
-		t.Logf("e2e_kdump split: %d answers of ldx on two parts of makedumpfile's 3-part split identical to the whole file's; extract of a part read by crash, makedumpfile and drgn; a missing part refused", len(want))
+		t.Logf("e2e_kdump split: %d answers of ldx on two parts of makedumpfile's 3-part split identical to the whole file's; verify on each part agrees with %d real tool runs; extract of a part read by crash, makedumpfile and drgn; a missing part refused", len(want), runs)
 	})
 	// QEMU's own kdump-zlib (flattened, with a guessed phys_base).
 	t.Run("qemu-kdump-zlib", func(t *testing.T) {

@@ -325,8 +325,13 @@ func (f *File) Utsname() (sysname, nodename, release, version, machine string) {
 // Incomplete says the header marks the dump as cut short.
 func (f *File) Incomplete() bool { return f.Header.Status&FlagIncomplete != 0 }
 
-// DumpablePages is the number of pages the file holds.
+// DumpablePages is the number of pages the file holds (a part of a split
+// dump: the pages of its own range).
 func (f *File) DumpablePages() uint64 { return f.nDesc }
+
+// Size is the size of the file in bytes (a joined split dump: its first
+// part's).
+func (f *File) Size() int64 { return f.size }
 
 func bit(w []uint64, pfn uint64) bool { return w[pfn/64]&(1<<(pfn%64)) != 0 }
 

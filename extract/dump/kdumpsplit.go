@@ -3,6 +3,7 @@ package dump
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,26 +19,59 @@ const (
 	maxSplitParts      = 1024
 )
 
-// openSplit opens the input, one part of a split dump (makedumpfile
-// --split writes one file per pfn range, given on its command line and
-// normally kept together), with the other parts of the same dump found
-// beside it in its directory: the kdump files whose header (dump time and
-// utsname) is the input's. kdump.Join checks that they are one dump and
-// that their ranges cover every dumpable page without a gap or an
-// overlap; an error says which range is missing.
+// openSplit opens the input, one part of a split dump, with the other
+// parts of the same dump found beside it (JoinSplit). Only a plain file
+// has a directory to look in.
 func openSplit(src *Source, sum *Report) (*kdump.File, error) {
-	self, err := kdump.OpenPart(src, src.Size)
+	if src.Kind != KindFile {
+		self, err := kdump.OpenPart(src, src.Size)
+		if err != nil {
+			return nil, err
+		}
+		return nil, splitError(self, "its other parts are looked for beside a plain file only, and this input is a "+string(src.Kind))
+	}
+	set, err := JoinSplit(src.Path, src, src.Size)
 	if err != nil {
 		return nil, err
 	}
-	start, end, _ := self.Part()
-	want := func(more string) error {
-		return fmt.Errorf("one part of a split dump (makedumpfile --split), holding the pfns [%#x, %#x) of [0, %#x): %s; ldx reads a split dump with all its parts in one directory (or join them with makedumpfile --reassemble)", start, end, self.MaxMapnr, more)
+	src.others = set.files
+	sum.Parts = set.Names
+	return set.File, nil
+}
+
+// SplitSet is a split dump read through all its parts: the joined File,
+// which reads every page through the part holding it, and the parts'
+// paths.
+type SplitSet struct {
+	*kdump.File
+	Names []string // the parts' paths, in pfn order
+	files []*os.File
+}
+
+// Close closes the joined File and the parts JoinSplit opened (not the
+// one it was given).
+func (s *SplitSet) Close() error {
+	err := s.File.Close()
+	for _, f := range s.files {
+		f.Close()
 	}
-	if src.Kind != KindFile {
-		return nil, want("its other parts are looked for beside a plain file only, and this input is a " + string(src.Kind))
+	return err
+}
+
+// JoinSplit opens the split dump of which the file at path (readable as
+// r, size bytes) is one part. makedumpfile --split writes one file per
+// pfn range, given on its command line and normally kept together, so the
+// other parts are looked for beside it in its directory: the kdump files
+// whose header (dump time and utsname) is its own. kdump.Join checks that
+// they are one dump and that their ranges cover every dumpable page
+// without a gap or an overlap; an error names the ranges found.
+func JoinSplit(path string, r io.ReaderAt, size int64) (*SplitSet, error) {
+	self, err := kdump.OpenPart(r, size)
+	if err != nil {
+		return nil, err
 	}
-	dir := filepath.Dir(src.Path)
+	want := func(more string) error { return splitError(self, more) }
+	dir := filepath.Dir(path)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, want(fmt.Sprintf("its directory cannot be listed: %v", err))
@@ -45,13 +79,13 @@ func openSplit(src *Source, sum *Report) (*kdump.File, error) {
 	if len(entries) > maxSplitDirEntries {
 		return nil, want(fmt.Sprintf("its directory holds %d entries, more than the %d ldx looks through", len(entries), maxSplitDirEntries))
 	}
-	selfInfo, err := src.file.Stat()
+	selfInfo, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	parts, names := []*kdump.File{self}, map[*kdump.File]string{self: src.Path}
+	parts, names := []*kdump.File{self}, map[*kdump.File]string{self: path}
 	var files []*os.File
-	fail := func(err error) (*kdump.File, error) {
+	fail := func(err error) (*SplitSet, error) {
 		for _, f := range files {
 			f.Close()
 		}
@@ -61,20 +95,20 @@ func openSplit(src *Source, sum *Report) (*kdump.File, error) {
 		if !e.Type().IsRegular() {
 			continue
 		}
-		path := filepath.Join(dir, e.Name())
-		fi, err := os.Stat(path)
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(p)
 		if err != nil || os.SameFile(fi, selfInfo) || fi.Size() < 2*kdumpMinBlock {
 			continue
 		}
-		p, fh := splitPartOf(path, fi.Size(), self)
-		if p == nil {
+		part, fh := splitPartOf(p, fi.Size(), self)
+		if part == nil {
 			continue
 		}
 		if len(parts) == maxSplitParts {
 			fh.Close()
 			return fail(want(fmt.Sprintf("more than %d parts were found", maxSplitParts)))
 		}
-		parts, names[p], files = append(parts, p), path, append(files, fh)
+		parts, names[part], files = append(parts, part), p, append(files, fh)
 	}
 	j, err := kdump.Join(parts)
 	if err != nil {
@@ -90,11 +124,17 @@ func openSplit(src *Source, sum *Report) (*kdump.File, error) {
 		}
 		return fail(want(fmt.Sprintf("the parts found (%s) do not make the dump: %v", strings.Join(found, ", "), err)))
 	}
-	src.others = files
+	set := &SplitSet{File: j, files: files}
 	for _, p := range j.Parts() {
-		sum.Parts = append(sum.Parts, names[p])
+		set.Names = append(set.Names, names[p])
 	}
-	return j, nil
+	return set, nil
+}
+
+// splitError is the error for a split part whose dump cannot be joined.
+func splitError(self *kdump.File, why string) error {
+	start, end, _ := self.Part()
+	return fmt.Errorf("one part of a split dump (makedumpfile --split), holding the pfns [%#x, %#x) of [0, %#x): %s; ldx reads a split dump with all its parts in one directory (or join them with makedumpfile --reassemble)", start, end, self.MaxMapnr, why)
 }
 
 // kdumpMinBlock is the smallest block a kdump file has.

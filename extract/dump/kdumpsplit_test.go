@@ -10,40 +10,21 @@ import (
 	"testing"
 
 	"ldx/elfcore"
-	"ldx/elfcore/kdump"
 	"ldx/extract/dump"
 	"ldx/extract/verify/verifytest"
 	"ldx/kmod/kmodtest"
 	"ldx/kmod/manifest"
 )
 
-// cutKdump writes the parts makedumpfile --split would write of the kdump
-// file whole for the pfn ranges between cuts, into dir: the same file with
-// split = 1, the part's range in the sub-header and only the part's page
-// descriptors, first in the array (the page data stays where they point).
+// cutKdump writes the parts of the kdump file whole for the pfn ranges
+// between cuts into dir, named names.
 func cutKdump(t *testing.T, whole []byte, cuts []uint64, dir string, names []string) {
 	t.Helper()
-	h, _ := kdump.DecodeHeader(whole)
-	f, err := kdump.Open(bytes.NewReader(whole), int64(len(whole)))
+	parts, err := verifytest.SplitKdump(whole, cuts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	descOff := int64(1+h.SubHdrSize+int32(h.BitmapBlocks)) * int64(h.BlockSize)
-	rank := func(pfn uint64) (n uint64) { // dumpable pages below pfn
-		for _, r := range f.DumpableRanges() {
-			n += min(r.End, max(pfn, r.Start)) - r.Start
-		}
-		return n
-	}
-	for i := range len(cuts) - 1 {
-		p := bytes.Clone(whole)
-		sub := kdump.DecodeSubHeader(p[h.BlockSize:])
-		sub.Split, sub.StartPFN64, sub.EndPFN64 = 1, cuts[i], cuts[i+1]
-		copy(p[h.BlockSize:], sub.Encode())
-		lo, hi := rank(cuts[i]), rank(cuts[i+1])
-		arr := p[descOff : descOff+int64(f.DumpablePages())*kdump.PageDescSize]
-		n := copy(arr, whole[descOff+int64(lo)*kdump.PageDescSize:descOff+int64(hi)*kdump.PageDescSize])
-		clear(arr[n:])
+	for i, p := range parts {
 		if err := os.WriteFile(filepath.Join(dir, names[i]), p, 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -367,7 +367,16 @@
 //     else stops all three. Some damage makes a tool spin until killed
 //     rather than fail (crash on a bitmap cut short or a sub_hdr_size past
 //     the end, libkdumpfile on a block_size of 8192): they count as
-//     failures.
+//     failures. One part of a split dump (makedumpfile --split) fails H1
+//     too, whatever its content, for every consumer opens a file as the
+//     whole dump: crash --osrelease reads its headers, but crash with a
+//     vmlinux needs every part on its command line, makedumpfile cannot
+//     translate the kernel's addresses, and drgn reads the other parts'
+//     pages as excluded (it opens the part holding init_uts_ns, and stops
+//     at the first task elsewhere). The other parts are looked for beside
+//     it as ldx's commands do; when they make the whole dump the other H
+//     checks read the set, each part's descriptors against its own file
+//     (makedumpfile gives each part an array as long as the whole dump's).
 //   - H2 (fatal): the sub-header's VMCOREINFO with an OSRELEASE of the
 //     release the header names. Without it makedumpfile cannot find the
 //     kernel's layout and crash --osrelease prints "unknown"; crash with a

@@ -27,7 +27,21 @@ func kdumpChecks(in input, rep *Report) []Result {
 		"vmcore-dmesg reads ELF vmcores only; drgn reads kdump files through libkdumpfile (Debian's drgn is built with it)")
 	c.checkFlattened()
 	f, err := kdump.Open(c.raw, c.size)
-	if err != nil {
+	var names []string // a split dump's parts, in pfn order
+	if errors.Is(err, kdump.ErrSplit) {
+		set := c.checkSplitPart(in, err, rep)
+		if set == nil {
+			for _, id := range []ID{H2, H3, H4, H5, H6, H7, H9} {
+				if c.applies(id) {
+					c.skip(id, "one part of a split dump whose other parts were not found (H1)")
+				}
+			}
+			return c.out
+		}
+		defer set.Close()
+		f, names = set.File, set.Names
+		rep.Notes = append(rep.Notes, fmt.Sprintf("split dump of %d parts (%s): H2–H9 read the whole set", len(names), strings.Join(names, ", ")))
+	} else if err != nil {
 		loc := nowhere
 		var fe *kdump.FormatError
 		if errors.As(err, &fe) {
@@ -42,11 +56,14 @@ func kdumpChecks(in input, rep *Report) []Result {
 			}
 		}
 		return c.out
+	} else {
+		defer f.Close()
 	}
-	defer f.Close()
 	_, _, rel, _, _ := f.Utsname()
 	rep.Release = rel
-	c.pass(H1, fmt.Sprintf("%q header version %d, block size %d, %d CPUs, max_mapnr %#x, %d dumpable pages, dump level %d", f.Signature, f.Header.HeaderVersion, f.PageSize, f.NrCPUs(), f.MaxMapnr, f.DumpablePages(), f.DumpLevel()))
+	if names == nil {
+		c.pass(H1, fmt.Sprintf("%q header version %d, block size %d, %d CPUs, max_mapnr %#x, %d dumpable pages, dump level %d", f.Signature, f.Header.HeaderVersion, f.PageSize, f.NrCPUs(), f.MaxMapnr, f.DumpablePages(), f.DumpLevel()))
+	}
 
 	text := f.VMCOREINFO()
 	var info *vmcoreinfo.Info
@@ -80,35 +97,51 @@ func kdumpChecks(in input, rep *Report) []Result {
 	c.checkKernelSupport()
 	c.info = info
 
-	// Every descriptor, in file order: one sequential read of the array.
+	// Every descriptor, in file order: one sequential read of each file's
+	// array (a split dump's parts each hold the descriptors of their own
+	// pfn range).
+	units := []*kdump.File{f}
+	if ps := f.Parts(); ps != nil {
+		units = ps
+	}
 	var bad error
 	var n uint64
-	minData := int64(-1)                   // the lowest data offset of any descriptor
+	minData := make([]int64, len(units))   // each file's lowest data offset of any descriptor
 	var methods [kdump.FlagZstd + 1]uint64 // pages by compression flag
-	for _, r := range f.DumpableRanges() {
-		for pfn := r.Start; pfn < r.End; pfn++ {
-			if err := c.ctx.Err(); err != nil {
-				return c.out
-			}
-			d, off, err := f.PageDesc(pfn)
-			if err != nil {
-				rep.refilterStops = true // the descriptor itself is unreadable
-			} else {
-				if minData < 0 || d.Offset < minData {
-					minData = d.Offset
+	for i, u := range units {
+		lo, hi := uint64(0), u.MaxMapnr
+		if s, e, ok := u.Part(); ok {
+			lo, hi = s, e
+		}
+		minData[i] = -1
+		for _, r := range f.DumpableRanges() {
+			for pfn := max(r.Start, lo); pfn < min(r.End, hi); pfn++ {
+				if err := c.ctx.Err(); err != nil {
+					return c.out
 				}
-				if int(d.Flags) < len(methods) {
-					methods[d.Flags]++
+				d, off, err := u.PageDesc(pfn)
+				if err != nil {
+					rep.refilterStops = true // the descriptor itself is unreadable
+				} else {
+					if minData[i] < 0 || d.Offset < minData[i] {
+						minData[i] = d.Offset
+					}
+					if int(d.Flags) < len(methods) {
+						methods[d.Flags]++
+					}
+					if makedumpfileRejects(d, u.Size(), f.PageSize) {
+						rep.refilterStops = true
+					}
+					err = descError(d, off, pfn, u.Size(), f.PageSize)
 				}
-				if makedumpfileRejects(d, c.size, f.PageSize) {
-					rep.refilterStops = true
+				if bad == nil {
+					bad = err
+					if err != nil && names != nil {
+						bad = fmt.Errorf("%s: %w", names[i], err)
+					}
 				}
-				err = descError(d, off, pfn, c.size, f.PageSize)
+				n++
 			}
-			if bad == nil {
-				bad = err
-			}
-			n++
 		}
 	}
 	if bad != nil {
@@ -123,7 +156,7 @@ func kdumpChecks(in input, rep *Report) []Result {
 		c.pass(H3, fmt.Sprintf("%d descriptors inside the file, sizes within a page, known compressions", n))
 	}
 
-	c.checkKdumpArray(f, minData)
+	c.checkKdumpArray(f, units, names, minData)
 	c.checkKdumpUts(f, info)
 	c.checkMethods(f, info, methods[:], rep)
 
@@ -183,21 +216,32 @@ func descError(d kdump.RawPageDesc, off int64, pfn uint64, size int64, pageSize 
 // too many moves that end by a descriptor, and every reader then gives
 // each page after the bit its neighbour's descriptor. The RAM bitmap must
 // also hold every dumpable page.
-func (c *group) checkKdumpArray(f *kdump.File, minData int64) {
+func (c *group) checkKdumpArray(f *kdump.File, units []*kdump.File, names []string, minData []int64) {
 	h := f.Header
 	descOff := (1 + int64(h.SubHdrSize) + int64(h.BitmapBlocks)) * int64(f.PageSize)
-	end := descOff + int64(f.DumpablePages())*kdump.PageDescSize
 	effects := []Effect{eff(Crash, Fatal, "crash: pages read with other pages' descriptors (wrong data)"), eff(Makedumpfile, Fatal, "makedumpfile: pages read with other pages' descriptors"), eff(Drgn, Fatal, "drgn (libkdumpfile): pages read with other pages' descriptors")}
-	switch {
-	case f.Incomplete():
+	if f.Incomplete() {
 		c.skip(H6, "the dump is marked incomplete: its page data may stop anywhere")
 		return
-	case minData >= 0 && minData != end:
-		what := "fewer"
-		if minData < end {
+	}
+	end := descOff + int64(f.DumpablePages())*kdump.PageDescSize
+	for i, u := range units {
+		// makedumpfile 1.7.2 gives each part of a split dump an array
+		// as long as the whole dump's (the part's own descriptors
+		// first, the rest unused); one as long as the part's own
+		// pages would do as well, for every reader seeks by pfn.
+		if minData[i] < 0 || minData[i] == end || (names != nil && minData[i] == descOff+int64(u.DumpablePages())*kdump.PageDescSize) {
+			continue
+		}
+		what, which := "fewer", ""
+		if minData[i] < end && names == nil {
 			what = "more"
 		}
-		c.fail(H6, fmt.Sprintf("the dumpable bitmap has %d bits set, so the page_desc array at %#x ends at %#x, but the page data starts at %#x: the bitmap has %s bits than the file has pages", f.DumpablePages(), descOff, end, minData, what),
+		if names != nil {
+			which = fmt.Sprintf("%s, a part holding %d of them: ", names[i], u.DumpablePages())
+			what = "other"
+		}
+		c.fail(H6, fmt.Sprintf("%sthe dumpable bitmap has %d bits set, so the page_desc array at %#x ends at %#x, but the page data starts at %#x: the bitmap has %s bits than the file has pages", which, f.DumpablePages(), descOff, end, minData[i], what),
 			"the file is damaged: dump again", at("bitmap_blocks", 436), effects...)
 		return
 	}
@@ -209,6 +253,10 @@ func (c *group) checkKdumpArray(f *kdump.File, minData int64) {
 				return
 			}
 		}
+	}
+	if names != nil {
+		c.pass(H6, fmt.Sprintf("%d dumpable pages in %d parts, each part's page_desc array at %#x ending where its page data starts (at %#x: room for every page's descriptor, as makedumpfile lays a part out); every dumpable page is in the RAM bitmap", f.DumpablePages(), len(units), descOff, end))
+		return
 	}
 	c.pass(H6, fmt.Sprintf("%d dumpable pages, %d descriptors before the page data at %#x; every dumpable page is in the RAM bitmap", f.DumpablePages(), f.DumpablePages(), end))
 }
@@ -224,15 +272,12 @@ func (c *group) checkKdumpUts(f *kdump.File, info *vmcoreinfo.Info) {
 		c.skip(H7, "no VMCOREINFO (H2)")
 		return
 	}
-	uts, ok1 := info.Symbol("init_uts_ns")
-	pb, ok2 := info.Number("phys_base")
-	name, ok3 := info.Offset("uts_namespace.name")
-	rel, ok4 := info.OSRelease()
-	if !ok1 || !ok2 || !ok3 || !ok4 || uts < startKernelMap {
+	rel, _ := info.OSRelease()
+	pa, ok := utsReleasePA(info)
+	if !ok {
 		c.skip(H7, "VMCOREINFO lacks SYMBOL(init_uts_ns), NUMBER(phys_base), OFFSET(uts_namespace.name) or OSRELEASE")
 		return
 	}
-	pa := uts + uint64(name) + utsReleaseOff - startKernelMap + uint64(pb)
 	ps := uint64(f.PageSize)
 	page := make([]byte, 2*ps) // the release may cross into the next page
 	err := f.ReadPage(pa/ps, page[:ps])
@@ -260,9 +305,84 @@ func (c *group) checkKdumpUts(f *kdump.File, info *vmcoreinfo.Info) {
 	c.pass(H7, fmt.Sprintf("%q at physical %#x", rel, pa))
 }
 
+// utsReleasePA is the physical address of init_uts_ns's release string,
+// from VMCOREINFO alone.
+func utsReleasePA(info *vmcoreinfo.Info) (uint64, bool) {
+	if info == nil {
+		return 0, false
+	}
+	uts, ok1 := info.Symbol("init_uts_ns")
+	pb, ok2 := info.Number("phys_base")
+	name, ok3 := info.Offset("uts_namespace.name")
+	_, ok4 := info.OSRelease()
+	if !ok1 || !ok2 || !ok3 || !ok4 || uts < startKernelMap {
+		return 0, false
+	}
+	return uts + uint64(name) + utsReleaseOff - startKernelMap + uint64(pb), true
+}
+
 // startKernelMap is x86-64's __START_KERNEL_map: the kernel image's
 // virtual base, phys_base bytes below its physical load address.
 const startKernelMap = 0xffffffff80000000
+
+// checkSplitPart is H1 for one part of a split dump (makedumpfile
+// --split): every consumer opens a file as the whole dump, so the part
+// alone fails them all, whatever its content. crash reads a set given
+// every part on its command line; makedumpfile reads the part's headers
+// but not the pages of the other parts it needs for the kernel's page
+// tables; drgn (libkdumpfile) reads the other parts' pages as excluded.
+// The other parts are looked for beside it (as ldx's openers do): when
+// they make the whole dump, the set is returned for H2–H9 to read.
+func (c *group) checkSplitPart(in input, openErr error, rep *Report) *dump.SplitSet {
+	loc := nowhere
+	var fe *kdump.FormatError
+	if errors.As(openErr, &fe) {
+		loc = at(fe.Field, fe.Off)
+	}
+	start, end, _ := kdumpPartRange(c)
+	// drgn opens the part that holds init_uts_ns (with the kernel image
+	// and its page tables, low in memory) but stops on the first task in
+	// another part; any other part it cannot open at all.
+	drgn := eff(Drgn, Fatal, "drgn (libkdumpfile) reads one part as the whole dump: init_uts_ns is in another part, read as \"Excluded page\"")
+	if p, err := kdump.OpenPart(c.raw, c.size); err == nil {
+		info, _ := vmcoreinfo.ParseLenient(p.VMCOREINFO())
+		if pa, ok := utsReleasePA(info); ok && pa/uint64(p.PageSize) >= start && pa/uint64(p.PageSize) < end {
+			drgn = eff(Drgn, Degraded, "drgn (libkdumpfile) reads one part as the whole dump: init_uts_ns reads, the tasks in the other parts are \"Excluded page\"")
+			rep.taskWalkStops = true
+		}
+		p.Close()
+	}
+	effects := []Effect{eff(Crash, Fatal, "crash reads a split dump only given every part on its command line (crash VMLINUX PART1 PART2 …)"),
+		eff(Makedumpfile, Fatal, "makedumpfile reads one part as the whole dump and misses the kernel's pages in the others (makedumpfile --reassemble joins the parts)"),
+		drgn}
+	if !in.isPath {
+		c.fail(H1, openErr.Error(), "verify the part as a file beside the dump's other parts", loc, effects...)
+		return nil
+	}
+	set, err := dump.JoinSplit(in.path, c.raw, c.size)
+	if err != nil {
+		c.fail(H1, err.Error(), "put every part of the dump in one directory; crash reads the set given every part, makedumpfile --reassemble joins it into one file", loc, effects...)
+		return nil
+	}
+	var parts []string
+	for _, p := range set.Parts() {
+		s, e, _ := p.Part()
+		parts = append(parts, fmt.Sprintf("[%#x, %#x)", s, e))
+	}
+	c.fail(H1, fmt.Sprintf("one part (pfns [%#x, %#x)) of a split dump of %d parts, all found beside it (%s); the headers, sub-header and bitmaps of every part agree", start, end, len(set.Names), strings.Join(parts, ", ")),
+		"`ldx extract` of any part, or makedumpfile --reassemble of all of them, makes one file every consumer opens; crash reads the set given every part", loc, effects...)
+	return set
+}
+
+// kdumpPartRange is the pfn range of the part verify was given.
+func kdumpPartRange(c *group) (start, end uint64, ok bool) {
+	p, err := kdump.OpenPart(c.raw, c.size)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer p.Close()
+	return p.Part()
+}
 
 // h1Effects are the consumers a header, sub-header or bitmap defect
 // stops, by the field at fault. The note blob is where drgn's

@@ -3,7 +3,10 @@ package verify
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -154,4 +157,104 @@ func TestKdumpMutants(t *testing.T) {
 			t.Logf("failed: %v", rep.Failed())
 		})
 	}
+}
+
+// TestKdumpSplitPart: one part of a split dump fails H1 for every
+// consumer given it alone (drgn only degraded on the part holding
+// init_uts_ns), while H2–H7 read the whole set found beside it; a part
+// missing leaves H1 naming the gap and the rest skipped; a descriptor
+// broken in one part is H3 naming that part.
+func TestKdumpSplitPart(t *testing.T) {
+	const pages = 600 // pfns 0x10 … 0x268, init_uts_ns in pfn 0x13c
+	whole := synthKdump(t, pages)
+	cuts := []uint64{0, 0x100, 0x200, 0x10 + pages}
+	parts, err := verifytest.SplitKdump(whole, cuts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"vmcore-1", "vmcore-2", "vmcore-3"}
+	write := func(t *testing.T, skip int, edit func(i int, b []byte)) string {
+		dir := t.TempDir()
+		for i, p := range parts {
+			if i == skip {
+				continue
+			}
+			p = bytes.Clone(p)
+			if edit != nil {
+				edit(i, p)
+			}
+			if err := os.WriteFile(filepath.Join(dir, names[i]), p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	status := func(rep *Report) map[ID]Status {
+		m := map[ID]Status{}
+		for _, c := range rep.Checks {
+			m[c.ID] = c.Status
+		}
+		return m
+	}
+	verifyPart := func(t *testing.T, path string) *Report {
+		rep, err := File(context.Background(), path, Options{Deep: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+
+	t.Run("complete set", func(t *testing.T) {
+		dir := write(t, -1, nil)
+		for i, name := range names {
+			rep := verifyPart(t, filepath.Join(dir, name))
+			got := status(rep)
+			for _, id := range []ID{H2, H3, H4, H5, H6, H7} {
+				if got[id] != Pass {
+					t.Errorf("%s: %s %v, want pass (the whole set reads)\n%s", name, id, got[id], failedSummary(rep))
+				}
+			}
+			h1 := rep.Check(H1)
+			if h1 == nil || !h1.Failed() || !strings.Contains(h1.Found, "split dump of 3 parts") {
+				t.Fatalf("%s: H1 %+v, want a failure naming the 3 parts", name, h1)
+			}
+			drgn := Fatal
+			if i == 1 { // holds init_uts_ns
+				drgn = Degraded
+			}
+			if p := rep.Prediction(Drgn); p.Verdict != drgn || rep.taskWalkStops != (i == 1) {
+				t.Errorf("%s: drgn %v (task walk stops %v), want %v", name, p.Verdict, rep.taskWalkStops, drgn)
+			}
+			if p := rep.Prediction(Crash); p.Verdict != Fatal || p.NoVmlinux != None {
+				t.Errorf("%s: crash %v, --osrelease %v; want fatal, none (it reads the headers)", name, p.Verdict, p.NoVmlinux)
+			}
+			if p := rep.Prediction(Makedumpfile); p.Verdict != Fatal {
+				t.Errorf("%s: makedumpfile %v, want fatal", name, p.Verdict)
+			}
+		}
+	})
+	t.Run("part missing", func(t *testing.T) {
+		dir := write(t, 1, nil)
+		rep := verifyPart(t, filepath.Join(dir, names[0]))
+		h1 := rep.Check(H1)
+		if h1 == nil || !h1.Failed() || !strings.Contains(h1.Found, "a part is missing") {
+			t.Fatalf("H1 %+v, want the gap named", h1)
+		}
+		if st := status(rep)[H2]; st != Skipped {
+			t.Errorf("H2 %v, want skipped", st)
+		}
+	})
+	t.Run("descriptor past its part's end", func(t *testing.T) {
+		h, _ := kdump.DecodeHeader(whole)
+		descOff := int64(1+h.SubHdrSize+int32(h.BitmapBlocks)) * int64(h.BlockSize)
+		dir := write(t, -1, func(i int, b []byte) {
+			if i == 2 {
+				binary.LittleEndian.PutUint64(b[descOff:], uint64(len(b))) // the part's first descriptor
+			}
+		})
+		rep := verifyPart(t, filepath.Join(dir, names[0]))
+		if c := rep.Check(H3); c == nil || !c.Failed() || !strings.Contains(c.Found, names[2]) || !strings.Contains(c.Found, "past the end") {
+			t.Errorf("H3 %+v, want the descriptor of %s past its end", c, names[2])
+		}
+	})
 }

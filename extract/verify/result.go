@@ -147,6 +147,9 @@ type Report struct {
 	// offset_note, stops a re-filter, which copies every kept page and the
 	// note blob.
 	refilterStops bool
+	// taskWalkStops: drgn reads the file's first pages but not every
+	// task (one part of a split dump holding the kernel image).
+	taskWalkStops bool
 }
 
 // Check returns the result with the given ID, or nil.

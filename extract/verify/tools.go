@@ -115,6 +115,9 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 		if r.Mode == refilterMode && rep.refilterFails() {
 			r.Predicted = Fatal // a re-filter reads every page it keeps
 		}
+		if r.Mode == taskWalkMode && rep.taskWalkStops {
+			r.Predicted = Fatal
+		}
 		if r.Tool == Makedumpfile && lacksMethod(mkdLacks, rep, r.Mode == refilterMode) {
 			r.Predicted = Fatal // H9: "… compression unsupported"
 		}
@@ -252,7 +255,7 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 		}
 		add(r)
 		if kdumpIn {
-			r := ToolRun{Tool: Drgn, Mode: "for_each_task", Command: r.Command + " (for_each_task)", Duration: d, Output: r.Output}
+			r := ToolRun{Tool: Drgn, Mode: taskWalkMode, Command: r.Command + " (for_each_task)", Duration: d, Output: r.Output}
 			t := regexp.MustCompile(`(?m)^TASKS (\d+)`).FindStringSubmatch(out)
 			switch {
 			case err != nil:
@@ -397,6 +400,9 @@ func refiltered(path string) string {
 	}
 	return fmt.Sprintf("wrote %d pages", kf.DumpablePages())
 }
+
+// taskWalkMode is the drgn run that walks every task of a kdump file.
+const taskWalkMode = "for_each_task"
 
 // refilterFails says a makedumpfile re-filter stops on the file where
 // --dump-dmesg does not: it copies the note blob and every page it keeps,

@@ -290,3 +290,36 @@ func (m KdumpMutant) Build(good []byte) ([]byte, error) {
 	}
 	return mu.apply(good), nil
 }
+
+// SplitKdump returns the parts makedumpfile --split writes of the kdump
+// file whole for the pfn ranges between cuts: the same file with split =
+// 1, the part's range in the sub-header and only the part's page
+// descriptors, first in an array as long as the whole dump's (the page
+// data stays where they point).
+func SplitKdump(whole []byte, cuts []uint64) ([][]byte, error) {
+	f, err := kdump.Open(bytes.NewReader(whole), int64(len(whole)))
+	if err != nil {
+		return nil, err
+	}
+	h := f.Header
+	descOff := int64(1+h.SubHdrSize+int32(h.BitmapBlocks)) * int64(h.BlockSize)
+	rank := func(pfn uint64) (n uint64) { // dumpable pages below pfn
+		for _, r := range f.DumpableRanges() {
+			n += min(r.End, max(pfn, r.Start)) - r.Start
+		}
+		return n
+	}
+	var parts [][]byte
+	for i := range len(cuts) - 1 {
+		p := bytes.Clone(whole)
+		sub := kdump.DecodeSubHeader(p[h.BlockSize:])
+		sub.Split, sub.StartPFN64, sub.EndPFN64 = 1, cuts[i], cuts[i+1]
+		copy(p[h.BlockSize:], sub.Encode())
+		lo, hi := rank(cuts[i]), rank(cuts[i+1])
+		arr := p[descOff : descOff+int64(f.DumpablePages())*kdump.PageDescSize]
+		n := copy(arr, whole[descOff+int64(lo)*kdump.PageDescSize:descOff+int64(hi)*kdump.PageDescSize])
+		clear(arr[n:])
+		parts = append(parts, p)
+	}
+	return parts, nil
+}
