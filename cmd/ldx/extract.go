@@ -17,7 +17,6 @@ import (
 	"ldx/elfcore/kdump"
 	"ldx/extract"
 	"ldx/extract/dump"
-	"ldx/kmod/kcore"
 )
 
 func newExtractCmd() *cobra.Command {
@@ -192,8 +191,8 @@ func printSummary(w io.Writer, s *extract.Summary) {
 	row("vmcoreinfo", "from "+s.VMCOREINFO)
 	if s.Manifest {
 		row("capture manifest", "yes, device "+s.Prepared)
-	} else if s.InputKind != kcore.InputKind {
-		// Only livedump devices have one; a live capture never does.
+	} else if s.Format == dump.FormatLivedump {
+		// Only a livedump device ldx capture prepared has one.
 		row("capture manifest", "none")
 	}
 	if k := s.Kdump; k != nil {
