@@ -233,15 +233,16 @@ func (c *group) checkKdumpArray(f *kdump.File, units []*kdump.File, names []stri
 		if minData[i] < 0 || minData[i] == end || (names != nil && minData[i] == descOff+int64(u.DumpablePages())*kdump.PageDescSize) {
 			continue
 		}
-		what, which := "fewer", ""
-		if minData[i] < end && names == nil {
-			what = "more"
+		found := fmt.Sprintf("the dumpable bitmap has %d bits set, so the page_desc array at %#x ends at %#x, but the page data starts at %#x: ", f.DumpablePages(), descOff, end, minData[i])
+		switch {
+		case names != nil:
+			found = fmt.Sprintf("%s, a part holding %d of the pages: %sneither the whole dump's array nor one of the part's own pages ends there", names[i], u.DumpablePages(), found)
+		case minData[i] < end:
+			found += "the bitmap has more bits than the file has pages"
+		default:
+			found += "the bitmap has fewer bits than the file has pages"
 		}
-		if names != nil {
-			which = fmt.Sprintf("%s, a part holding %d of them: ", names[i], u.DumpablePages())
-			what = "other"
-		}
-		c.fail(H6, fmt.Sprintf("%sthe dumpable bitmap has %d bits set, so the page_desc array at %#x ends at %#x, but the page data starts at %#x: the bitmap has %s bits than the file has pages", which, f.DumpablePages(), descOff, end, minData[i], what),
+		c.fail(H6, found,
 			"the file is damaged: dump again", at("bitmap_blocks", 436), effects...)
 		return
 	}

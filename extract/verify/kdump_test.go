@@ -257,4 +257,17 @@ func TestKdumpSplitPart(t *testing.T) {
 			t.Errorf("H3 %+v, want the descriptor of %s past its end", c, names[2])
 		}
 	})
+	t.Run("page data inside a part's array", func(t *testing.T) {
+		h, _ := kdump.DecodeHeader(whole)
+		descOff := int64(1+h.SubHdrSize+int32(h.BitmapBlocks)) * int64(h.BlockSize)
+		dir := write(t, -1, func(i int, b []byte) {
+			if i == 1 {
+				binary.LittleEndian.PutUint64(b[descOff:], uint64(descOff+kdump.PageDescSize))
+			}
+		})
+		rep := verifyPart(t, filepath.Join(dir, names[2]))
+		if c := rep.Check(H6); c == nil || !c.Failed() || !strings.Contains(c.Found, names[1]+", a part holding") {
+			t.Errorf("H6 %+v, want %s's array and data overlapping", c, names[1])
+		}
+	})
 }
