@@ -95,15 +95,7 @@ func TestKdumpE2E(t *testing.T) {
 	ctx := guest.WithLog(context.Background(), t.Logf)
 	for _, sc := range kdumpE2EScenarios {
 		t.Run(sc.name, func(t *testing.T) {
-			art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), sc.spec)
-			if err != nil {
-				t.Fatalf("preparing the guest: %v", err)
-			}
-			dir := t.TempDir()
-			ref := filepath.Join(dir, "ref.vmcore")
-			if _, errs, code := ldxRun(t, "extract", "-q", art.Dump, "-o", ref); code != 0 {
-				t.Fatalf("ldx extract of the QEMU dump: exit %d: %s", code, errs)
-			}
+			art, dir, ref := guestVmcore(ctx, t, sc.spec)
 			want := kdumpAnswers(t, ref, art)
 			for _, v := range sc.variants {
 				in := filepath.Join(dir, v+".kdump")
@@ -143,15 +135,7 @@ func TestKdumpE2E(t *testing.T) {
 	// 1.7.2 cuts it into ranges of whole 1 GiB blocks.
 	t.Run("split", func(t *testing.T) {
 		i := slices.IndexFunc(e2eScenarios, func(sc e2eScenario) bool { return sc.name == "6.1-8cpu-4G-pcihole" })
-		art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), e2eScenarios[i].spec)
-		if err != nil {
-			t.Fatalf("preparing the guest: %v", err)
-		}
-		dir := t.TempDir()
-		ref := filepath.Join(dir, "ref.vmcore")
-		if _, errs, code := ldxRun(t, "extract", "-q", art.Dump, "-o", ref); code != 0 {
-			t.Fatalf("ldx extract of the QEMU dump: exit %d: %s", code, errs)
-		}
+		art, dir, ref := guestVmcore(ctx, t, e2eScenarios[i].spec)
 		whole := filepath.Join(dir, "whole.kdump")
 		makeKdump(t, "zlib", "31", ref, whole)
 		want := kdumpAnswers(t, whole, art)
@@ -231,14 +215,7 @@ func TestKdumpE2E(t *testing.T) {
 	})
 	// QEMU's own kdump-zlib (flattened, with a guessed phys_base).
 	t.Run("qemu-kdump-zlib", func(t *testing.T) {
-		art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "512M", CPUs: 2, KdumpFormat: "kdump-zlib"})
-		if err != nil {
-			t.Fatalf("preparing the guest: %v", err)
-		}
-		ref := filepath.Join(t.TempDir(), "ref.vmcore")
-		if _, errs, code := ldxRun(t, "extract", "-q", art.Dump, "-o", ref); code != 0 {
-			t.Fatalf("ldx extract of the QEMU dump: exit %d: %s", code, errs)
-		}
+		art, _, ref := guestVmcore(ctx, t, guest.Spec{Kernel: guest.KernelSpec{Series: "6.1"}, Memory: "512M", CPUs: 2, KdumpFormat: "kdump-zlib"})
 		info, errs, code := ldxRun(t, "info", art.Kdump)
 		if code != 0 || !strings.Contains(info, "kdump-compressed") || !strings.Contains(info, "flattened") {
 			t.Fatalf("ldx info on QEMU's kdump-zlib: exit %d: %s\n%s", code, errs, info)
@@ -396,4 +373,20 @@ func checkExcluded(t *testing.T, in, variant string) string {
 		t.Errorf("ldx read of excluded pfn %#x: exit %d, stderr %q; want it reported as excluded", pfn, code, e)
 	}
 	return fmt.Sprintf("%d pages excluded, reading pfn %#x says so", n, pfn)
+}
+
+// guestVmcore prepares the guest of spec and extracts its QEMU dump with
+// ldx into a fresh directory: the vmcore the kdump files are made from.
+func guestVmcore(ctx context.Context, t *testing.T, spec guest.Spec) (art *guest.Artefacts, dir, vmcore string) {
+	t.Helper()
+	art, err := guest.Prepare(ctx, guest.DefaultCacheDir(), spec)
+	if err != nil {
+		t.Fatalf("preparing the guest: %v", err)
+	}
+	dir = t.TempDir()
+	vmcore = filepath.Join(dir, "ref.vmcore")
+	if _, errs, code := ldxRun(t, "extract", "-q", art.Dump, "-o", vmcore); code != 0 {
+		t.Fatalf("ldx extract of the QEMU dump: exit %d: %s", code, errs)
+	}
+	return art, dir, vmcore
 }
