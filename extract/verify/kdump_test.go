@@ -233,6 +233,29 @@ func TestKdumpSplitPart(t *testing.T) {
 			}
 		}
 	})
+	t.Run("one part holds every page", func(t *testing.T) {
+		all, err := verifytest.SplitKdump(whole, []uint64{0, 0x10 + pages, 0x10 + pages})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Reader(context.Background(), "all", bytes.NewReader(all[0]), int64(len(all[0])), Options{Deep: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := rep.Failed(); len(f) > 0 {
+			t.Errorf("a part holding every page (read alone by every consumer) fails %v:\n%s", f, failedSummary(rep))
+		}
+		if h1 := rep.Check(H1); h1 == nil || !strings.Contains(h1.Found, "holds all its") {
+			t.Errorf("H1 %+v, want the part named as holding every page", h1)
+		}
+		rep, err = Reader(context.Background(), "none", bytes.NewReader(all[1]), int64(len(all[1])), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h1 := rep.Check(H1); h1 == nil || !h1.Failed() {
+			t.Errorf("H1 on the empty part %+v, want a failure", h1)
+		}
+	})
 	t.Run("part missing", func(t *testing.T) {
 		dir := write(t, 1, nil)
 		rep := verifyPart(t, filepath.Join(dir, names[0]))
