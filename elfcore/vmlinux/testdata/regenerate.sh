@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")"
 for v in 4 5; do
-	gcc -O1 -g -gdwarf-$v -fno-eliminate-unused-debug-types -nostdlib -static -no-pie \
+	gcc -O1 -g -gdwarf-$v -fdebug-prefix-map="$PWD"=. -fno-eliminate-unused-debug-types -nostdlib -static -no-pie \
 		-Wl,--build-id=sha1 -o fixture-dwarf$v.elf fixture.c
 done
 objcopy --strip-debug fixture-dwarf5.elf fixture-nodwarf.elf
