@@ -285,7 +285,7 @@ const kcoreDrgnScript = `
 from drgn.helpers.linux.pid import for_each_task
 print("KCORE-RELEASE", prog["init_uts_ns"].name.release.string_().decode())
 for t in for_each_task(prog):
-    print("KCORE-TASK", t.comm.string_().decode())
+    print("KCORE-TASK", t.comm.string_().decode(errors="replace"))
 `
 
 func checkKcoreVmcore(t *testing.T, sc kcoreScenario, label string, k *guest.Kernel, vmcore, dir string) {
