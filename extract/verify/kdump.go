@@ -27,15 +27,21 @@ func kdumpChecks(in input, rep *Report) []Result {
 		"vmcore-dmesg reads ELF vmcores only; drgn reads kdump files through libkdumpfile (Debian's drgn is built with it)")
 	c.checkFlattened()
 	f, err := kdump.Open(c.raw, c.size)
-	var names []string // a split dump's parts, in pfn order
-	whole := false     // a split part that holds every dumpable page
+	var names []string   // a split dump's parts, in pfn order
+	whole := false       // a split part that holds every dumpable page
+	var self *kdump.File // the part itself, when the input is one
 	if errors.Is(err, kdump.ErrSplit) {
-		if p, perr := kdump.OpenPart(c.raw, c.size); perr == nil && holdsEverything(p) {
-			f, err, whole = p, nil, true
+		if p, perr := kdump.OpenPart(c.raw, c.size); perr == nil {
+			self = p
+			if holdsEverything(p) {
+				f, err, whole = p, nil, true
+			} else {
+				defer p.Close()
+			}
 		}
 	}
 	if errors.Is(err, kdump.ErrSplit) {
-		set := c.checkSplitPart(in, err, rep)
+		set := c.checkSplitPart(in, err, self, rep)
 		if set == nil {
 			for _, id := range []ID{H2, H3, H4, H5, H6, H7, H9} {
 				if c.applies(id) {
@@ -343,24 +349,26 @@ const startKernelMap = 0xffffffff80000000
 // tables; drgn (libkdumpfile) reads the other parts' pages as excluded.
 // The other parts are looked for beside it (as ldx's openers do): when
 // they make the whole dump, the set is returned for H2–H9 to read.
-func (c *group) checkSplitPart(in input, openErr error, rep *Report) *dump.SplitSet {
+func (c *group) checkSplitPart(in input, openErr error, self *kdump.File, rep *Report) *dump.SplitSet {
 	loc := nowhere
 	var fe *kdump.FormatError
 	if errors.As(openErr, &fe) {
 		loc = at(fe.Field, fe.Off)
 	}
-	start, end, _ := kdumpPartRange(c)
+	var start, end uint64
+	if self != nil {
+		start, end, _ = self.Part()
+	}
 	// drgn opens the part that holds init_uts_ns (with the kernel image
 	// and its page tables, low in memory) but stops on the first task in
 	// another part; any other part it cannot open at all.
 	drgn := eff(Drgn, Fatal, "drgn (libkdumpfile) reads one part as the whole dump: init_uts_ns is in another part, read as \"Excluded page\"")
-	if p, err := kdump.OpenPart(c.raw, c.size); err == nil {
-		info, _ := vmcoreinfo.ParseLenient(p.VMCOREINFO())
-		if pa, ok := utsReleasePA(info); ok && pa/uint64(p.PageSize) >= start && pa/uint64(p.PageSize) < end {
+	if self != nil {
+		info, _ := vmcoreinfo.ParseLenient(self.VMCOREINFO())
+		if pa, ok := utsReleasePA(info); ok && pa/uint64(self.PageSize) >= start && pa/uint64(self.PageSize) < end {
 			drgn = eff(Drgn, Degraded, "drgn (libkdumpfile) reads one part as the whole dump: init_uts_ns reads, the tasks in the other parts are \"Excluded page\"")
 			rep.taskWalkStops = true
 		}
-		p.Close()
 	}
 	effects := []Effect{eff(Crash, Fatal, "crash reads a split dump only given every part on its command line (crash VMLINUX PART1 PART2 …)"),
 		eff(Makedumpfile, Fatal, "makedumpfile reads one part as the whole dump and misses the kernel's pages in the others (makedumpfile --reassemble joins the parts)"),
@@ -395,16 +403,6 @@ func holdsEverything(p *kdump.File) bool {
 		n += r.End - r.Start
 	}
 	return p.DumpablePages() == n
-}
-
-// kdumpPartRange is the pfn range of the part verify was given.
-func kdumpPartRange(c *group) (start, end uint64, ok bool) {
-	p, err := kdump.OpenPart(c.raw, c.size)
-	if err != nil {
-		return 0, 0, false
-	}
-	defer p.Close()
-	return p.Part()
 }
 
 // h1Effects are the consumers a header, sub-header or bitmap defect
