@@ -64,8 +64,8 @@ e2e-deps:
 	./.ci/deps-e2e
 
 e2e: e2e-deps build
-	$(GO) test -count=1 -p 1 -tags e2e -timeout 80m -run '^Test(E2E|KdumpE2E|KdumpWriteE2E|FilterE2E|AnalysisE2E|PsE2E|SymsE2E|GenerateE2E|VmlinuxE2E|CaptureE2E|KcoreE2E)$$' -v ./extract/ ./cmd/ldx/ ./vmcoreinfo/generate/ 2>&1 | tee e2e.log | grep -E '^(\s*--- |PASS|FAIL|ok|guest: |\s+\w+_test.go:[0-9]+: (e2e_|capture_e2e|kcore_e2e|crash|drgn))'
-	@echo "e2e: full log in e2e.log"
+	@s=0; $(GO) test -count=1 -p 1 -tags e2e -timeout 80m -run '^Test(E2E|KdumpE2E|KdumpWriteE2E|FilterE2E|AnalysisE2E|PsE2E|SymsE2E|GenerateE2E|VmlinuxE2E|CaptureE2E|KcoreE2E)$$' -v ./extract/ ./cmd/ldx/ ./vmcoreinfo/generate/ 2>&1 | tee e2e.log | grep -E '^(\s*--- |PASS|FAIL|ok|guest: |\s+\w+_test.go:[0-9]+: (e2e_|capture_e2e|kcore_e2e|crash|drgn))' || s=$$?; \
+	echo "e2e: full log in e2e.log"; [ $$s -eq 0 ] || { .ci/failures e2e.log; exit $$s; }
 
 bench: e2e-deps build
 	LDX_BENCH=1 $(GO) test -count=1 -tags e2e -timeout 60m -run 'TestBench(E2E|KdumpE2E)' -v ./extract/ | grep -vE '^\s+(bench|e2e)_test.go|^=== '
@@ -82,7 +82,7 @@ clean:
 # ldx verify's static verdict beside crash, makedumpfile and drgn on real kernel memory and a mutation corpus; prints the agreement figure.
 verify-agreement: e2e-deps build
 	@mkdir -p bin
-	$(GO) test -count=1 -tags e2e -timeout 80m -run '^TestVerifyAgreement$$' -v ./extract/verify/ >bin/verify-agreement.log 2>&1; s=$$?; grep -E '^(--- FAIL|FAIL|ok)|verify (agreement|disagreement)' bin/verify-agreement.log; exit $$s
+	$(GO) test -count=1 -tags e2e -timeout 80m -run '^TestVerifyAgreement$$' -v ./extract/verify/ >bin/verify-agreement.log 2>&1; s=$$?; grep -E '^(--- FAIL|FAIL|ok)|verify (agreement|disagreement)' bin/verify-agreement.log; [ $$s -eq 0 ] || .ci/failures bin/verify-agreement.log; exit $$s
 
 # ldx dmesg and ldx info timed on a 1 GiB guest's dump in every input form
 # (QEMU dump, livedump device, ldx vmcores): figures, not assertions.

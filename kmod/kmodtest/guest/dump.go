@@ -66,6 +66,10 @@ func qmpDump(ctx context.Context, q *qmpClient, path, format, qemuLog string) er
 	if err := os.Chmod(abs, 0o600); err != nil {
 		return err
 	}
+	wasRunning, _, err := vmStatus(ctx, q)
+	if err != nil {
+		return err
+	}
 	t0 := time.Now()
 	if _, err := q.execute(ctx, "dump-guest-memory", map[string]any{
 		"paging": false, "protocol": "file:" + abs, "detach": true, "format": format,
@@ -86,6 +90,15 @@ func qmpDump(ctx context.Context, q *qmpClient, path, format, qemuLog string) er
 			return fmt.Errorf("query-dump: %w", err)
 		}
 		if st.Status == "completed" {
+			// QEMU 7.2 marks the dump completed before its dump thread
+			// has closed the file and resumed the guest; a second
+			// dump-guest-memory issued in that window reinitialises the
+			// state the thread is still cleaning up. Wait for the resume.
+			if wasRunning {
+				if err := waitRunning(ctx, q); err != nil {
+					return err
+				}
+			}
 			break
 		}
 		if st.Status == "failed" {
@@ -104,6 +117,44 @@ func qmpDump(ctx context.Context, q *qmpClient, path, format, qemuLog string) er
 	st, _ := os.Stat(abs)
 	logf(ctx, "dumped %d MiB (%s) to %s in %s", st.Size()>>20, format, abs, time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// vmStatus returns whether the guest runs, and QEMU's name for its state.
+func vmStatus(ctx context.Context, q *qmpClient) (bool, string, error) {
+	raw, err := q.execute(ctx, "query-status", nil)
+	if err != nil {
+		return false, "", err
+	}
+	var st struct {
+		Running bool   `json:"running"`
+		Status  string `json:"status"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return false, "", fmt.Errorf("query-status: %w", err)
+	}
+	return st.Running, st.Status, nil
+}
+
+// waitRunning waits, up to 30 s, for the guest to run again after a dump.
+func waitRunning(ctx context.Context, q *qmpClient) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		running, status, err := vmStatus(ctx, q)
+		if err != nil {
+			return err
+		}
+		if running {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the guest did not resume after the dump (status %q)", status)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // ReadVMCOREINFO returns the text of the VMCOREINFO note of an ELF64

@@ -101,6 +101,49 @@ func (s Spec) key(k *Kernel, mib int) string {
 	return strings.Join(parts, "_")
 }
 
+// bootAndDump boots a guest as spec says, dumps it into tmp (the ELF dump,
+// the kdump-format one spec asks for, the serial log, VMCOREINFO and the
+// guest's facts) and stops it.
+func bootAndDump(ctx context.Context, tmp string, kern *Kernel, spec Spec, cacheDir string) (*Guest, time.Duration, error) {
+	g, err := Boot(ctx, Config{
+		Kernel: kern, Memory: spec.Memory, CPUs: spec.CPUs, NoKASLR: spec.NoKASLR,
+		LA57: spec.LA57, Cmdline: spec.Cmdline, CacheDir: cacheDir,
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer g.Close()
+	t0 := time.Now()
+	if err := g.Dump(ctx, filepath.Join(tmp, dumpName)); err != nil {
+		return nil, 0, err
+	}
+	dumpTime := time.Since(t0)
+	if spec.KdumpFormat != "" {
+		if err := g.DumpAs(ctx, filepath.Join(tmp, kdumpName), spec.KdumpFormat); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := copyFile(g.SerialLog, filepath.Join(tmp, serialName)); err != nil {
+		return nil, 0, err
+	}
+	g.Close() // the guest is no longer needed; free its memory and CPU now
+
+	vmci, err := ReadVMCOREINFO(filepath.Join(tmp, dumpName))
+	if err != nil {
+		return nil, 0, err
+	}
+	if rel, _ := VMCOREINFOValue(vmci, "OSRELEASE"); rel != g.Facts.Release {
+		return nil, 0, fmt.Errorf("dump's VMCOREINFO OSRELEASE %q != guest's uname -r %q", rel, g.Facts.Release)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, vmcoreinfoTxt), []byte(vmci), 0o644); err != nil {
+		return nil, 0, err
+	}
+	if err := writeJSON(filepath.Join(tmp, factsName), g.Facts); err != nil {
+		return nil, 0, err
+	}
+	return g, dumpTime, nil
+}
+
 // Prepare returns a dump of a guest booted as spec says, with its facts,
 // booting and dumping only if the cache (cacheDir, default
 // DefaultCacheDir()) has no complete one yet. Artefacts are written to a
@@ -153,40 +196,24 @@ func Prepare(ctx context.Context, cacheDir string, spec Spec) (*Artefacts, error
 		}
 	}()
 
-	g, err := Boot(ctx, Config{
-		Kernel: kern, Memory: spec.Memory, CPUs: spec.CPUs, NoKASLR: spec.NoKASLR,
-		LA57: spec.LA57, Cmdline: spec.Cmdline, CacheDir: cacheDir,
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer g.Close()
-	t0 := time.Now()
-	if err := g.Dump(ctx, filepath.Join(tmp, dumpName)); err != nil {
-		return nil, err
-	}
-	dumpTime := time.Since(t0)
-	if spec.KdumpFormat != "" {
-		if err := g.DumpAs(ctx, filepath.Join(tmp, kdumpName), spec.KdumpFormat); err != nil {
-			return nil, err
+	// A boot under TCG or QEMU's dump can fail for reasons of the moment
+	// (a guest that never reaches its prompt, a dump that QEMU ends
+	// early); such a failure is logged and the boot tried once more.
+	var g *Guest
+	var dumpTime time.Duration
+	for try := 1; ; try++ {
+		g, dumpTime, err = bootAndDump(ctx, tmp, kern, spec, cacheDir)
+		if err == nil || try == 2 || ctx.Err() != nil {
+			break
+		}
+		logf(ctx, "booting and dumping %s failed (%v); once more", key, err)
+		if ents, _ := os.ReadDir(tmp); ents != nil {
+			for _, e := range ents {
+				os.RemoveAll(filepath.Join(tmp, e.Name()))
+			}
 		}
 	}
-	if err := copyFile(g.SerialLog, filepath.Join(tmp, serialName)); err != nil {
-		return nil, err
-	}
-	g.Close() // the guest is no longer needed; free its memory and CPU now
-
-	vmci, err := ReadVMCOREINFO(filepath.Join(tmp, dumpName))
 	if err != nil {
-		return nil, err
-	}
-	if rel, _ := VMCOREINFOValue(vmci, "OSRELEASE"); rel != g.Facts.Release {
-		return nil, fmt.Errorf("dump's VMCOREINFO OSRELEASE %q != guest's uname -r %q", rel, g.Facts.Release)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, vmcoreinfoTxt), []byte(vmci), 0o644); err != nil {
-		return nil, err
-	}
-	if err := writeJSON(filepath.Join(tmp, factsName), g.Facts); err != nil {
 		return nil, err
 	}
 	a := &Artefacts{Key: key, Spec: spec, Kernel: kern, QEMUArgs: g.Args, BootTime: g.BootTime, DumpTime: dumpTime}
