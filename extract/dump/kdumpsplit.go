@@ -112,6 +112,16 @@ func JoinSplit(path string, r io.ReaderAt, size int64) (*SplitSet, error) {
 	}
 	j, err := kdump.Join(parts)
 	if err != nil {
+		chains := splitChains(self, parts[1:])
+		if len(chains) > 1 {
+			return fail(want(fmt.Sprintf("more than one set of parts makes the dump (%s, and %s): it was split more than once into this directory; move the other set away",
+				partList(chains[0], names), partList(chains[1], names))))
+		}
+		if len(chains) == 1 {
+			j, err = kdump.Join(chains[0])
+		}
+	}
+	if err != nil {
 		var found []string
 		slices.SortFunc(parts, func(a, b *kdump.File) int {
 			as, _, _ := a.Part()
@@ -129,6 +139,76 @@ func JoinSplit(path string, r io.ReaderAt, size int64) (*SplitSet, error) {
 		set.Names = append(set.Names, names[p])
 	}
 	return set, nil
+}
+
+// Bounds the chains of parts splitChains tries on each side of the given
+// part (each try compares the parts' headers and bitmaps).
+const maxSplitChains = 16
+
+// splitChains finds the sets of parts that make self's dump when the
+// candidates found beside it (all with self's header) do not all fit
+// together. That happens when a dump was split twice into one directory
+// (makedumpfile --split run again with another part count, on the same
+// input, so with the same header): the two sets overlap. A set is a chain
+// of parts, self among them, whose pfn ranges follow one another without
+// a gap, and which kdump.Join accepts. Parts holding no pfn (a range
+// [n, n)) join no chain but self: they hold nothing to read. At most two
+// chains are returned: one is the answer, two make the choice ambiguous.
+func splitChains(self *kdump.File, cands []*kdump.File) [][]*kdump.File {
+	var nonEmpty []*kdump.File
+	for _, c := range cands {
+		if s, e, _ := c.Part(); s < e {
+			nonEmpty = append(nonEmpty, c)
+		}
+	}
+	lo, hi, _ := self.Part()
+	// Every chain of parts ending at pfn lo (left) or starting at hi
+	// (right), up to maxSplitChains of each.
+	var walk func(at uint64, left bool, acc []*kdump.File, out *[][]*kdump.File)
+	walk = func(at uint64, left bool, acc []*kdump.File, out *[][]*kdump.File) {
+		if len(*out) >= maxSplitChains {
+			return
+		}
+		*out = append(*out, slices.Clone(acc))
+		for _, c := range nonEmpty {
+			s, e, _ := c.Part()
+			if left && e == at && !slices.Contains(acc, c) {
+				walk(s, true, append(acc, c), out)
+			} else if !left && s == at && !slices.Contains(acc, c) {
+				walk(e, false, append(acc, c), out)
+			}
+		}
+	}
+	var lefts, rights [][]*kdump.File
+	walk(lo, true, nil, &lefts)
+	walk(hi, false, nil, &rights)
+	var found [][]*kdump.File
+	for _, l := range lefts {
+		for _, r := range rights {
+			set := append(append(slices.Clone(l), self), r...)
+			if _, err := kdump.Join(set); err == nil {
+				if found = append(found, set); len(found) == 2 {
+					return found
+				}
+			}
+		}
+	}
+	return found
+}
+
+// partList names a set of parts, in pfn order.
+func partList(set []*kdump.File, names map[*kdump.File]string) string {
+	set = slices.Clone(set)
+	slices.SortFunc(set, func(a, b *kdump.File) int {
+		as, _, _ := a.Part()
+		bs, _, _ := b.Part()
+		return cmp.Compare(as, bs)
+	})
+	var ns []string
+	for _, p := range set {
+		ns = append(ns, filepath.Base(names[p]))
+	}
+	return strings.Join(ns, ", ")
 }
 
 // splitError is the error for a split part whose dump cannot be joined.
