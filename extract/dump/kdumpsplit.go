@@ -114,7 +114,7 @@ func JoinSplit(path string, r io.ReaderAt, size int64) (*SplitSet, error) {
 	if err != nil {
 		chains := splitChains(self, parts[1:])
 		if len(chains) > 1 {
-			return fail(want(fmt.Sprintf("more than one set of parts makes the dump (%s, and %s): it was split more than once into this directory; move the other set away",
+			return fail(want(fmt.Sprintf("more than one set of parts makes the dump ({%s} and {%s}): it was split more than once into this directory; move the other set away",
 				partList(chains[0], names), partList(chains[1], names))))
 		}
 		if len(chains) == 1 {
