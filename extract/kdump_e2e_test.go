@@ -148,6 +148,13 @@ func TestKdumpE2E(t *testing.T) {
 		if out, err := exec.Command("makedumpfile", append([]string{"--splitblock-size", "4096", "--split", "-c", "-d", "31", ref}, parts...)...).CombinedOutput(); err != nil {
 			t.Fatalf("makedumpfile --split: %v\n%s", err, tail(string(out), 20))
 		}
+		// The dump split again, into 2 parts, into the same directory: the
+		// two sets share makedumpfile's header (checked below, once the
+		// first set has been read with the second beside it).
+		again := []string{filepath.Join(pdir, "again-1"), filepath.Join(pdir, "again-2")}
+		if out, err := exec.Command("makedumpfile", append([]string{"--splitblock-size", "4096", "--split", "-c", "-d", "31", ref}, again...)...).CombinedOutput(); err != nil {
+			t.Fatalf("makedumpfile --split again: %v\n%s", err, tail(string(out), 20))
+		}
 		os.Remove(ref)
 		info, errs, code := ldxRun(t, "info", parts[1])
 		if code != 0 || !strings.Contains(info, "3 parts (makedumpfile --split)") {
@@ -224,6 +231,20 @@ func TestKdumpE2E(t *testing.T) {
 		checkCrash(t, out, art)
 		checkMakedumpfile(t, out, art)
 		checkDrgn(t, out, art)
+		// The second split beside the first: each part reads through its
+		// own set.
+		for p, n := range map[string]int{parts[1]: 3, again[1]: 2} {
+			info, errs, code := ldxRun(t, "info", p)
+			if code != 0 || !strings.Contains(info, fmt.Sprintf("%d parts (makedumpfile --split)", n)) {
+				t.Errorf("ldx info on %s beside a second split: exit %d, want %d parts: %s\n%s", filepath.Base(p), code, n, errs, info)
+			}
+		}
+		if got, errs, code := ldxRun(t, "dmesg", again[0]); code != 0 || got != want["dmesg"] {
+			t.Errorf("ldx dmesg on %s beside a second split: exit %d, equal to the whole file's %v: %s", filepath.Base(again[0]), code, got == want["dmesg"], errs)
+		}
+		for _, p := range again {
+			os.Remove(p)
+		}
 		// Without a part that holds pages (one of the last two, for the
 		// first is asked) the dump is refused.
 		gone := 1
@@ -234,7 +255,7 @@ func TestKdumpE2E(t *testing.T) {
 		if _, errs, code := ldxRun(t, "dmesg", parts[0]); code != 3 || !strings.Contains(errs, "a part is missing") {
 			t.Errorf("ldx dmesg with %s (%d pages) missing: exit %d: %s; want 3 and the missing range", filepath.Base(parts[gone]), pages[gone], code, errs)
 		}
-		t.Logf("e2e_kdump split: %d answers of ldx on two parts of makedumpfile's 3-part split identical to the whole file's; verify on each part agrees with %d real tool runs; extract of a part read by crash, makedumpfile and drgn; pages per part %v; a missing part refused", len(want), runs, pages)
+		t.Logf("e2e_kdump split: %d answers of ldx on two parts of makedumpfile's 3-part split identical to the whole file's; verify on each part agrees with %d real tool runs; extract of a part read by crash, makedumpfile and drgn; pages per part %v; a second split into the same directory read set by set; a missing part refused", len(want), runs, pages)
 	})
 	// QEMU's own kdump-zlib (flattened, with a guessed phys_base).
 	t.Run("qemu-kdump-zlib", func(t *testing.T) {
