@@ -123,12 +123,7 @@ func JoinSplit(path string, r io.ReaderAt, size int64) (*SplitSet, error) {
 	}
 	if err != nil {
 		var found []string
-		slices.SortFunc(parts, func(a, b *kdump.File) int {
-			as, _, _ := a.Part()
-			bs, _, _ := b.Part()
-			return cmp.Compare(as, bs)
-		})
-		for _, p := range parts {
+		for _, p := range byStart(parts) {
 			s, e, _ := p.Part()
 			found = append(found, fmt.Sprintf("%s [%#x, %#x)", filepath.Base(names[p]), s, e))
 		}
@@ -198,17 +193,22 @@ func splitChains(self *kdump.File, cands []*kdump.File) [][]*kdump.File {
 
 // partList names a set of parts, in pfn order.
 func partList(set []*kdump.File, names map[*kdump.File]string) string {
-	set = slices.Clone(set)
-	slices.SortFunc(set, func(a, b *kdump.File) int {
+	var ns []string
+	for _, p := range byStart(set) {
+		ns = append(ns, filepath.Base(names[p]))
+	}
+	return strings.Join(ns, ", ")
+}
+
+// byStart returns the parts sorted by their first pfn.
+func byStart(parts []*kdump.File) []*kdump.File {
+	ps := slices.Clone(parts)
+	slices.SortFunc(ps, func(a, b *kdump.File) int {
 		as, _, _ := a.Part()
 		bs, _, _ := b.Part()
 		return cmp.Compare(as, bs)
 	})
-	var ns []string
-	for _, p := range set {
-		ns = append(ns, filepath.Base(names[p]))
-	}
-	return strings.Join(ns, ", ")
+	return ps
 }
 
 // splitError is the error for a split part whose dump cannot be joined.
