@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"ldx/elfcore/kdump"
+	"ldx/elfcore/vmlinux"
 	"ldx/extract/dump"
 )
 
@@ -102,7 +103,18 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 		versions[Drgn] = toolVersion(ctx, `drgn (\d+\.\d+\.\d+)`, drgn, "--version")
 	}
 	rep.Repredict(versions)
-	release := rep.Release
+	// A tool's release is judged against OSRELEASE; in a dump without it,
+	// against the vmlinux's. A tool that reads another release read wrong
+	// memory (drgn on a KASLR dump without VMCOREINFO can print "D").
+	release, releaseFrom := rep.Release, "OSRELEASE"
+	if release == "" && opt.Vmlinux != "" {
+		if v, err := vmlinux.Open(opt.Vmlinux); err == nil {
+			if rel, err := v.Release(); err == nil {
+				release, releaseFrom = rel, "the vmlinux's release"
+			}
+			v.Close()
+		}
+	}
 	file := rep.File
 
 	var runs []ToolRun
@@ -142,7 +154,7 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 		case code != 0:
 			r.Verdict = fmt.Sprintf("exit %d: %s", code, lastLine(out))
 		case release != "" && got != release:
-			r.Verdict = fmt.Sprintf("printed %q, OSRELEASE is %q", got, release)
+			r.Verdict = fmt.Sprintf("printed %q, %s is %q", got, releaseFrom, release)
 		case got == "" || got == "unknown":
 			r.Verdict = fmt.Sprintf("printed %q", got)
 		default:
@@ -165,7 +177,7 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 			case m == nil:
 				r.Verdict = fmt.Sprintf("exit %d, no sys output: %s", code, lastLine(out))
 			case release != "" && m[1] != release:
-				r.Verdict = fmt.Sprintf("sys shows RELEASE %s, OSRELEASE is %s", m[1], release)
+				r.Verdict = fmt.Sprintf("sys shows RELEASE %s, %s is %s", m[1], releaseFrom, release)
 			default:
 				r.OK, r.Verdict = true, "sys shows RELEASE "+m[1]
 			}
@@ -249,7 +261,7 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 		case m == nil:
 			r.Verdict = fmt.Sprintf("exit %d: %s", code, lastLine(out))
 		case release != "" && m[1] != release:
-			r.Verdict = fmt.Sprintf("read release %q, OSRELEASE is %q", m[1], release)
+			r.Verdict = fmt.Sprintf("read release %q, %s is %q", m[1], releaseFrom, release)
 		default:
 			r.OK, r.Verdict = true, "read release "+m[1]
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ldx/elfcore/kdump"
+	"ldx/elfcore/vmlinux"
 	"ldx/extract/verify/verifytest"
 )
 
@@ -231,6 +232,70 @@ case "$1" in --dump-dmesg) echo "x" > "$3";; -c) cp "$4" "$5";; esac`)
 			if r.Tool == Makedumpfile && (r.PredictedOK != tc.ok || r.OK != tc.ok || !r.Agree) {
 				t.Errorf("%s: %s %s predicted ok %v, real %v (%s)", tc.build, r.Tool, r.Mode, r.PredictedOK, r.OK, r.Verdict)
 			}
+		}
+	}
+}
+
+// TestRunToolsReleaseWithoutOSRELEASE: in a dump without VMCOREINFO the
+// release a tool reads is judged against the vmlinux's: drgn printing
+// another one (as drgn 0.0.22 did, "D", on a 6.12 KASLR dump whose note
+// was removed) read wrong memory, and agrees with a fatal prediction.
+func TestRunToolsReleaseWithoutOSRELEASE(t *testing.T) {
+	const vml = "../../elfcore/vmlinux/testdata/fixture-dwarf5.elf"
+	v, err := vmlinux.Open(vml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := v.Release()
+	v.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := getFixture(t)
+	var m verifytest.Mutant
+	for _, x := range verifytest.Mutants() {
+		if x.Name == "no VMCOREINFO note" {
+			m = x
+		}
+	}
+	b, err := m.Build(f.good)
+	if err != nil {
+		t.Fatalf("mutant %q: %v", m.Name, err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "no-vmcoreinfo")
+	os.WriteFile(path, b, 0o600)
+	for _, tc := range []struct {
+		printed string
+		ok      bool
+	}{{"D", false}, {want, true}} {
+		drgn := fakeTool(t, dir, "drgn", `
+[ "$1" = --version ] && { echo "drgn 0.0.22 (using Python 3.11.2, elfutils 0.188, with libkdumpfile)"; exit 0; }
+echo "RELEASE `+tc.printed+`"`)
+		rep, err := File(context.Background(), path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := RunTools(context.Background(), rep, ToolOptions{Vmlinux: vml, Crash: "", Makedumpfile: "", Drgn: drgn, Timeout: 10 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		var got *ToolRun
+		for i, r := range rep.Tools {
+			if r.Tool == Drgn && r.Skipped == "" {
+				got = &rep.Tools[i]
+			}
+		}
+		if got == nil {
+			t.Fatalf("drgn printing %q: no drgn run in %+v", tc.printed, rep.Tools)
+		}
+		if got.OK != tc.ok {
+			t.Errorf("drgn printing %q: ok %v, want %v (%s)", tc.printed, got.OK, tc.ok, got.Verdict)
+		}
+		if !tc.ok && !strings.Contains(got.Verdict, "the vmlinux's release is \""+want+"\"") {
+			t.Errorf("drgn printing %q: verdict %q does not name the vmlinux's release", tc.printed, got.Verdict)
+		}
+		if !tc.ok && !got.Agree {
+			t.Errorf("drgn printing %q: predicted ok %v, real ok %v: disagree", tc.printed, got.PredictedOK, got.OK)
 		}
 	}
 }
