@@ -232,11 +232,15 @@ func TestKdumpE2E(t *testing.T) {
 		checkMakedumpfile(t, out, art)
 		checkDrgn(t, out, art)
 		// The second split beside the first: each part reads through its
-		// own set.
-		for p, n := range map[string]int{parts[1]: 3, again[1]: 2} {
+		// own set, and the other set's parts are named as not needed.
+		for p, other := range map[string][]string{parts[1]: again, again[1]: parts} {
+			n := 5 - len(other)
 			info, errs, code := ldxRun(t, "info", p)
 			if code != 0 || !strings.Contains(info, fmt.Sprintf("%d parts (makedumpfile --split)", n)) {
 				t.Errorf("ldx info on %s beside a second split: exit %d, want %d parts: %s\n%s", filepath.Base(p), code, n, errs, info)
+			}
+			if unused := strings.Join(baseNames(other), ", "); !strings.Contains(info+errs, "not needed: "+unused) {
+				t.Errorf("ldx info on %s beside a second split does not say that %s are not needed:\n%s%s", filepath.Base(p), unused, info, errs)
 			}
 		}
 		if got, errs, code := ldxRun(t, "dmesg", again[0]); code != 0 || got != want["dmesg"] {
@@ -433,4 +437,13 @@ func guestVmcore(ctx context.Context, t *testing.T, spec guest.Spec) (art *guest
 		t.Fatalf("ldx extract of the QEMU dump: exit %d: %s", code, errs)
 	}
 	return art, dir, vmcore
+}
+
+// baseNames returns the paths' file names.
+func baseNames(paths []string) []string {
+	var ns []string
+	for _, p := range paths {
+		ns = append(ns, filepath.Base(p))
+	}
+	return ns
 }

@@ -36,6 +36,10 @@ func openSplit(src *Source, sum *Report) (*kdump.File, error) {
 	}
 	src.others = set.files
 	sum.Parts = set.Names
+	if len(set.Unused) > 0 {
+		sum.warn("more parts of this dump lie beside it than one split has (it was split more than once into this directory, or parts were copied): read through %s; not needed: %s",
+			strings.Join(baseNames(set.Names), ", "), strings.Join(baseNames(set.Unused), ", "))
+	}
 	return set.File, nil
 }
 
@@ -45,7 +49,10 @@ func openSplit(src *Source, sum *Report) (*kdump.File, error) {
 type SplitSet struct {
 	*kdump.File
 	Names []string // the parts' paths, in pfn order
-	files []*os.File
+	// Unused are parts of the same dump beside them that were not needed:
+	// of another split into the same directory, or copies.
+	Unused []string
+	files  []*os.File
 }
 
 // Close closes the joined File and the parts JoinSplit opened (not the
@@ -84,6 +91,7 @@ func JoinSplit(path string, r io.ReaderAt, size int64) (*SplitSet, error) {
 		return nil, err
 	}
 	parts, names := []*kdump.File{self}, map[*kdump.File]string{self: path}
+	handles := map[*kdump.File]*os.File{}
 	var files []*os.File
 	fail := func(err error) (*SplitSet, error) {
 		for _, f := range files {
@@ -108,17 +116,25 @@ func JoinSplit(path string, r io.ReaderAt, size int64) (*SplitSet, error) {
 			fh.Close()
 			return fail(want(fmt.Sprintf("more than %d parts were found", maxSplitParts)))
 		}
-		parts, names[part], files = append(parts, part), p, append(files, fh)
+		parts, names[part], files, handles[part] = append(parts, part), p, append(files, fh), fh
 	}
 	j, err := kdump.Join(parts)
+	var unused []*kdump.File
 	if err != nil {
-		chains := splitChains(self, parts[1:])
-		if len(chains) > 1 {
-			return fail(want(fmt.Sprintf("more than one set of parts makes the dump ({%s} and {%s}): it was split more than once into this directory; move the other set away",
-				partList(chains[0], names), partList(chains[1], names))))
-		}
-		if len(chains) == 1 {
-			j, err = kdump.Join(chains[0])
+		// More parts of this dump than fit together: it was split more
+		// than once into this directory, or a part was copied. Every part
+		// Join accepts together carries the same header, bitmaps and
+		// VMCOREINFO, so any chain of them reads the same dump; the first
+		// by file name is read and the others are named in a warning.
+		if chain := splitChain(self, parts[1:]); chain != nil {
+			if jc, errc := kdump.Join(chain); errc == nil {
+				j, err = jc, nil
+				for _, p := range parts {
+					if !slices.Contains(chain, p) {
+						unused = append(unused, p)
+					}
+				}
+			}
 		}
 	}
 	if err != nil {
@@ -129,75 +145,99 @@ func JoinSplit(path string, r io.ReaderAt, size int64) (*SplitSet, error) {
 		}
 		return fail(want(fmt.Sprintf("the parts found (%s) do not make the dump: %v", strings.Join(found, ", "), err)))
 	}
-	set := &SplitSet{File: j, files: files}
+	set := &SplitSet{File: j}
 	for _, p := range j.Parts() {
 		set.Names = append(set.Names, names[p])
+	}
+	for _, p := range byStart(unused) {
+		set.Unused = append(set.Unused, names[p])
+	}
+	for _, p := range parts[1:] {
+		if slices.Contains(unused, p) {
+			handles[p].Close()
+		} else {
+			set.files = append(set.files, handles[p])
+		}
 	}
 	return set, nil
 }
 
-// Bounds the chains of parts splitChains tries on each side of the given
-// part (each try compares the parts' headers and bitmaps).
-const maxSplitChains = 16
-
-// splitChains finds the sets of parts that make self's dump when the
-// candidates found beside it (all with self's header) do not all fit
-// together. That happens when a dump was split twice into one directory
-// (makedumpfile --split run again with another part count, on the same
-// input, so with the same header): the two sets overlap. A set is a chain
-// of parts, self among them, whose pfn ranges follow one another without
-// a gap, and which kdump.Join accepts. Parts holding no pfn (a range
-// [n, n)) join no chain but self: they hold nothing to read. At most two
-// chains are returned: one is the answer, two make the choice ambiguous.
-func splitChains(self *kdump.File, cands []*kdump.File) [][]*kdump.File {
-	var nonEmpty []*kdump.File
+// splitChain finds, when the parts found beside self (all with self's
+// header) do not all fit together, one chain of them through self that
+// makes the whole dump: makedumpfile's parts start at pfn 0 and end at
+// max_mapnr, each where the one before ends. Among several chains the
+// first by file name (cands come in directory order) is taken. Parts
+// holding no pfn join no chain but self. nil if there is none.
+func splitChain(self *kdump.File, cands []*kdump.File) []*kdump.File {
+	var ps []*kdump.File
 	for _, c := range cands {
 		if s, e, _ := c.Part(); s < e {
-			nonEmpty = append(nonEmpty, c)
+			ps = append(ps, c)
 		}
 	}
 	lo, hi, _ := self.Part()
-	// Every chain of parts ending at pfn lo (left) or starting at hi
-	// (right), up to maxSplitChains of each.
-	var walk func(at uint64, left bool, acc []*kdump.File, out *[][]*kdump.File)
-	walk = func(at uint64, left bool, acc []*kdump.File, out *[][]*kdump.File) {
-		if len(*out) >= maxSplitChains {
-			return
-		}
-		*out = append(*out, slices.Clone(acc))
-		for _, c := range nonEmpty {
-			s, e, _ := c.Part()
-			if left && e == at && !slices.Contains(acc, c) {
-				walk(s, true, append(acc, c), out)
-			} else if !left && s == at && !slices.Contains(acc, c) {
-				walk(e, false, append(acc, c), out)
-			}
-		}
+	left := chainBetween(ps, lo, 0, true)
+	right := chainBetween(ps, hi, self.MaxMapnr, false)
+	if left == nil || right == nil {
+		return nil
 	}
-	var lefts, rights [][]*kdump.File
-	walk(lo, true, nil, &lefts)
-	walk(hi, false, nil, &rights)
-	var found [][]*kdump.File
-	for _, l := range lefts {
-		for _, r := range rights {
-			set := append(append(slices.Clone(l), self), r...)
-			if _, err := kdump.Join(set); err == nil {
-				if found = append(found, set); len(found) == 2 {
-					return found
-				}
-			}
-		}
-	}
-	return found
+	return append(append(left, self), right...)
 }
 
-// partList names a set of parts, in pfn order.
-func partList(set []*kdump.File, names map[*kdump.File]string) string {
-	var ns []string
-	for _, p := range byStart(set) {
-		ns = append(ns, filepath.Base(names[p]))
+// chainBetween returns the first chain of parts from pfn from to pfn to:
+// upwards each part starts where the one before ends; downwards (down)
+// each ends where the one before starts. Which boundaries lead on to the
+// end is worked out once per boundary, so the search never follows a dead
+// end: it is linear in the parts per boundary, however many overlap. nil if
+// there is no chain; an empty, non-nil chain if from is to.
+func chainBetween(ps []*kdump.File, from, to uint64, down bool) []*kdump.File {
+	step := func(at uint64, p *kdump.File) (uint64, bool) {
+		s, e, _ := p.Part()
+		if down {
+			return s, e == at && s >= to
+		}
+		return e, s == at && e <= to
 	}
-	return strings.Join(ns, ", ")
+	reaches := map[uint64]bool{to: true}
+	var leads func(at uint64) bool
+	leads = func(at uint64) bool {
+		if r, ok := reaches[at]; ok {
+			return r
+		}
+		reaches[at] = false // ranges are not empty: no step returns to at
+		for _, p := range ps {
+			if next, ok := step(at, p); ok && leads(next) {
+				reaches[at] = true
+				break
+			}
+		}
+		return reaches[at]
+	}
+	if !leads(from) {
+		return nil
+	}
+	chain := []*kdump.File{}
+	for at := from; at != to; {
+		for _, p := range ps {
+			if next, ok := step(at, p); ok && leads(next) {
+				chain, at = append(chain, p), next
+				break
+			}
+		}
+	}
+	if down {
+		slices.Reverse(chain)
+	}
+	return chain
+}
+
+// baseNames returns the paths' file names.
+func baseNames(paths []string) []string {
+	var ns []string
+	for _, p := range paths {
+		ns = append(ns, filepath.Base(p))
+	}
+	return ns
 }
 
 // byStart returns the parts sorted by their first pfn.

@@ -34,7 +34,7 @@ func cutKdump(t *testing.T, whole []byte, cuts []uint64, dir string, names []str
 // TestKdumpSplit: any part of a split dump opens to the dump the whole
 // file is, its other parts found beside it (among unrelated files);
 // with one missing the error names the ranges found. A dump split twice
-// into one directory opens through the set the given part belongs to.
+// into one directory opens through a set the given part belongs to.
 func TestKdumpSplit(t *testing.T) {
 	ctx := context.Background()
 	image := filepath.Join(t.TempDir(), "device.img")
@@ -83,39 +83,45 @@ func TestKdumpSplit(t *testing.T) {
 	}
 
 	// The dump split twice into one directory (3 and 2 parts): each part
-	// opens with its own set; a copy of a part makes the choice ambiguous.
+	// opens with its own set, and a warning names the other set's parts.
+	// With a copy of a part beside its set, the first by name is read.
 	twice := t.TempDir()
 	cutKdump(t, whole, []uint64{0, maxPFN / 3, 2 * maxPFN / 3, maxPFN}, twice, []string{"a-1", "a-2", "a-3"})
 	cutKdump(t, whole, []uint64{0, maxPFN / 2, maxPFN}, twice, []string{"b-1", "b-2"})
-	for name, set := range map[string]string{"a-2": "a-1 a-2 a-3", "a-3": "a-1 a-2 a-3", "b-1": "b-1 b-2", "b-2": "b-1 b-2"} {
-		d, err := dump.Open(ctx, filepath.Join(twice, name), dump.Options{})
+	b2, err := os.ReadFile(filepath.Join(twice, "b-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(twice, "a-b-2.copy"), b2, 0o600)
+	for _, tc := range []struct{ name, set, unused string }{
+		{"a-2", "a-1 a-2 a-3", "b-1, a-b-2.copy, b-2"},
+		{"a-3", "a-1 a-2 a-3", "b-1, a-b-2.copy, b-2"},
+		{"b-1", "b-1 a-b-2.copy", "a-1, a-2, b-2, a-3"},
+		{"b-2", "b-1 b-2", "a-1, a-2, a-b-2.copy, a-3"},
+	} {
+		d, err := dump.Open(ctx, filepath.Join(twice, tc.name), dump.Options{})
 		if err != nil {
-			t.Errorf("%s among two sets: %v", name, err)
+			t.Errorf("%s among two sets: %v", tc.name, err)
 			continue
 		}
 		var parts []string
 		for _, p := range d.Report.Parts {
 			parts = append(parts, filepath.Base(p))
 		}
-		if strings.Join(parts, " ") != set {
-			t.Errorf("%s among two sets: parts %q, want %s", name, parts, set)
+		if strings.Join(parts, " ") != tc.set {
+			t.Errorf("%s among two sets: parts %q, want %s", tc.name, parts, tc.set)
+		}
+		if w := strings.Join(d.Report.Warnings, "\n"); !strings.Contains(w, "not needed: "+tc.unused) {
+			t.Errorf("%s among two sets: warnings %q, want the parts not needed (%s) named", tc.name, w, tc.unused)
 		}
 		for _, pa := range []uint64{0x100000, maxPFN * pageSize / 2, (maxPFN - 16) * pageSize} {
 			n1, e1 := w.Phys.ReadAt(want, int64(pa))
 			n2, e2 := d.Phys.ReadAt(got, int64(pa))
 			if n1 != n2 || (e1 == nil) != (e2 == nil) || !bytes.Equal(got[:n2], want[:n1]) {
-				t.Errorf("%s among two sets: physical %#x: %d bytes, %v; the whole file: %d bytes, %v", name, pa, n2, e2, n1, e1)
+				t.Errorf("%s among two sets: physical %#x: %d bytes, %v; the whole file: %d bytes, %v", tc.name, pa, n2, e2, n1, e1)
 			}
 		}
 		d.Close()
-	}
-	b2, err := os.ReadFile(filepath.Join(twice, "b-2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(twice, "b-2.copy"), b2, 0o600)
-	if _, err := dump.Open(ctx, filepath.Join(twice, "b-1"), dump.Options{}); err == nil || !strings.Contains(err.Error(), "more than one set of parts") || !strings.Contains(err.Error(), "b-2.copy") {
-		t.Errorf("b-1 with b-2 copied: %v, want more than one set of parts, b-2.copy named", err)
 	}
 
 	os.Remove(filepath.Join(dir, "vmcore-3"))

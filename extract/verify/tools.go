@@ -103,9 +103,11 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 		versions[Drgn] = toolVersion(ctx, `drgn (\d+\.\d+\.\d+)`, drgn, "--version")
 	}
 	rep.Repredict(versions)
-	// A tool's release is judged against OSRELEASE; in a dump without it,
-	// against the vmlinux's. A tool that reads another release read wrong
-	// memory (drgn on a KASLR dump without VMCOREINFO can print "D").
+	// A tool that reads the release through symbols is judged against
+	// OSRELEASE; in a dump without it, against the vmlinux's. One that reads
+	// another release read wrong memory (drgn on a KASLR dump without
+	// VMCOREINFO can print "D"). crash --osrelease, given no vmlinux, is
+	// judged against OSRELEASE only.
 	release, releaseFrom := rep.Release, "OSRELEASE"
 	if release == "" && opt.Vmlinux != "" {
 		if v, err := vmlinux.Open(opt.Vmlinux); err == nil {
@@ -153,8 +155,8 @@ func RunTools(ctx context.Context, rep *Report, opt ToolOptions) error {
 			r.Verdict = err.Error()
 		case code != 0:
 			r.Verdict = fmt.Sprintf("exit %d: %s", code, lastLine(out))
-		case release != "" && got != release:
-			r.Verdict = fmt.Sprintf("printed %q, %s is %q", got, releaseFrom, release)
+		case rep.Release != "" && got != rep.Release:
+			r.Verdict = fmt.Sprintf("printed %q, OSRELEASE is %q", got, rep.Release)
 		case got == "" || got == "unknown":
 			r.Verdict = fmt.Sprintf("printed %q", got)
 		default:

@@ -276,7 +276,7 @@ echo "RELEASE `+tc.printed+`"`)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := RunTools(context.Background(), rep, ToolOptions{Vmlinux: vml, Crash: "", Makedumpfile: "", Drgn: drgn, Timeout: 10 * time.Second}); err != nil {
+		if err := RunTools(context.Background(), rep, ToolOptions{Vmlinux: vml, Crash: "/nonexistent", Makedumpfile: "/nonexistent", Drgn: drgn, Timeout: 10 * time.Second}); err != nil {
 			t.Fatal(err)
 		}
 		var got *ToolRun

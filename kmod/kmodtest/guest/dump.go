@@ -47,12 +47,14 @@ func (g *Guest) DumpAs(ctx context.Context, path, format string) error {
 	if q == nil {
 		return errors.New("guest has no QMP connection")
 	}
-	return qmpDump(ctx, q, path, format, g.QEMULog)
+	return qmpDump(ctx, q, path, format, g.QEMULog, true)
 }
 
 // qmpDump runs dump-guest-memory through q and waits for it to complete;
-// qemuLog, if set, is quoted when the dump fails.
-func qmpDump(ctx context.Context, q *qmpClient, path, format, qemuLog string) error {
+// qemuLog, if set, is quoted when the dump fails. With resume, a guest that
+// ran before the dump is also waited for until it runs again (for a guest
+// that is dumped again); a guest about to be stopped need not be.
+func qmpDump(ctx context.Context, q *qmpClient, path, format, qemuLog string, resume bool) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
@@ -66,9 +68,11 @@ func qmpDump(ctx context.Context, q *qmpClient, path, format, qemuLog string) er
 	if err := os.Chmod(abs, 0o600); err != nil {
 		return err
 	}
-	wasRunning, _, err := vmStatus(ctx, q)
-	if err != nil {
-		return err
+	wasRunning := false
+	if resume {
+		if wasRunning, _, err = vmStatus(ctx, q); err != nil {
+			return err
+		}
 	}
 	t0 := time.Now()
 	if _, err := q.execute(ctx, "dump-guest-memory", map[string]any{

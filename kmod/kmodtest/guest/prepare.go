@@ -199,18 +199,17 @@ func Prepare(ctx context.Context, cacheDir string, spec Spec) (*Artefacts, error
 	// A boot under TCG or QEMU's dump can fail for reasons of the moment
 	// (a guest that never reaches its prompt, a dump that QEMU ends
 	// early); such a failure is logged and the boot tried once more.
-	var g *Guest
-	var dumpTime time.Duration
-	for try := 1; ; try++ {
-		g, dumpTime, err = bootAndDump(ctx, tmp, kern, spec, cacheDir)
-		if err == nil || try == 2 || ctx.Err() != nil {
-			break
-		}
-		logf(ctx, "booting and dumping %s failed (%v); once more", key, err)
+	g, dumpTime, err := bootAndDump(ctx, tmp, kern, spec, cacheDir)
+	if err != nil && ctx.Err() == nil {
+		first := err
+		logf(ctx, "booting and dumping %s failed (%v); once more", key, first)
 		if ents, _ := os.ReadDir(tmp); ents != nil {
 			for _, e := range ents {
 				os.RemoveAll(filepath.Join(tmp, e.Name()))
 			}
+		}
+		if g, dumpTime, err = bootAndDump(ctx, tmp, kern, spec, cacheDir); err != nil {
+			err = fmt.Errorf("%w (and on the first try: %v)", err, first)
 		}
 	}
 	if err != nil {

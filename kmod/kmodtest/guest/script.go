@@ -192,7 +192,7 @@ func dumpWhen(ctx context.Context, cfg ScriptConfig, serial, qmpSock string, exi
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if err := qmpDump(ctx, q, cfg.DumpPath, "elf", ""); err != nil {
+	if err := qmpDump(ctx, q, cfg.DumpPath, "elf", "", false); err != nil {
 		return false, err
 	}
 	q.execute(ctx, "quit", nil)
