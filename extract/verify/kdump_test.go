@@ -150,8 +150,8 @@ func TestKdumpMutants(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, id := range m.Want {
-				if c := rep.Check(ID(id)); c == nil || !c.Failed() {
-					t.Errorf("check %s did not fire: %+v\nfailed: %s", id, c, failedSummary(rep))
+				if !firedAny(rep, id) {
+					t.Errorf("check %s did not fire: %+v\nfailed: %s", id, rep.Check(ID(id)), failedSummary(rep))
 				}
 			}
 			t.Logf("failed: %v", rep.Failed())
@@ -293,4 +293,15 @@ func TestKdumpSplitPart(t *testing.T) {
 			t.Errorf("H6 %+v, want %s's array and data overlapping", c, names[1])
 		}
 	})
+}
+
+// firedAny reports whether the check want names failed; want may join
+// several IDs with "|", any of which will do.
+func firedAny(rep *Report, want string) bool {
+	for _, id := range strings.Split(want, "|") {
+		if c := rep.Check(ID(id)); c != nil && c.Failed() {
+			return true
+		}
+	}
+	return false
 }
