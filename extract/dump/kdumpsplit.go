@@ -91,10 +91,9 @@ func JoinSplit(path string, r io.ReaderAt, size int64) (*SplitSet, error) {
 		return nil, err
 	}
 	parts, names := []*kdump.File{self}, map[*kdump.File]string{self: path}
-	handles := map[*kdump.File]*os.File{}
-	var files []*os.File
+	handles := map[*kdump.File]*os.File{} // the files this call opened
 	fail := func(err error) (*SplitSet, error) {
-		for _, f := range files {
+		for _, f := range handles {
 			f.Close()
 		}
 		return nil, err
@@ -116,7 +115,7 @@ func JoinSplit(path string, r io.ReaderAt, size int64) (*SplitSet, error) {
 			fh.Close()
 			return fail(want(fmt.Sprintf("more than %d parts were found", maxSplitParts)))
 		}
-		parts, names[part], files, handles[part] = append(parts, part), p, append(files, fh), fh
+		parts, names[part], handles[part] = append(parts, part), p, fh
 	}
 	j, err := kdump.Join(parts)
 	var unused []*kdump.File
